@@ -1,0 +1,77 @@
+// Package kube builds Kubernetes clients from kubectl's flags, lazily, and
+// holds the few list helpers every command uses (always paginated).
+package kube
+
+import (
+	"fmt"
+	"sync"
+
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Clients are the API clients a command needs.
+type Clients struct {
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	Config  *rest.Config
+}
+
+// Factory turns the kubeconfig flags into clients on first use, so --help and
+// version never read a kubeconfig or touch the network.
+type Factory struct {
+	flags *genericclioptions.ConfigFlags
+
+	once    sync.Once
+	clients *Clients
+	err     error
+}
+
+// NewFactory wraps kubectl's config flags.
+func NewFactory(flags *genericclioptions.ConfigFlags) *Factory {
+	return &Factory{flags: flags}
+}
+
+// Clients returns the clients, building them once.
+func (f *Factory) Clients() (*Clients, error) {
+	f.once.Do(func() { f.clients, f.err = f.build() })
+	return f.clients, f.err
+}
+
+// Namespace is the namespace from -n or the kubeconfig context.
+func (f *Factory) Namespace() (string, error) {
+	ns, _, err := f.flags.ToRawKubeConfigLoader().Namespace()
+	return ns, err
+}
+
+func (f *Factory) build() (*Clients, error) {
+	// Without this check client-go silently falls back to localhost:8080.
+	if raw, err := f.flags.ToRawKubeConfigLoader().RawConfig(); err == nil && raw.CurrentContext == "" &&
+		stringValue(f.flags.Context) == "" && stringValue(f.flags.APIServer) == "" {
+		return nil, fmt.Errorf("no cluster to talk to: the kubeconfig has no current context; set KUBECONFIG, --kubeconfig or --context")
+	}
+	cfg, err := f.flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig: %w (check --kubeconfig, --context or $KUBECONFIG)", err)
+	}
+	// Reports list whole clusters; the default 5 QPS would make them crawl.
+	cfg.QPS, cfg.Burst = 50, 100
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building Kubernetes client: %w", err)
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building dynamic client: %w", err)
+	}
+	return &Clients{Kube: kc, Dynamic: dc, Config: cfg}, nil
+}
+
+func stringValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,259 @@
+package status
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+)
+
+// Dual-stack is GA (and on by default) from Kubernetes 1.23.
+var minKubernetes = version.MajorMinor(1, 23)
+
+// The OpenShift cluster network operator refuses converting an installed
+// cluster on AWS to dual-stack from 4.11 on.
+var openShiftAWSRefusal = version.MajorMinor(4, 11)
+
+// maxNamed caps how many node names a message lists.
+const maxNamed = 5
+
+// Evaluate judges the facts, layer by layer, in a stable order.
+func Evaluate(f *Facts) report.Report {
+	var r report.Report
+	r.Add(kubernetesVersion(f.Platform.KubernetesVersion))
+	r.Add(platformCheck(f.Platform))
+	r.Add(nodeInternalIPs(f))
+	r.Add(podCIDRs(f.Nodes))
+	r.Add(serviceCIDRCheck(f.ServiceCIDRs))
+	if f.OpenShift != nil {
+		r.Add(openShiftNetworkCheck(f.OpenShift))
+		r.Add(openShiftConversion(f.Platform, f.OpenShift))
+	}
+	return r
+}
+
+func kubernetesVersion(gitVersion string) report.Check {
+	c := report.Check{Layer: report.LayerCluster, Name: "kubernetes-version"}
+	v, err := version.ParseGeneric(gitVersion)
+	switch {
+	case err != nil:
+		c.Status, c.Message = report.Warn, fmt.Sprintf("cannot parse the server version %q: %v", gitVersion, err)
+	case v.LessThan(minKubernetes):
+		c.Status = report.Fail
+		c.Message = fmt.Sprintf("Kubernetes %s: IPv4/IPv6 dual-stack is GA only from 1.23", gitVersion)
+		c.Remediation = "upgrade the cluster to Kubernetes 1.23 or newer (OpenShift 4.10 or newer) first"
+	default:
+		c.Status, c.Message = report.Pass, fmt.Sprintf("Kubernetes %s (dual-stack GA since 1.23)", gitVersion)
+	}
+	return c
+}
+
+func platformCheck(p platform.Info) report.Check {
+	c := report.Check{Layer: report.LayerCluster, Name: "platform", Status: report.Pass}
+	var b strings.Builder
+	b.WriteString(string(p.Kind))
+	if p.OpenShiftVersion != "" {
+		b.WriteString(" " + p.OpenShiftVersion)
+	}
+	if p.InfrastructurePlatform != "" {
+		b.WriteString(" on " + p.InfrastructurePlatform)
+	} else if p.OnAWS() {
+		b.WriteString(" on AWS")
+	}
+	var details []string
+	if p.AWSRegion != "" {
+		details = append(details, "region "+p.AWSRegion)
+	}
+	if p.InfraID != "" {
+		details = append(details, "infraID "+p.InfraID)
+	}
+	if len(p.ServiceEndpoints) > 0 {
+		details = append(details, fmt.Sprintf("%d custom AWS endpoints", len(p.ServiceEndpoints)))
+	}
+	if len(details) > 0 {
+		b.WriteString(" (" + strings.Join(details, ", ") + ")")
+	}
+	c.Message = b.String()
+	if !p.OnAWS() {
+		c.Status = report.Warn
+		c.Message += "; not on AWS as far as the cluster tells, so the AWS underlay cannot be managed"
+		c.Remediation = "for a cluster on EC2 without a cloud provider, pass --region and --vpc-id to the aws commands"
+	}
+	return c
+}
+
+func nodeInternalIPs(f *Facts) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "node-internal-ips"}
+	if len(f.Nodes) == 0 {
+		c.Status, c.Message = report.Warn, "the cluster has no nodes"
+		return c
+	}
+	var missing []string
+	for _, n := range f.Nodes {
+		if v4, v6 := Families(n.InternalIPs); !v4 || !v6 {
+			missing = append(missing, fmt.Sprintf("%s (%s)", n.Name, familyWord(v4, v6)))
+		}
+	}
+	if len(missing) == 0 {
+		c.Status = report.Pass
+		c.Message = fmt.Sprintf("all %d nodes have IPv4 and IPv6 InternalIPs", len(f.Nodes))
+		return c
+	}
+	c.Status = report.Fail
+	c.Message = fmt.Sprintf("%d of %d nodes lack an InternalIP of both families: %s",
+		len(missing), len(f.Nodes), names(missing))
+	switch {
+	case f.Platform.Kind == platform.KindKind:
+		c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
+	case f.Platform.OnAWS():
+		c.Remediation = "give the VPC, subnets and instances IPv6 (the AWS underlay), then restart the kubelets so nodes report an IPv6 InternalIP"
+	default:
+		c.Remediation = "give each node an IPv6 address and start the kubelet with --node-ip=<IPv4>,<IPv6>"
+	}
+	return c
+}
+
+func podCIDRs(nodes []NodeFacts) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "pod-cidrs"}
+	var withCIDRs int
+	var missing []string
+	for _, n := range nodes {
+		if len(n.PodCIDRs) == 0 {
+			continue
+		}
+		withCIDRs++
+		if v4, v6 := Families(n.PodCIDRs); !v4 || !v6 {
+			missing = append(missing, fmt.Sprintf("%s (%s)", n.Name, familyWord(v4, v6)))
+		}
+	}
+	switch {
+	case withCIDRs == 0:
+		c.Status = report.Skip
+		c.Message = "no node records pod CIDRs (spec.podCIDRs or OVN-Kubernetes node subnets): the network plugin allocates pod addresses itself"
+	case len(missing) == 0:
+		c.Status = report.Pass
+		c.Message = fmt.Sprintf("%d nodes have IPv4 and IPv6 pod CIDRs", withCIDRs)
+	default:
+		c.Status = report.Fail
+		c.Message = fmt.Sprintf("%d of %d nodes have pod CIDRs of one family only: %s", len(missing), withCIDRs, names(missing))
+		c.Remediation = "add an IPv6 cluster network (kube-controller-manager --cluster-cidr=<v4>,<v6>, or the OpenShift Network config); nodes get IPv6 pod CIDRs once it is in place"
+	}
+	return c
+}
+
+func serviceCIDRCheck(s ServiceCIDRFacts) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "service-cidrs"}
+	if s.Err != nil {
+		c.Status = report.Warn
+		c.Message = fmt.Sprintf("cannot tell the service IP families: %v", s.Err)
+		c.Remediation = "needs list on servicecidrs.networking.k8s.io, or create (dry-run) on services in the default namespace"
+		return c
+	}
+	v4, v6 := Families(s.CIDRs)
+	c.Message = fmt.Sprintf("%s: %s (%s)", familyWord(v4, v6), strings.Join(s.CIDRs, ", "), s.Source)
+	if v4 && v6 {
+		c.Status = report.Pass
+		return c
+	}
+	c.Status = report.Fail
+	c.Remediation = "add an IPv6 service range: kube-apiserver --service-cluster-ip-range=<v4>,<v6> (kubeadm/kind), or spec.serviceNetwork of the OpenShift Network config"
+	return c
+}
+
+func openShiftNetworkCheck(on *OpenShiftNetwork) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "openshift-network"}
+	if on.Err != nil {
+		c.Status, c.Message = report.Warn, on.Err.Error()
+		c.Remediation = "needs get on networks.config.openshift.io"
+		return c
+	}
+	_, specCluster6 := Families(on.SpecClusterNetwork)
+	_, specService6 := Families(on.SpecServiceNetwork)
+	_, statusCluster6 := Families(on.StatusClusterNetwork)
+	_, statusService6 := Families(on.StatusServiceNetwork)
+	summary := fmt.Sprintf("%s; spec clusterNetwork [%s] serviceNetwork [%s]; status clusterNetwork [%s] serviceNetwork [%s]",
+		orUnknown(on.NetworkType), strings.Join(on.SpecClusterNetwork, ", "), strings.Join(on.SpecServiceNetwork, ", "),
+		strings.Join(on.StatusClusterNetwork, ", "), strings.Join(on.StatusServiceNetwork, ", "))
+	switch {
+	case statusCluster6 && statusService6 && specCluster6 && specService6:
+		c.Status, c.Message = report.Pass, "dual-stack applied: "+summary
+	case specCluster6 || specService6:
+		c.Status = report.Fail
+		c.Message = "IPv6 requested in spec but not in status: " + summary
+		if on.OperatorDegraded != "" {
+			c.Message += "; network operator Degraded: " + on.OperatorDegraded
+		}
+		c.Remediation = "check `oc get clusteroperator network`; if the operator refuses the change, remove the IPv6 entries from spec again"
+	default:
+		c.Status = report.Fail
+		c.Message = "IPv4 only: " + summary
+		c.Remediation = "append an IPv6 entry to spec.clusterNetwork (e.g. fd01::/48, hostPrefix 64) and spec.serviceNetwork (e.g. fd02::/112) of networks.config.openshift.io/cluster"
+	}
+	if on.NetworkType != "" && on.NetworkType != "OVNKubernetes" && c.Status != report.Pass {
+		c.Message += "; dual-stack needs networkType OVNKubernetes"
+	}
+	return c
+}
+
+// openShiftConversion says whether this OpenShift cluster may be converted
+// to dual-stack after installation at all.
+func openShiftConversion(p platform.Info, on *OpenShiftNetwork) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "openshift-dual-stack-conversion"}
+	if strings.HasPrefix(p.AWSIPFamily, "DualStack") {
+		c.Status, c.Message = report.Pass, "installed dual-stack (platformStatus.aws.ipFamily "+p.AWSIPFamily+")"
+		return c
+	}
+	_, status6 := Families(append(append([]string{}, on.StatusClusterNetwork...), on.StatusServiceNetwork...))
+	if status6 {
+		c.Status, c.Message = report.Pass, "the Network config already carries IPv6"
+		return c
+	}
+	v, err := version.ParseGeneric(p.OpenShiftVersion)
+	switch {
+	case p.InfrastructurePlatform != "AWS":
+		c.Status = report.Pass
+		c.Message = fmt.Sprintf("platform %s allows converting an installed cluster to dual-stack", orUnknown(p.InfrastructurePlatform))
+	case err != nil:
+		c.Status = report.Warn
+		c.Message = fmt.Sprintf("cannot tell the OpenShift version (%q), so not whether the network operator allows a day-2 conversion on AWS", p.OpenShiftVersion)
+	case !v.LessThan(openShiftAWSRefusal):
+		c.Status = report.Fail
+		c.Message = fmt.Sprintf("OpenShift %s on AWS: the cluster network operator refuses converting an installed cluster to dual-stack (since 4.%d it goes Degraded with InvalidClusterConfig)", p.OpenShiftVersion, openShiftAWSRefusal.Minor())
+		c.Remediation = "install dual-stack instead (install-config platform.aws.ipFamily: DualStackIPv4Primary, on releases that have it); the underlay and gateway layers can still be prepared"
+	default:
+		c.Status = report.Pass
+		c.Message = fmt.Sprintf("OpenShift %s predates the AWS day-2 refusal (4.%d)", p.OpenShiftVersion, openShiftAWSRefusal.Minor())
+	}
+	return c
+}
+
+func familyWord(v4, v6 bool) string {
+	switch {
+	case v4 && v6:
+		return "dual-stack"
+	case v4:
+		return "IPv4 only"
+	case v6:
+		return "IPv6 only"
+	default:
+		return "no addresses"
+	}
+}
+
+func names(list []string) string {
+	if len(list) <= maxNamed {
+		return strings.Join(list, ", ")
+	}
+	return strings.Join(list[:maxNamed], ", ") + ", and " + strconv.Itoa(len(list)-maxNamed) + " more"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

@@ -1,0 +1,207 @@
+// Package status builds the read-only readiness report of `status`: it reads
+// the cluster once (every list paginated) into Facts, then judges each layer
+// from those facts alone, so the verdicts are pure functions and testable.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+)
+
+// NodeFacts is what the overlay checks need of one node.
+type NodeFacts struct {
+	Name        string
+	InternalIPs []string
+	PodCIDRs    []string // spec.podCIDRs, or OVN-Kubernetes' node subnets
+}
+
+// ServiceCIDRFacts are the cluster's service ranges and where they came from.
+type ServiceCIDRFacts struct {
+	CIDRs  []string // ranges, or single ClusterIPs when only a probe could tell
+	Source string
+	Err    error // set when neither way worked
+}
+
+// OpenShiftNetwork is networks.config.openshift.io/cluster plus the network
+// ClusterOperator's conditions.
+type OpenShiftNetwork struct {
+	NetworkType          string
+	SpecClusterNetwork   []string
+	SpecServiceNetwork   []string
+	StatusClusterNetwork []string
+	StatusServiceNetwork []string
+	OperatorDegraded     string // the Degraded condition's message when True
+	Err                  error
+}
+
+// Facts is everything status judges.
+type Facts struct {
+	Platform     platform.Info
+	Nodes        []NodeFacts
+	ServiceCIDRs ServiceCIDRFacts
+	OpenShift    *OpenShiftNetwork // nil unless OpenShift
+}
+
+// ovnNodeSubnets is where OVN-Kubernetes records a node's pod subnets; it
+// leaves spec.podCIDRs empty.
+const ovnNodeSubnets = "k8s.ovn.org/node-subnets"
+
+// Gather reads the cluster. An error means the cluster could not be read at
+// all; a failure to read one optional thing is kept in the facts instead.
+func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) (*Facts, error) {
+	nodes, err := kube.ListNodes(ctx, kc, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	info, err := platform.Detect(ctx, kc, dc, nodes)
+	if err != nil {
+		return nil, err
+	}
+	f := &Facts{Platform: info, Nodes: nodeFacts(nodes)}
+	f.ServiceCIDRs = serviceCIDRs(ctx, kc)
+	if info.Kind == platform.OpenShift {
+		f.OpenShift = openShiftNetwork(ctx, dc)
+	}
+	return f, nil
+}
+
+func nodeFacts(nodes []corev1.Node) []NodeFacts {
+	out := make([]NodeFacts, 0, len(nodes))
+	for _, n := range nodes {
+		nf := NodeFacts{Name: n.Name, PodCIDRs: n.Spec.PodCIDRs}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				nf.InternalIPs = append(nf.InternalIPs, a.Address)
+			}
+		}
+		if len(nf.PodCIDRs) == 0 && n.Spec.PodCIDR != "" {
+			nf.PodCIDRs = []string{n.Spec.PodCIDR}
+		}
+		if len(nf.PodCIDRs) == 0 {
+			nf.PodCIDRs = ovnSubnets(n.Annotations[ovnNodeSubnets])
+		}
+		out = append(out, nf)
+	}
+	return out
+}
+
+// ovnSubnets parses {"default":["10.128.0.0/23","fd01:0:0:1::/64"]} (older
+// releases wrote a single string instead of a list).
+func ovnSubnets(annotation string) []string {
+	if annotation == "" {
+		return nil
+	}
+	var many map[string][]string
+	if json.Unmarshal([]byte(annotation), &many) == nil {
+		return many["default"]
+	}
+	var one map[string]string
+	if json.Unmarshal([]byte(annotation), &one) == nil && one["default"] != "" {
+		return []string{one["default"]}
+	}
+	return nil
+}
+
+// serviceCIDRs reads ServiceCIDR objects (Kubernetes >= 1.33); where that API
+// is missing or forbidden it asks the apiserver to dry-run a PreferDualStack
+// Service, whose ClusterIPs show which families the service range has.
+func serviceCIDRs(ctx context.Context, kc kubernetes.Interface) ServiceCIDRFacts {
+	list, err := kc.NetworkingV1().ServiceCIDRs().List(ctx, metav1.ListOptions{Limit: kube.PageSize})
+	if err == nil && len(list.Items) > 0 {
+		var cidrs []string
+		for _, sc := range list.Items {
+			cidrs = append(cidrs, sc.Spec.CIDRs...)
+		}
+		return ServiceCIDRFacts{CIDRs: cidrs, Source: "ServiceCIDR objects"}
+	}
+	listErr := err
+	policy := corev1.IPFamilyPolicyPreferDualStack
+	probe := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "dualstack-probe-"},
+		Spec: corev1.ServiceSpec{
+			Type:           corev1.ServiceTypeClusterIP,
+			IPFamilyPolicy: &policy,
+			Ports:          []corev1.ServicePort{{Port: 80}},
+		},
+	}
+	svc, err := kc.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		if listErr != nil && !apierrors.IsNotFound(listErr) {
+			err = fmt.Errorf("listing ServiceCIDRs: %v; dry-run of a Service: %w", listErr, err)
+		}
+		return ServiceCIDRFacts{Err: err}
+	}
+	return ServiceCIDRFacts{CIDRs: svc.Spec.ClusterIPs, Source: "ClusterIPs of a dry-run PreferDualStack Service"}
+}
+
+func openShiftNetwork(ctx context.Context, dc dynamic.Interface) *OpenShiftNetwork {
+	on := &OpenShiftNetwork{}
+	nw, err := dc.Resource(platform.NetworksGVR).Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		on.Err = fmt.Errorf("reading networks.config.openshift.io/cluster: %w", err)
+		return on
+	}
+	on.NetworkType, _, _ = unstructured.NestedString(nw.Object, "spec", "networkType")
+	on.SpecClusterNetwork = clusterNetworkCIDRs(nw, "spec")
+	on.StatusClusterNetwork = clusterNetworkCIDRs(nw, "status")
+	on.SpecServiceNetwork, _, _ = unstructured.NestedStringSlice(nw.Object, "spec", "serviceNetwork")
+	on.StatusServiceNetwork, _, _ = unstructured.NestedStringSlice(nw.Object, "status", "serviceNetwork")
+
+	co, err := dc.Resource(platform.ClusterOperatorsGVR).Get(ctx, "network", metav1.GetOptions{})
+	if err == nil {
+		conds, _, _ := unstructured.NestedSlice(co.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Degraded" && m["status"] == "True" {
+				on.OperatorDegraded = fmt.Sprintf("%v: %v", m["reason"], m["message"])
+			}
+		}
+	}
+	return on
+}
+
+func clusterNetworkCIDRs(nw *unstructured.Unstructured, section string) []string {
+	entries, _, _ := unstructured.NestedSlice(nw.Object, section, "clusterNetwork")
+	var cidrs []string
+	for _, e := range entries {
+		if m, ok := e.(map[string]any); ok {
+			if c, _ := m["cidr"].(string); c != "" {
+				cidrs = append(cidrs, c)
+			}
+		}
+	}
+	return cidrs
+}
+
+// Families tells which IP families a list of addresses or CIDRs covers.
+// Entries that parse as neither are ignored.
+func Families(addrs []string) (v4, v6 bool) {
+	for _, a := range addrs {
+		var ip netip.Addr
+		if p, err := netip.ParsePrefix(a); err == nil {
+			ip = p.Addr()
+		} else if addr, err := netip.ParseAddr(a); err == nil {
+			ip = addr
+		} else {
+			continue
+		}
+		if ip.Unmap().Is4() {
+			v4 = true
+		} else {
+			v6 = true
+		}
+	}
+	return v4, v6
+}
