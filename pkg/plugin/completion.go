@@ -19,9 +19,9 @@ func newCmdCompletion(inv Invocation, streams genericiooptions.IOStreams) *cobra
 		Short: "Print a shell completion script",
 		Long: fmt.Sprintf(`Print a completion script for %[1]s.
 
-For "%[2]s <TAB>" inside kubectl's own completion, install the
-kubectl_complete-dualstack shim on your PATH (krew and "make install" do);
-kubectl (1.26 or newer) calls it.
+For "%[2]s <TAB>" inside kubectl's own completion, put the
+kubectl_complete-dualstack shim on your PATH ("make install" does; with krew,
+see the plugin's caveats); kubectl 1.26 or newer calls it.
 
 To complete the %[1]s executable directly, load the script, e.g. for bash:
 

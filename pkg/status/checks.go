@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,7 @@ var minKubernetes = version.MajorMinor(1, 23)
 var openShiftAWSRefusal = version.MajorMinor(4, 11)
 
 // maxNamed caps how many node names a message lists.
-const maxNamed = 5
+const maxNamed = 3
 
 // Evaluate judges the facts, layer by layer, in a stable order.
 func Evaluate(f *Facts) report.Report {
@@ -27,8 +28,8 @@ func Evaluate(f *Facts) report.Report {
 	r.Add(kubernetesVersion(f.Platform.KubernetesVersion))
 	r.Add(platformCheck(f.Platform))
 	r.Add(nodeInternalIPs(f))
-	r.Add(podCIDRs(f.Nodes))
-	r.Add(serviceCIDRCheck(f.ServiceCIDRs))
+	r.Add(podCIDRs(f.Platform.Kind, f.Nodes))
+	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs))
 	if f.OpenShift != nil {
 		r.Add(openShiftNetworkCheck(f.OpenShift))
 		r.Add(openShiftConversion(f.Platform, f.OpenShift))
@@ -40,8 +41,10 @@ func kubernetesVersion(gitVersion string) report.Check {
 	c := report.Check{Layer: report.LayerCluster, Name: "kubernetes-version"}
 	v, err := version.ParseGeneric(gitVersion)
 	switch {
-	case err != nil:
-		c.Status, c.Message = report.Warn, fmt.Sprintf("cannot parse the server version %q: %v", gitVersion, err)
+	case err != nil || v.Major() == 0:
+		c.Status = report.Warn
+		c.Message = fmt.Sprintf("cannot tell the Kubernetes release from the server version %q (a development build?)", gitVersion)
+		c.Remediation = "dual-stack needs Kubernetes 1.23 or newer: check the cluster's release by other means"
 	case v.LessThan(minKubernetes):
 		c.Status = report.Fail
 		c.Message = fmt.Sprintf("Kubernetes %s: IPv4/IPv6 dual-stack is GA only from 1.23", gitVersion)
@@ -92,20 +95,20 @@ func nodeInternalIPs(f *Facts) report.Check {
 		c.Status, c.Message = report.Warn, "the cluster has no nodes"
 		return c
 	}
-	var missing []string
+	byFamily := map[string][]string{}
 	for _, n := range f.Nodes {
 		if v4, v6 := Families(n.InternalIPs); !v4 || !v6 {
-			missing = append(missing, fmt.Sprintf("%s (%s)", n.Name, familyWord(v4, v6)))
+			w := familyWord(v4, v6)
+			byFamily[w] = append(byFamily[w], n.Name)
 		}
 	}
-	if len(missing) == 0 {
+	if len(byFamily) == 0 {
 		c.Status = report.Pass
 		c.Message = fmt.Sprintf("all %d nodes have IPv4 and IPv6 InternalIPs", len(f.Nodes))
 		return c
 	}
 	c.Status = report.Fail
-	c.Message = fmt.Sprintf("%d of %d nodes lack an InternalIP of both families: %s",
-		len(missing), len(f.Nodes), names(missing))
+	c.Message = "InternalIPs: " + describeGroups(byFamily, len(f.Nodes))
 	switch {
 	case f.Platform.Kind == platform.KindKind:
 		c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
@@ -117,17 +120,18 @@ func nodeInternalIPs(f *Facts) report.Check {
 	return c
 }
 
-func podCIDRs(nodes []NodeFacts) report.Check {
+func podCIDRs(kind platform.Kind, nodes []NodeFacts) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "pod-cidrs"}
 	var withCIDRs int
-	var missing []string
+	missing := map[string][]string{}
 	for _, n := range nodes {
 		if len(n.PodCIDRs) == 0 {
 			continue
 		}
 		withCIDRs++
 		if v4, v6 := Families(n.PodCIDRs); !v4 || !v6 {
-			missing = append(missing, fmt.Sprintf("%s (%s)", n.Name, familyWord(v4, v6)))
+			w := familyWord(v4, v6)
+			missing[w] = append(missing[w], n.Name)
 		}
 	}
 	switch {
@@ -139,13 +143,20 @@ func podCIDRs(nodes []NodeFacts) report.Check {
 		c.Message = fmt.Sprintf("%d nodes have IPv4 and IPv6 pod CIDRs", withCIDRs)
 	default:
 		c.Status = report.Fail
-		c.Message = fmt.Sprintf("%d of %d nodes have pod CIDRs of one family only: %s", len(missing), withCIDRs, names(missing))
-		c.Remediation = "add an IPv6 cluster network (kube-controller-manager --cluster-cidr=<v4>,<v6>, or the OpenShift Network config); nodes get IPv6 pod CIDRs once it is in place"
+		c.Message = "pod CIDRs: " + describeGroups(missing, withCIDRs)
+		switch kind {
+		case platform.OpenShift:
+			c.Remediation = "append an IPv6 entry to spec.clusterNetwork of networks.config.openshift.io/cluster; OVN-Kubernetes then gives each node an IPv6 subnet"
+		case platform.KindKind:
+			c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
+		default:
+			c.Remediation = "run kube-controller-manager with --cluster-cidr=<v4>,<v6> and --node-cidr-mask-size-ipv6; nodes get IPv6 pod CIDRs once it is in place"
+		}
 	}
 	return c
 }
 
-func serviceCIDRCheck(s ServiceCIDRFacts) report.Check {
+func serviceCIDRCheck(kind platform.Kind, s ServiceCIDRFacts) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "service-cidrs"}
 	if s.Err != nil {
 		c.Status = report.Warn
@@ -160,7 +171,14 @@ func serviceCIDRCheck(s ServiceCIDRFacts) report.Check {
 		return c
 	}
 	c.Status = report.Fail
-	c.Remediation = "add an IPv6 service range: kube-apiserver --service-cluster-ip-range=<v4>,<v6> (kubeadm/kind), or spec.serviceNetwork of the OpenShift Network config"
+	switch kind {
+	case platform.OpenShift:
+		c.Remediation = "append an IPv6 range (e.g. fd02::/112) to spec.serviceNetwork of networks.config.openshift.io/cluster"
+	case platform.KindKind:
+		c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
+	default:
+		c.Remediation = "add an IPv6 service range: kube-apiserver and kube-controller-manager --service-cluster-ip-range=<v4>,<v6>"
+	}
 	return c
 }
 
@@ -244,11 +262,26 @@ func familyWord(v4, v6 bool) string {
 	}
 }
 
+// describeGroups says how many of total nodes fall in each group, naming a few:
+// "6 of 6 nodes IPv4 only (a, b, c and 3 more)".
+func describeGroups(groups map[string][]string, total int) string {
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d of %d nodes %s (%s)", len(groups[k]), total, k, names(groups[k])))
+	}
+	return strings.Join(parts, "; ")
+}
+
 func names(list []string) string {
 	if len(list) <= maxNamed {
 		return strings.Join(list, ", ")
 	}
-	return strings.Join(list[:maxNamed], ", ") + ", and " + strconv.Itoa(len(list)-maxNamed) + " more"
+	return strings.Join(list[:maxNamed], ", ") + " and " + strconv.Itoa(len(list)-maxNamed) + " more"
 }
 
 func orUnknown(s string) string {

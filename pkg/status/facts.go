@@ -63,7 +63,7 @@ const ovnNodeSubnets = "k8s.ovn.org/node-subnets"
 func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) (*Facts, error) {
 	nodes, err := kube.ListNodes(ctx, kc, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
+		return nil, kube.Explain("listing nodes", err)
 	}
 	info, err := platform.Detect(ctx, kc, dc, nodes)
 	if err != nil {
