@@ -1,0 +1,83 @@
+# kubectl-dualstack: build, install, test, demo.
+#
+#   make demo   the whole flow on a local sandbox (kube-apiserver + moto on loopback)
+#   make test   unit tests, packaging checks and end-to-end tests
+#
+# Names come from plugins.yaml; pkg/catalog's tests check these two lines.
+PLUGINS := kubectl-dualstack oc-dualstack
+COMPLETION_SHIM := kubectl_complete-dualstack
+
+MODULE      := github.com/kubectl-dualstack/kubectl-dualstack
+BIN_DIR     ?= $(CURDIR)/bin
+INSTALL_DIR ?= $(shell go env GOPATH)/bin
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS     := -X $(MODULE)/pkg/plugin.version=$(VERSION) -X $(MODULE)/pkg/plugin.commit=$(COMMIT) -X $(MODULE)/pkg/plugin.buildDate=$(BUILD_DATE)
+
+# The in-process kube-apiserver reports the release it is built from, as a
+# release build of kube-apiserver does (keep in step with test/go.mod).
+KUBE_VERSION := v1.37.2
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
+
+MOTO_VERSION := 5.2.1
+E2E_TIMEOUT  ?= 60m
+
+.PHONY: all build install uninstall test unit e2e krew-validate bench demo sandbox vet lint fmt moto clean
+
+all: build
+
+build: ## the plugin binary, its oc name and the completion shim, in bin/
+	@mkdir -p $(BIN_DIR)
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/kubectl-dualstack ./cmd/kubectl-dualstack
+	ln -sf kubectl-dualstack $(BIN_DIR)/oc-dualstack
+	install -m 0755 hack/$(COMPLETION_SHIM) $(BIN_DIR)/$(COMPLETION_SHIM)
+
+install: build ## install every name in INSTALL_DIR (default: $(go env GOPATH)/bin; put it on PATH)
+	@mkdir -p $(INSTALL_DIR)
+	install -m 0755 $(BIN_DIR)/kubectl-dualstack $(INSTALL_DIR)/kubectl-dualstack
+	ln -sf kubectl-dualstack $(INSTALL_DIR)/oc-dualstack
+	install -m 0755 hack/$(COMPLETION_SHIM) $(INSTALL_DIR)/$(COMPLETION_SHIM)
+	@echo "installed $(PLUGINS) $(COMPLETION_SHIM) in $(INSTALL_DIR)"
+
+uninstall:
+	rm -f $(addprefix $(INSTALL_DIR)/,$(PLUGINS) $(COMPLETION_SHIM))
+
+test: vet unit krew-validate e2e ## everything CI runs
+
+unit: ## main module tests, with the race detector
+	go test -race -count=1 ./...
+
+krew-validate: ## render .krew.yaml and run krew's own manifest validator on it
+	BIN_DIR=$(BIN_DIR) bash hack/validate-krew-manifest.sh
+
+e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
+	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...
+
+bench: ## benchmarks
+	go test -run '^$$' -bench . -benchmem ./...
+
+demo: build moto ## start the sandbox, run the plugin against it, stop
+	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox
+
+sandbox: build moto ## like demo, then keep the sandbox up until Ctrl-C for your own commands
+	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox -hold
+
+vet: ## go vet both modules and check formatting
+	go vet ./...
+	cd test && go vet ./...
+	cd tools && go vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: vet
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+moto: ## moto_server $(MOTO_VERSION), unless one is on PATH already
+	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet 'moto[server]==$(MOTO_VERSION)'
+	@command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto; add pip's script directory to PATH"; exit 1; }
+
+clean:
+	rm -rf $(BIN_DIR) .sandbox
