@@ -114,6 +114,7 @@ Start with a read-only look:
 
 	root.AddCommand(
 		NewCmdStatus(inv, streams, clients),
+		NewCmdAWS(inv, streams, clients),
 		NewCmdVersion(inv, streams),
 	)
 	root.AddCommand(newCmdCompletion(inv, streams))

@@ -22,17 +22,25 @@ var openShiftAWSRefusal = version.MajorMinor(4, 11)
 // maxNamed caps how many node names a message lists.
 const maxNamed = 3
 
-// Evaluate judges the facts, layer by layer, in a stable order.
-func Evaluate(f *Facts) report.Report {
+// Evaluate judges the facts layer by layer (cluster, underlay, overlay,
+// mesh), in a stable order. command is how the user runs the plugin
+// ("oc dualstack"), for the fixes that name one of its commands.
+func Evaluate(f *Facts, command string) report.Report {
 	var r report.Report
 	r.Add(kubernetesVersion(f.Platform.KubernetesVersion))
 	r.Add(platformCheck(f.Platform))
+	for _, c := range underlayChecks(f.Underlay, command) {
+		r.Add(c)
+	}
 	r.Add(nodeInternalIPs(f))
 	r.Add(podCIDRs(f.Platform.Kind, f.Nodes))
 	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs))
 	if f.OpenShift != nil {
 		r.Add(openShiftNetworkCheck(f.OpenShift))
 		r.Add(openShiftConversion(f.Platform, f.OpenShift))
+	}
+	for _, c := range meshChecks(f, command) {
+		r.Add(c)
 	}
 	return r
 }

@@ -76,7 +76,7 @@ func TestNodeAndRangeChecks(t *testing.T) {
 		{"services unknown", Facts{ServiceCIDRs: ServiceCIDRFacts{Err: errors.New("forbidden")}}, "service-cidrs", report.Warn, "forbidden"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := find(t, Evaluate(&tc.facts), tc.check)
+			c := find(t, Evaluate(&tc.facts, "kubectl dualstack"), tc.check)
 			if c.Status != tc.want || !strings.Contains(c.Message, tc.contains) {
 				t.Fatalf("got %s %q, want %s containing %q", c.Status, c.Message, tc.want, tc.contains)
 			}
@@ -133,7 +133,7 @@ func TestOpenShiftChecks(t *testing.T) {
 		{"aws installed dual", platform.Info{Kind: platform.OpenShift, OpenShiftVersion: "4.20.1", InfrastructurePlatform: "AWS", AWSIPFamily: "DualStackIPv4Primary"}, dual, report.Pass, report.Pass, "DualStackIPv4Primary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Evaluate(&Facts{Platform: tc.p, Nodes: dualNodes(1), OpenShift: tc.on})
+			r := Evaluate(&Facts{Platform: tc.p, Nodes: dualNodes(1), OpenShift: tc.on}, "kubectl dualstack")
 			n, c := find(t, r, "openshift-network"), find(t, r, "openshift-dual-stack-conversion")
 			if n.Status != tc.network || c.Status != tc.conversion {
 				t.Fatalf("network %s (%s), conversion %s (%s); want %s, %s", n.Status, n.Message, c.Status, c.Message, tc.network, tc.conversion)
@@ -146,7 +146,7 @@ func TestOpenShiftChecks(t *testing.T) {
 }
 
 func TestOpenShiftChecksOnlyOnOpenShift(t *testing.T) {
-	r := Evaluate(&Facts{Platform: platform.Info{Kind: platform.Kubeadm}, Nodes: dualNodes(1)})
+	r := Evaluate(&Facts{Platform: platform.Info{Kind: platform.Kubeadm}, Nodes: dualNodes(1)}, "kubectl dualstack")
 	for _, c := range r.Checks {
 		if strings.HasPrefix(c.Name, "openshift") {
 			t.Fatalf("kubeadm cluster got %s", c.Name)

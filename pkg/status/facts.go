@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
@@ -52,6 +54,10 @@ type Facts struct {
 	Nodes        []NodeFacts
 	ServiceCIDRs ServiceCIDRFacts
 	OpenShift    *OpenShiftNetwork // nil unless OpenShift
+	Underlay     *UnderlayFacts    // nil unless on AWS
+	Mesh         *istio.Facts
+	Gateways     []corev1.Service // labelled istio=ingressgateway
+	MeshErr      error            // set when the mesh could not be read
 }
 
 // ovnNodeSubnets is where OVN-Kubernetes records a node's pod subnets; it
@@ -70,11 +76,41 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) 
 		return nil, err
 	}
 	f := &Facts{Platform: info, Nodes: nodeFacts(nodes)}
-	f.ServiceCIDRs = serviceCIDRs(ctx, kc)
 	if info.Kind == platform.OpenShift {
 		f.OpenShift = openShiftNetwork(ctx, dc)
 	}
+	if f.OpenShift != nil && f.OpenShift.Err == nil && len(f.OpenShift.StatusServiceNetwork) > 0 {
+		// On OpenShift the network operator's status is what the apiservers
+		// are rolled out with.
+		f.ServiceCIDRs = ServiceCIDRFacts{CIDRs: f.OpenShift.StatusServiceNetwork, Source: "networks.config.openshift.io status.serviceNetwork"}
+	} else {
+		f.ServiceCIDRs = serviceCIDRs(ctx, kc)
+	}
+	if info.OnAWS() {
+		f.Underlay = gatherUnderlay(ctx, info, nodes)
+	}
+	f.Mesh, f.MeshErr = istio.Inspect(ctx, kc, dc)
+	if f.MeshErr == nil {
+		f.Gateways, f.MeshErr = gatewayServices(ctx, kc)
+	}
 	return f, nil
+}
+
+// gatewayServices lists the Istio ingress gateway Services, page by page.
+func gatewayServices(ctx context.Context, kc kubernetes.Interface) ([]corev1.Service, error) {
+	var out []corev1.Service
+	opts := metav1.ListOptions{LabelSelector: gateway.GatewaySelector, Limit: kube.PageSize}
+	for {
+		list, err := kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
+		if err != nil {
+			return nil, kube.Explain("listing ingress gateway services", err)
+		}
+		out = append(out, list.Items...)
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
 }
 
 func nodeFacts(nodes []corev1.Node) []NodeFacts {

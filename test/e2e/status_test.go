@@ -83,6 +83,29 @@ func kindNodes(n int, dual bool) []harness.NodeSpec {
 	return nodes
 }
 
+// dualStackGateway is an Istio ingress gateway Service already converted:
+// RequireDualStack, both families, dualstack NLB annotations.
+func dualStackGateway(ctx context.Context, t *testing.T, api *harness.APIServer) {
+	t.Helper()
+	policy := corev1.IPFamilyPolicyRequireDualStack
+	if err := harness.EnsureNamespace(ctx, api.Kube, harness.IstioNamespace, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := api.Kube.CoreV1().Services(harness.IstioNamespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: harness.IngressGatewayName, Labels: map[string]string{"istio": "ingressgateway"},
+			Annotations: map[string]string{
+				"service.beta.kubernetes.io/aws-load-balancer-type":            "nlb",
+				"service.beta.kubernetes.io/aws-load-balancer-ip-address-type": "dualstack",
+			}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilyPolicy: &policy,
+			IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol},
+			Selector:   map[string]string{"istio": "ingressgateway"}, Ports: []corev1.ServicePort{{Name: "http2", Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func kubeadmConfigMap(ctx context.Context, t *testing.T, api *harness.APIServer) {
 	t.Helper()
 	_, err := api.Kube.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{
@@ -101,6 +124,10 @@ func TestStatusDualStackKindClusterPasses(t *testing.T) {
 	if err := harness.CreateNodes(ctx, api.Kube, kindNodes(3, true)); err != nil {
 		t.Fatal(err)
 	}
+	if err := harness.InstallIstiod(ctx, api.Kube, "1.24.2", true); err != nil {
+		t.Fatal(err)
+	}
+	dualStackGateway(ctx, t, api)
 
 	r := plugin(t, api.Kubeconfig, nil, "status", "-o", "json")
 	s := parseStatus(t, r)
@@ -110,6 +137,7 @@ func TestStatusDualStackKindClusterPasses(t *testing.T) {
 	expectVerdicts(t, s, map[string]string{
 		"kubernetes-version": "PASS", "node-internal-ips": "PASS", "pod-cidrs": "PASS", "service-cidrs": "PASS",
 		"platform": "WARN", // kind is not on AWS: nothing for the underlay to manage
+		"istiod":   "PASS", "istiod-dual-stack": "PASS", "proxy-dual-stack": "PASS", "ingress-gateway": "PASS",
 	})
 	if _, ok := s.verdicts()["openshift-network"]; ok {
 		t.Fatal("OpenShift checks on a kind cluster")
@@ -178,7 +206,7 @@ func TestStatusListsNodesInPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := plugin(t, api.Kubeconfig, nil, "status", "-o", "json", "-v=6")
-	if r.Code != 0 {
+	if r.Code != 1 { // no Istio here: the mesh checks fail
 		t.Fatalf("status:\n%s", r)
 	}
 	lists := regexp.MustCompile(`verb="GET" url="https://[^"]+/api/v1/nodes\?[^"]*limit=500`).FindAllString(r.Stderr, -1)
@@ -206,15 +234,24 @@ func TestStatusOpenShiftOnAWSReportsMissingIPv6(t *testing.T) {
 	expectVerdicts(t, s, map[string]string{
 		"kubernetes-version":              "PASS",
 		"platform":                        "PASS",
+		"vpc-ipv6":                        "FAIL",
+		"subnet-ipv6":                     "FAIL",
 		"node-internal-ips":               "FAIL",
 		"pod-cidrs":                       "FAIL",
 		"service-cidrs":                   "FAIL",
 		"openshift-network":               "FAIL",
 		"openshift-dual-stack-conversion": "FAIL",
+		"istiod":                          "FAIL", // no Istio in this world
+		"ingress-gateway":                 "FAIL", // behind a Classic ELB
+		"ingress-load-balancer":           "FAIL",
 	})
+	fails := 0
 	for _, ch := range s.Checks {
-		if ch.Status == "FAIL" && ch.Remediation == "" {
-			t.Errorf("%s fails without a fix", ch.Name)
+		if ch.Status == "FAIL" {
+			fails++
+			if ch.Remediation == "" {
+				t.Errorf("%s fails without a fix", ch.Name)
+			}
 		}
 		if ch.Name == "node-internal-ips" && !strings.Contains(ch.Message, "6 of 6 nodes") {
 			t.Errorf("node check: %q", ch.Message)
@@ -222,15 +259,51 @@ func TestStatusOpenShiftOnAWSReportsMissingIPv6(t *testing.T) {
 		if ch.Name == "service-cidrs" && !strings.Contains(ch.Message, "172.30.0.0/16") {
 			t.Errorf("service check should name the range: %q", ch.Message)
 		}
+		if ch.Name == "ingress-gateway" && !strings.Contains(ch.Remediation, "kubectl dualstack gateway --service istio-system/istio-ingressgateway --recreate") {
+			t.Errorf("gateway fix: %q", ch.Remediation)
+		}
 	}
-	if s.Summary.Fail != 5 || s.Summary.Total != len(s.Checks) {
-		t.Errorf("summary %+v", s.Summary)
+	if s.Summary.Fail != fails || s.Summary.Total != len(s.Checks) {
+		t.Errorf("summary %+v, %d FAIL rows", s.Summary, fails)
 	}
 
 	// The table says the same to a person: FAIL rows and the fixes.
 	table := plugin(t, api.Kubeconfig, env, "status")
-	if table.Code != 1 || !strings.Contains(table.Stdout, "To fix:") || !strings.Contains(table.Stdout, "5 failed") || table.Stderr != "" {
+	if table.Code != 1 || !strings.Contains(table.Stdout, "To fix:") || !strings.Contains(table.Stdout, fmt.Sprintf("%d failed", fails)) || table.Stderr != "" {
 		t.Fatalf("table:\n%s", table)
+	}
+}
+
+// The mesh checks with and without ISTIO_DUAL_STACK, and the fix printed for
+// the install method found.
+func TestStatusIstioDualStackSettings(t *testing.T) {
+	ctx := context.Background()
+	for _, dual := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ISTIO_DUAL_STACK=%v", dual), func(t *testing.T) {
+			api := startAPIServer(t, harness.APIServerOptions{ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/112"})
+			kubeadmConfigMap(ctx, t, api)
+			if err := harness.CreateNodes(ctx, api.Kube, kindNodes(1, true)); err != nil {
+				t.Fatal(err)
+			}
+			if err := harness.InstallIstiod(ctx, api.Kube, "1.24.2", dual); err != nil {
+				t.Fatal(err)
+			}
+			s := parseStatus(t, plugin(t, api.Kubeconfig, nil, "status", "-o", "json"))
+			want := map[bool]string{true: "PASS", false: "FAIL"}[dual]
+			expectVerdicts(t, s, map[string]string{"istiod": "PASS", "istiod-dual-stack": want, "proxy-dual-stack": want})
+			for _, c := range s.Checks {
+				if c.Name == "istiod" && !strings.Contains(c.Message, "1.24.2") {
+					t.Errorf("istiod message: %q", c.Message)
+				}
+				if c.Name == "istiod-dual-stack" && !dual && !strings.Contains(c.Remediation, "--print-istio-values") {
+					t.Errorf("fix: %q", c.Remediation)
+				}
+			}
+			values := runCmd(t, api.Kubeconfig, nil, "oc-dualstack", "status", "--print-istio-values")
+			if values.Code != 0 || !strings.Contains(values.Stdout, "pilot:\n  env:\n    ISTIO_DUAL_STACK: \"true\"") {
+				t.Fatalf("Helm values for a Helm install:\n%s", values)
+			}
+		})
 	}
 }
 

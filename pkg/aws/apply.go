@@ -1,0 +1,434 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+)
+
+// Layer is the journal layer of every underlay entry.
+const Layer = "underlay"
+
+// Journal is where apply records changes and rollback finds them.
+// *journal.Store has it.
+type Journal interface {
+	Load(ctx context.Context) (*journal.Journal, error)
+	Put(ctx context.Context, e journal.Entry) error
+}
+
+// Result of one change (or one undo). Field names are stable (-o json).
+type Result struct {
+	Operation  string            `json:"operation"`
+	Resource   string            `json:"resource"`
+	Reason     string            `json:"reason,omitempty"`
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// Status: applied, failed, skipped (an earlier phase failed), dry-run
+	// (accepted by EC2's DryRun), not-checked (the API has no dry run),
+	// undone.
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Statuses of a Result.
+const (
+	StatusApplied    = "applied"
+	StatusFailed     = "failed"
+	StatusSkipped    = "skipped"
+	StatusDryRun     = "dry-run"
+	StatusNotChecked = "not-checked"
+	StatusUndone     = "undone"
+)
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// DryRunServer sends each EC2 change with DryRun=true instead.
+	DryRunServer bool
+	// Parallel bounds the concurrent changes within a phase (default 4).
+	Parallel int
+	// Progress, if set, is told about each finished change.
+	Progress func(done, total int, r Result)
+	// Journal records each change; required unless DryRunServer.
+	Journal Journal
+	// WaitTimeout bounds waits for AWS state (VPC block, instance stop/start).
+	WaitTimeout time.Duration
+}
+
+// lockedJournal serialises writes: one ConfigMap, many goroutines.
+type lockedJournal struct {
+	mu sync.Mutex
+	j  Journal
+}
+
+func (l *lockedJournal) put(ctx context.Context, e journal.Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.j.Put(ctx, e)
+}
+
+type applier struct {
+	c    *Clients
+	o    ApplyOptions
+	j    *lockedJournal
+	vpc  string
+	mu   sync.Mutex
+	vpc6 string
+	eigw string
+}
+
+// Apply makes the plan's changes phase by phase, recording each in the
+// journal before (pending) and after (done, with what undoing needs). A
+// failed change stops the apply after its phase; what was done stays
+// recorded, so a re-run (which plans again from the live state) and a
+// rollback both complete from there.
+func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOptions) ([]Result, error) {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = 5 * time.Minute
+	}
+	if o.Journal == nil && !o.DryRunServer {
+		return nil, errors.New("apply needs a journal")
+	}
+	a := &applier{c: c, o: o, j: &lockedJournal{j: o.Journal}, vpc: inv.VPC.ID, vpc6: inv.VPC.IPv6CIDR}
+	for _, g := range inv.EgressOnlyGateways {
+		if a.eigw == "" || g.Managed {
+			a.eigw = g.ID
+		}
+	}
+	changes := slices.Clone(p.Changes)
+	SortChanges(changes)
+	results := make([]Result, len(changes))
+	var done int
+	var progressMu sync.Mutex
+	var failed []string
+	for start := 0; start < len(changes); {
+		phase := changes[start].Phase
+		end := start
+		for end < len(changes) && changes[end].Phase == phase {
+			end++
+		}
+		if len(failed) > 0 {
+			for i := start; i < end; i++ {
+				results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier change failed")
+			}
+			start = end
+			continue
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		limit := o.Parallel
+		if phase == PhaseInstanceType {
+			limit = 1 // never more than one instance down at a time
+		}
+		g.SetLimit(limit)
+		var fmu sync.Mutex
+		for i := start; i < end; i++ {
+			g.Go(func() error {
+				r := a.one(gctx, changes[i])
+				results[i] = r
+				if r.Status == StatusFailed {
+					fmu.Lock()
+					failed = append(failed, r.Error)
+					fmu.Unlock()
+				}
+				progressMu.Lock()
+				done++
+				if o.Progress != nil {
+					o.Progress(done, len(changes), r)
+				}
+				progressMu.Unlock()
+				return nil
+			})
+		}
+		_ = g.Wait()
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+		if phase == PhaseVPC && len(failed) == 0 && a.vpc6 == "" && !o.DryRunServer {
+			if err := a.waitVPCBlock(ctx); err != nil {
+				failed = append(failed, err.Error())
+			}
+		}
+		start = end
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return results, fmt.Errorf("%d of %d changes failed; what was done is recorded, so re-running apply resumes and rollback undoes it: %s",
+			len(failed), len(changes), strings.Join(failed, "; "))
+	}
+	return results, nil
+}
+
+func resultOf(c Change, status, errText string) Result {
+	return Result{Operation: c.Operation, Resource: c.Resource, Reason: c.Reason, Parameters: c.Parameters, Status: status, Error: errText}
+}
+
+// resolve fills the placeholders in with what earlier phases made.
+func (a *applier) resolve(c Change) (Change, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	params := make(map[string]string, len(c.Parameters))
+	for k, v := range c.Parameters {
+		switch {
+		case v == VPCIPv6Placeholder:
+			if a.vpc6 == "" {
+				return c, errors.New("the VPC's IPv6 block is not known yet")
+			}
+			v = a.vpc6
+		case strings.HasPrefix(v, VPCIPv6Placeholder+"/64#"):
+			if a.vpc6 == "" {
+				return c, errors.New("the VPC's IPv6 block is not known yet")
+			}
+			n, _ := strconv.Atoi(strings.TrimPrefix(v, VPCIPv6Placeholder+"/64#"))
+			b, err := SubnetBlock(a.vpc6, n)
+			if err != nil {
+				return c, err
+			}
+			v = b
+		case v == EgressIGWPlaceholder:
+			if a.eigw == "" {
+				return c, errors.New("the egress-only internet gateway does not exist yet")
+			}
+			v = a.eigw
+		}
+		params[k] = v
+	}
+	c.Parameters = params
+	return c, nil
+}
+
+func (a *applier) one(ctx context.Context, c Change) Result {
+	c, err := a.resolve(c)
+	if err != nil {
+		if a.o.DryRunServer {
+			return resultOf(c, StatusNotChecked, "depends on an earlier change: "+err.Error())
+		}
+		return resultOf(c, StatusFailed, fmt.Sprintf("%s %s: %v", c.Operation, c.Resource, err))
+	}
+	if a.o.DryRunServer {
+		err := a.do(ctx, c, true, nil)
+		switch {
+		case err == nil:
+			return resultOf(c, StatusNotChecked, "")
+		case errorCode(err) == "DryRunOperation":
+			return resultOf(c, StatusDryRun, "")
+		default:
+			return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error())
+		}
+	}
+	entry := journal.Entry{ID: c.ID, Layer: Layer, Operation: c.Operation, Resource: c.Resource, State: journal.Pending,
+		Undo: map[string]string{"phase": strconv.Itoa(c.Phase)}}
+	for k, v := range c.Parameters {
+		entry.Undo[k] = v
+	}
+	if err := a.j.put(ctx, entry); err != nil {
+		return resultOf(c, StatusFailed, fmt.Sprintf("%s %s not attempted: %v", c.Operation, c.Resource, err))
+	}
+	undo := map[string]string{}
+	if err := a.do(ctx, c, false, undo); err != nil {
+		return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error())
+	}
+	for k, v := range undo {
+		entry.Undo[k] = v
+	}
+	entry.State = journal.Done
+	if err := a.j.put(ctx, entry); err != nil {
+		return resultOf(c, StatusFailed, fmt.Sprintf("%s %s was made but not recorded as done (a rollback still finds it): %v", c.Operation, c.Resource, err))
+	}
+	return resultOf(c, StatusApplied, "")
+}
+
+// do makes one change; undo receives what undoing it needs.
+func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]string) error {
+	p := c.Parameters
+	e := a.c.EC2
+	dr := aws.Bool(dry)
+	switch c.Operation {
+	case "AssociateVpcCidrBlock":
+		out, err := e.AssociateVpcCidrBlock(ctx, &ec2.AssociateVpcCidrBlockInput{VpcId: aws.String(p["vpcId"]), AmazonProvidedIpv6CidrBlock: aws.Bool(true)})
+		if dry {
+			return dryRunOf(err)
+		}
+		if err != nil {
+			return err
+		}
+		if as := out.Ipv6CidrBlockAssociation; as != nil {
+			undo["associationId"] = aws.ToString(as.AssociationId)
+			if b := aws.ToString(as.Ipv6CidrBlock); b != "" {
+				a.mu.Lock()
+				a.vpc6 = b
+				a.mu.Unlock()
+			}
+		}
+		return nil
+	case "CreateEgressOnlyInternetGateway":
+		var tags []ec2types.Tag
+		for _, kv := range strings.Split(p["tags"], ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
+			}
+		}
+		out, err := e.CreateEgressOnlyInternetGateway(ctx, &ec2.CreateEgressOnlyInternetGatewayInput{
+			VpcId: aws.String(p["vpcId"]), DryRun: dr,
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeEgressOnlyInternetGateway, Tags: tags}},
+		})
+		if err != nil || dry {
+			return err
+		}
+		id := aws.ToString(out.EgressOnlyInternetGateway.EgressOnlyInternetGatewayId)
+		undo["egressOnlyInternetGatewayId"] = id
+		a.mu.Lock()
+		a.eigw = id
+		a.mu.Unlock()
+		return nil
+	case "AssociateSubnetCidrBlock":
+		if dry {
+			return nil // no DryRun parameter on this operation
+		}
+		out, err := e.AssociateSubnetCidrBlock(ctx, &ec2.AssociateSubnetCidrBlockInput{SubnetId: aws.String(p["subnetId"]), Ipv6CidrBlock: aws.String(p["ipv6CidrBlock"])})
+		if err != nil {
+			return err
+		}
+		if as := out.Ipv6CidrBlockAssociation; as != nil {
+			undo["associationId"] = aws.ToString(as.AssociationId)
+		}
+		return nil
+	case "ModifySubnetAttribute":
+		if dry {
+			return nil
+		}
+		_, err := e.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: aws.String(p["subnetId"]),
+			AssignIpv6AddressOnCreation: &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}})
+		return err
+	case "CreateRoute":
+		in := &ec2.CreateRouteInput{RouteTableId: aws.String(p["routeTableId"]), DestinationIpv6CidrBlock: aws.String("::/0"), DryRun: dr}
+		if g := p["gatewayId"]; g != "" {
+			in.GatewayId = aws.String(g)
+		} else {
+			in.EgressOnlyInternetGatewayId = aws.String(p["egressOnlyInternetGatewayId"])
+		}
+		_, err := e.CreateRoute(ctx, in)
+		return err
+	case "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress":
+		perm := permission(p)
+		if c.Operation == "AuthorizeSecurityGroupIngress" {
+			_, err := e.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(p["groupId"]), IpPermissions: []ec2types.IpPermission{perm}, DryRun: dr})
+			return ignoreCode(err, "InvalidPermission.Duplicate")
+		}
+		_, err := e.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(p["groupId"]), IpPermissions: []ec2types.IpPermission{perm}, DryRun: dr})
+		return ignoreCode(err, "InvalidPermission.Duplicate")
+	case "ModifyInstanceAttribute":
+		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], dry)
+	case "AssignIpv6Addresses":
+		if dry {
+			return nil
+		}
+		out, err := e.AssignIpv6Addresses(ctx, &ec2.AssignIpv6AddressesInput{NetworkInterfaceId: aws.String(p["networkInterfaceId"]), Ipv6AddressCount: aws.Int32(1)})
+		if err != nil {
+			return err
+		}
+		undo["ipv6Addresses"] = strings.Join(out.AssignedIpv6Addresses, ",")
+		return nil
+	case "SetIpAddressType":
+		if dry {
+			return nil // ELBv2 has no dry run
+		}
+		_, err := a.c.ELBv2.SetIpAddressType(ctx, &elbv2.SetIpAddressTypeInput{LoadBalancerArn: aws.String(p["loadBalancerArn"]), IpAddressType: elbv2types.IpAddressType(p["ipAddressType"])})
+		return err
+	}
+	return fmt.Errorf("unknown operation %s", c.Operation)
+}
+
+func dryRunOf(err error) error { return err }
+
+func ignoreCode(err error, codes ...string) error {
+	if err != nil && slices.Contains(codes, errorCode(err)) {
+		return nil
+	}
+	return err
+}
+
+func permission(p map[string]string) ec2types.IpPermission {
+	perm := ec2types.IpPermission{IpProtocol: aws.String(p["ipProtocol"]),
+		Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String(p["cidrIpv6"]), Description: aws.String("kubectl-dualstack: IPv6 mirror of " + p["mirrorOf"])}}}
+	if p["ipProtocol"] != "-1" {
+		perm.FromPort, perm.ToPort = aws.Int32(atoi32(p["fromPort"])), aws.Int32(atoi32(p["toPort"]))
+	}
+	return perm
+}
+
+func (a *applier) waitVPCBlock(ctx context.Context) error {
+	deadline := time.Now().Add(a.o.WaitTimeout)
+	for {
+		out, err := a.c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{a.vpc}})
+		if err != nil {
+			return Explain("DescribeVpcs", err)
+		}
+		for _, v := range out.Vpcs {
+			for _, as := range v.Ipv6CidrBlockAssociationSet {
+				st := ""
+				if as.Ipv6CidrBlockState != nil {
+					st = strings.ToLower(string(as.Ipv6CidrBlockState.State))
+				}
+				if activeState(st) && !strings.Contains(st, "associating") && aws.ToString(as.Ipv6CidrBlock) != "" {
+					a.mu.Lock()
+					a.vpc6 = aws.ToString(as.Ipv6CidrBlock)
+					a.mu.Unlock()
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the VPC %s's IPv6 block was not associated within %s", a.vpc, a.o.WaitTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (a *applier) changeInstanceType(ctx context.Context, id, typ string, dry bool) error {
+	e := a.c.EC2
+	if dry {
+		_, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}, DryRun: aws.Bool(true)})
+		return err
+	}
+	return setInstanceType(ctx, e, id, typ, a.o.WaitTimeout)
+}
+
+func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time.Duration) error {
+	if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		return fmt.Errorf("StopInstances: %w", err)
+	}
+	if err := ec2.NewInstanceStoppedWaiter(e).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
+		return fmt.Errorf("waiting for %s to stop: %w", id, err)
+	}
+	if _, err := e.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id),
+		InstanceType: &ec2types.AttributeValue{Value: aws.String(typ)}}); err != nil {
+		return err
+	}
+	if _, err := e.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		return fmt.Errorf("StartInstances: %w", err)
+	}
+	if err := ec2.NewInstanceRunningWaiter(e).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
+		return fmt.Errorf("waiting for %s to run: %w", id, err)
+	}
+	return nil
+}

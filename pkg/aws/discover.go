@@ -1,0 +1,689 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+)
+
+// Tags this tool reads and writes.
+const (
+	ClusterTagPrefix = "kubernetes.io/cluster/"
+	ServiceNameTag   = "kubernetes.io/service-name"
+	// ManagedByTag marks what apply created, so a resumed apply or a rollback
+	// finds it even when the journal could not record its ID.
+	ManagedByTag   = "dualstack.kubectl.io/managed-by"
+	ManagedByValue = "kubectl-dualstack"
+)
+
+// Target says which cluster to look at: what the flags and the cluster say.
+type Target struct {
+	VPCID   string
+	InfraID string
+	// Instances are the cluster's nodes by EC2 instance ID (from the
+	// providerIDs), with whether each is a control-plane node.
+	Instances map[string]bool
+	// ResolvedBy explains where the region and infraID came from.
+	ResolvedBy []string
+}
+
+// Inventory is what belongs to the cluster in AWS. Field names are stable (discover -o json).
+type Inventory struct {
+	Region             string          `json:"region"`
+	InfraID            string          `json:"infraID,omitempty"`
+	ResolvedBy         []string        `json:"resolvedBy"`
+	VPC                VPC             `json:"vpc"`
+	Subnets            []Subnet        `json:"subnets"`
+	RouteTables        []RouteTable    `json:"routeTables"`
+	InternetGateways   []Gateway       `json:"internetGateways"`
+	EgressOnlyGateways []Gateway       `json:"egressOnlyInternetGateways"`
+	NATGateways        []Gateway       `json:"natGateways"`
+	SecurityGroups     []SecurityGroup `json:"securityGroups"`
+	Instances          []Instance      `json:"instances"`
+	NetworkInterfaces  []ENI           `json:"networkInterfaces"`
+	LoadBalancers      []LoadBalancer  `json:"loadBalancers"`
+}
+
+// VPC is the cluster's VPC.
+type VPC struct {
+	ID                string   `json:"id"`
+	Name              string   `json:"name,omitempty"`
+	IPv4CIDRs         []string `json:"ipv4Cidrs"`
+	IPv6CIDR          string   `json:"ipv6Cidr,omitempty"`
+	IPv6AssociationID string   `json:"ipv6AssociationId,omitempty"`
+	// UsedIPv6Blocks are the /64s of every subnet of the VPC, cluster's or not.
+	UsedIPv6Blocks []string `json:"-"`
+}
+
+// Subnet is a cluster subnet; Public means its route table has a route to an internet gateway.
+type Subnet struct {
+	ID                   string `json:"id"`
+	Name                 string `json:"name,omitempty"`
+	AZ                   string `json:"availabilityZone"`
+	IPv4CIDR             string `json:"ipv4Cidr"`
+	IPv6CIDR             string `json:"ipv6Cidr,omitempty"`
+	IPv6AssociationID    string `json:"ipv6AssociationId,omitempty"`
+	Public               bool   `json:"public"`
+	RouteTableID         string `json:"routeTableId"`
+	AssignIPv6OnCreation bool   `json:"assignIpv6AddressOnCreation"`
+}
+
+// RouteTable is a route table of the VPC used by cluster subnets.
+type RouteTable struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name,omitempty"`
+	Main      bool     `json:"main"`
+	SubnetIDs []string `json:"subnetIds"`
+	// IPv4Default and IPv6Default are the targets of 0.0.0.0/0 and ::/0.
+	IPv4Default string `json:"ipv4DefaultTarget,omitempty"`
+	IPv6Default string `json:"ipv6DefaultTarget,omitempty"`
+	// InternetGateway is the igw- this table routes to, if any (so it is public).
+	InternetGateway string `json:"internetGateway,omitempty"`
+}
+
+// Gateway is an internet, egress-only internet or NAT gateway.
+type Gateway struct {
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Managed bool   `json:"createdByDualstack,omitempty"`
+}
+
+// SecurityGroup with its rules.
+type SecurityGroup struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Ingress []Rule `json:"ingress"`
+	Egress  []Rule `json:"egress"`
+}
+
+// Rule is one IP permission: a protocol and port range, with its sources.
+type Rule struct {
+	Protocol string   `json:"protocol"`
+	FromPort int32    `json:"fromPort"`
+	ToPort   int32    `json:"toPort"`
+	IPv4     []string `json:"ipv4,omitempty"`
+	IPv6     []string `json:"ipv6,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+}
+
+// Instance is a cluster EC2 instance.
+type Instance struct {
+	ID            string `json:"id"`
+	Name          string `json:"name,omitempty"`
+	Type          string `json:"type"`
+	IPv6Supported bool   `json:"ipv6Supported"`
+	ControlPlane  bool   `json:"controlPlane"`
+	State         string `json:"state"`
+	SubnetID      string `json:"subnetId"`
+	PrimaryENI    string `json:"primaryNetworkInterface"`
+}
+
+// ENI is a network interface in a cluster subnet.
+type ENI struct {
+	ID            string   `json:"id"`
+	InstanceID    string   `json:"instanceId,omitempty"`
+	SubnetID      string   `json:"subnetId"`
+	Primary       bool     `json:"primary"`
+	IPv6Addresses []string `json:"ipv6Addresses,omitempty"`
+}
+
+// LoadBalancer is an NLB, ALB or Classic ELB of the cluster.
+type LoadBalancer struct {
+	Name          string   `json:"name"`
+	ARN           string   `json:"arn,omitempty"`
+	Type          string   `json:"type"` // network, application, classic
+	Scheme        string   `json:"scheme"`
+	IPAddressType string   `json:"ipAddressType"`
+	DNSName       string   `json:"dnsName"`
+	SubnetIDs     []string `json:"subnetIds"`
+	Service       string   `json:"service,omitempty"` // namespace/name from kubernetes.io/service-name
+}
+
+// ErrNotOnAWS is returned when nothing says the cluster runs on AWS.
+var ErrNotOnAWS = errors.New("the cluster does not run on AWS as far as can be told")
+
+// pageSize is MaxResults for every paginated Describe call.
+const pageSize = 1000
+
+// Discover resolves the cluster's VPC and reads everything the underlay
+// concerns, with a constant number of (paginated) Describe calls per
+// resource kind, whatever the size of the VPC.
+func Discover(ctx context.Context, c *Clients, t Target) (*Inventory, error) {
+	inv := &Inventory{Region: c.Region, InfraID: t.InfraID, ResolvedBy: slices.Clone(t.ResolvedBy)}
+	vpcID := t.VPCID
+	if vpcID != "" {
+		inv.ResolvedBy = append(inv.ResolvedBy, "VPC from --vpc-id")
+	}
+	if vpcID == "" && t.InfraID != "" {
+		out, err := c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("tag-key"), Values: []string{ClusterTagPrefix + t.InfraID}},
+		}})
+		if err != nil {
+			return nil, Explain("DescribeVpcs", err)
+		}
+		if len(out.Vpcs) == 1 {
+			vpcID = aws.ToString(out.Vpcs[0].VpcId)
+			inv.ResolvedBy = append(inv.ResolvedBy, "VPC tagged "+ClusterTagPrefix+t.InfraID)
+		}
+	}
+	if vpcID == "" && len(t.Instances) > 0 {
+		ids := sortedKeys(t.Instances)
+		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+		if err != nil {
+			return nil, Explain("DescribeInstances", err)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				if vpcID == "" && aws.ToString(in.VpcId) != "" {
+					vpcID = aws.ToString(in.VpcId)
+				}
+				if inv.InfraID == "" {
+					inv.InfraID = clusterTag(in.Tags)
+				}
+			}
+		}
+		if vpcID != "" {
+			inv.ResolvedBy = append(inv.ResolvedBy, "VPC of the nodes' instances (spec.providerID)")
+		}
+		if inv.InfraID != "" && t.InfraID == "" {
+			inv.ResolvedBy = append(inv.ResolvedBy, "infraID from the instances' "+ClusterTagPrefix+"<id> tag")
+		}
+	}
+	if vpcID == "" {
+		if t.InfraID == "" && len(t.Instances) == 0 {
+			return nil, fmt.Errorf("%w: no OpenShift Infrastructure on AWS and no node with an aws:///<zone>/<instance> providerID; pass --vpc-id and --region", ErrNotOnAWS)
+		}
+		return nil, fmt.Errorf("no VPC found in %s for the cluster (infraID %q, %d node instances); check --region, or pass --vpc-id", c.Region, t.InfraID, len(t.Instances))
+	}
+	if err := discoverVPC(ctx, c, inv, vpcID, t); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, t Target) error {
+	vpcFilter := []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{vpcID}}}
+	vpcs, err := c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{vpcID}})
+	if err != nil {
+		if strings.HasPrefix(errorCode(err), "InvalidVpcID") {
+			return fmt.Errorf("VPC %s does not exist in %s; check --vpc-id and --region", vpcID, c.Region)
+		}
+		return Explain("DescribeVpcs", err)
+	}
+	if len(vpcs.Vpcs) != 1 {
+		return fmt.Errorf("VPC %s does not exist in %s; check --vpc-id and --region", vpcID, c.Region)
+	}
+	v := vpcs.Vpcs[0]
+	inv.VPC = VPC{ID: vpcID, Name: tagValue(v.Tags, "Name")}
+	for _, a := range v.CidrBlockAssociationSet {
+		if a.CidrBlockState == nil || a.CidrBlockState.State == ec2types.VpcCidrBlockStateCodeAssociated {
+			inv.VPC.IPv4CIDRs = append(inv.VPC.IPv4CIDRs, aws.ToString(a.CidrBlock))
+		}
+	}
+	if len(inv.VPC.IPv4CIDRs) == 0 && v.CidrBlock != nil {
+		inv.VPC.IPv4CIDRs = []string{aws.ToString(v.CidrBlock)}
+	}
+	for _, a := range v.Ipv6CidrBlockAssociationSet {
+		if a.Ipv6CidrBlockState != nil && !activeState(string(a.Ipv6CidrBlockState.State)) {
+			continue
+		}
+		inv.VPC.IPv6CIDR, inv.VPC.IPv6AssociationID = aws.ToString(a.Ipv6CidrBlock), aws.ToString(a.AssociationId)
+		break
+	}
+	if inv.InfraID == "" {
+		inv.InfraID = clusterTag(v.Tags)
+	}
+	clusterKey := ""
+	if inv.InfraID != "" {
+		clusterKey = ClusterTagPrefix + inv.InfraID
+	}
+
+	// Subnets: those tagged for the cluster, or all of the VPC when none is.
+	var subnets []ec2types.Subnet
+	sp := ec2.NewDescribeSubnetsPaginator(c.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+	for sp.HasMorePages() {
+		out, err := sp.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeSubnets", err)
+		}
+		subnets = append(subnets, out.Subnets...)
+	}
+	for _, s := range subnets {
+		for _, a := range s.Ipv6CidrBlockAssociationSet {
+			if a.Ipv6CidrBlockState == nil || activeState(string(a.Ipv6CidrBlockState.State)) {
+				inv.VPC.UsedIPv6Blocks = append(inv.VPC.UsedIPv6Blocks, aws.ToString(a.Ipv6CidrBlock))
+			}
+		}
+	}
+	if clusterKey != "" && slices.ContainsFunc(subnets, func(s ec2types.Subnet) bool { return hasTag(s.Tags, clusterKey) }) {
+		subnets = slices.DeleteFunc(subnets, func(s ec2types.Subnet) bool { return !hasTag(s.Tags, clusterKey) })
+	}
+	var tables []ec2types.RouteTable
+	rp := ec2.NewDescribeRouteTablesPaginator(c.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)})
+	for rp.HasMorePages() {
+		out, err := rp.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeRouteTables", err)
+		}
+		tables = append(tables, out.RouteTables...)
+	}
+	igws, err := c.EC2.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{Filters: []ec2types.Filter{
+		{Name: aws.String("attachment.vpc-id"), Values: []string{vpcID}},
+	}})
+	if err != nil {
+		return Explain("DescribeInternetGateways", err)
+	}
+	for _, g := range igws.InternetGateways {
+		inv.InternetGateways = append(inv.InternetGateways, Gateway{ID: aws.ToString(g.InternetGatewayId), Name: tagValue(g.Tags, "Name")})
+	}
+	// Filters on this call are not honoured everywhere (moto ignores them): decide in code.
+	ep := ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2, &ec2.DescribeEgressOnlyInternetGatewaysInput{MaxResults: aws.Int32(255)})
+	for ep.HasMorePages() {
+		out, err := ep.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeEgressOnlyInternetGateways", err)
+		}
+		for _, g := range out.EgressOnlyInternetGateways {
+			if !slices.ContainsFunc(g.Attachments, func(a ec2types.InternetGatewayAttachment) bool {
+				return aws.ToString(a.VpcId) == vpcID && a.State != ec2types.AttachmentStatusDetached
+			}) {
+				continue
+			}
+			inv.EgressOnlyGateways = append(inv.EgressOnlyGateways, Gateway{
+				ID: aws.ToString(g.EgressOnlyInternetGatewayId), Name: tagValue(g.Tags, "Name"),
+				Managed: tagValue(g.Tags, ManagedByTag) == ManagedByValue,
+			})
+		}
+	}
+	np := ec2.NewDescribeNatGatewaysPaginator(c.EC2, &ec2.DescribeNatGatewaysInput{Filter: vpcFilter, MaxResults: aws.Int32(pageSize)})
+	for np.HasMorePages() {
+		out, err := np.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeNatGateways", err)
+		}
+		for _, g := range out.NatGateways {
+			if g.State == ec2types.NatGatewayStateDeleted || g.State == ec2types.NatGatewayStateDeleting {
+				continue
+			}
+			inv.NATGateways = append(inv.NATGateways, Gateway{ID: aws.ToString(g.NatGatewayId), Name: tagValue(g.Tags, "Name")})
+		}
+	}
+	inv.Subnets, inv.RouteTables = classifySubnets(subnets, tables)
+
+	// Instances: the nodes' and those tagged for the cluster.
+	var instances []ec2types.Instance
+	ip := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+	for ip.HasMorePages() {
+		out, err := ip.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeInstances", err)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
+					continue
+				}
+				_, isNode := t.Instances[aws.ToString(in.InstanceId)]
+				if isNode || (clusterKey != "" && hasTag(in.Tags, clusterKey)) {
+					instances = append(instances, in)
+				}
+			}
+		}
+	}
+	types, err := instanceTypes(ctx, c, instances)
+	if err != nil {
+		return err
+	}
+	groupIDs := map[string]bool{}
+	for _, in := range instances {
+		inst := Instance{
+			ID: aws.ToString(in.InstanceId), Name: tagValue(in.Tags, "Name"), Type: string(in.InstanceType),
+			IPv6Supported: types[string(in.InstanceType)], SubnetID: aws.ToString(in.SubnetId),
+		}
+		if cp, ok := t.Instances[inst.ID]; ok {
+			inst.ControlPlane = cp
+		} else {
+			inst.ControlPlane = strings.Contains(inst.Name, "-master-") || strings.Contains(inst.Name, "control-plane")
+		}
+		if in.State != nil {
+			inst.State = string(in.State.Name)
+		}
+		for _, ni := range in.NetworkInterfaces {
+			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
+				inst.PrimaryENI = aws.ToString(ni.NetworkInterfaceId)
+			}
+		}
+		for _, g := range in.SecurityGroups {
+			groupIDs[aws.ToString(g.GroupId)] = true
+		}
+		inv.Instances = append(inv.Instances, inst)
+	}
+	sort.Slice(inv.Instances, func(a, b int) bool {
+		return inv.Instances[a].Name+inv.Instances[a].ID < inv.Instances[b].Name+inv.Instances[b].ID
+	})
+
+	// Security groups: tagged for the cluster, or used by its instances.
+	gp := ec2.NewDescribeSecurityGroupsPaginator(c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+	for gp.HasMorePages() {
+		out, err := gp.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeSecurityGroups", err)
+		}
+		for _, g := range out.SecurityGroups {
+			id := aws.ToString(g.GroupId)
+			if !groupIDs[id] && (clusterKey == "" || !hasTag(g.Tags, clusterKey)) {
+				continue
+			}
+			inv.SecurityGroups = append(inv.SecurityGroups, SecurityGroup{
+				ID: id, Name: aws.ToString(g.GroupName), Ingress: rules(g.IpPermissions), Egress: rules(g.IpPermissionsEgress),
+			})
+		}
+	}
+	sort.Slice(inv.SecurityGroups, func(a, b int) bool { return inv.SecurityGroups[a].Name < inv.SecurityGroups[b].Name })
+
+	// ENIs of the cluster's subnets.
+	inSubnet := map[string]bool{}
+	for _, s := range inv.Subnets {
+		inSubnet[s.ID] = true
+	}
+	ip2 := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+	for ip2.HasMorePages() {
+		out, err := ip2.NextPage(ctx)
+		if err != nil {
+			return Explain("DescribeNetworkInterfaces", err)
+		}
+		for _, ni := range out.NetworkInterfaces {
+			if !inSubnet[aws.ToString(ni.SubnetId)] {
+				continue
+			}
+			e := ENI{ID: aws.ToString(ni.NetworkInterfaceId), SubnetID: aws.ToString(ni.SubnetId)}
+			if ni.Attachment != nil {
+				e.InstanceID = aws.ToString(ni.Attachment.InstanceId)
+				e.Primary = aws.ToInt32(ni.Attachment.DeviceIndex) == 0
+			}
+			for _, a := range ni.Ipv6Addresses {
+				e.IPv6Addresses = append(e.IPv6Addresses, aws.ToString(a.Ipv6Address))
+			}
+			inv.NetworkInterfaces = append(inv.NetworkInterfaces, e)
+		}
+	}
+	sort.Slice(inv.NetworkInterfaces, func(a, b int) bool { return inv.NetworkInterfaces[a].ID < inv.NetworkInterfaces[b].ID })
+	return discoverLoadBalancers(ctx, c, inv, vpcID, clusterKey)
+}
+
+// activeState is false for disassociating/disassociated/failed blocks. moto
+// reports the state as a Python dict literal; only the words matter.
+func activeState(s string) bool {
+	s = strings.ToLower(s)
+	return !strings.Contains(s, "disassociat") && !strings.Contains(s, "fail")
+}
+
+func classifySubnets(subnets []ec2types.Subnet, tables []ec2types.RouteTable) ([]Subnet, []RouteTable) {
+	explicit := map[string]string{}
+	mainTable := ""
+	byID := map[string]*RouteTable{}
+	var rts []*RouteTable
+	for _, t := range tables {
+		rt := &RouteTable{ID: aws.ToString(t.RouteTableId), Name: tagValue(t.Tags, "Name")}
+		for _, a := range t.Associations {
+			if aws.ToBool(a.Main) {
+				rt.Main, mainTable = true, rt.ID
+			}
+			if s := aws.ToString(a.SubnetId); s != "" {
+				explicit[s] = rt.ID
+			}
+		}
+		for _, r := range t.Routes {
+			target := firstNonEmpty(aws.ToString(r.GatewayId), aws.ToString(r.NatGatewayId), aws.ToString(r.EgressOnlyInternetGatewayId),
+				aws.ToString(r.InstanceId), aws.ToString(r.NetworkInterfaceId), aws.ToString(r.TransitGatewayId), aws.ToString(r.VpcPeeringConnectionId))
+			if strings.HasPrefix(aws.ToString(r.GatewayId), "igw-") {
+				rt.InternetGateway = aws.ToString(r.GatewayId)
+			}
+			switch {
+			case aws.ToString(r.DestinationCidrBlock) == "0.0.0.0/0":
+				rt.IPv4Default = target
+			case aws.ToString(r.DestinationIpv6CidrBlock) == "::/0":
+				rt.IPv6Default = target
+			}
+		}
+		byID[rt.ID] = rt
+		rts = append(rts, rt)
+	}
+	var out []Subnet
+	used := map[string]bool{}
+	for _, s := range subnets {
+		sub := Subnet{
+			ID: aws.ToString(s.SubnetId), Name: tagValue(s.Tags, "Name"), AZ: aws.ToString(s.AvailabilityZone),
+			IPv4CIDR: aws.ToString(s.CidrBlock), AssignIPv6OnCreation: aws.ToBool(s.AssignIpv6AddressOnCreation),
+		}
+		for _, a := range s.Ipv6CidrBlockAssociationSet {
+			if a.Ipv6CidrBlockState != nil && !activeState(string(a.Ipv6CidrBlockState.State)) {
+				continue
+			}
+			sub.IPv6CIDR, sub.IPv6AssociationID = aws.ToString(a.Ipv6CidrBlock), aws.ToString(a.AssociationId)
+			break
+		}
+		sub.RouteTableID = explicit[sub.ID]
+		if sub.RouteTableID == "" {
+			sub.RouteTableID = mainTable
+		}
+		if rt := byID[sub.RouteTableID]; rt != nil {
+			sub.Public = rt.InternetGateway != ""
+			rt.SubnetIDs = append(rt.SubnetIDs, sub.ID)
+			used[rt.ID] = true
+		}
+		out = append(out, sub)
+	}
+	sort.Slice(out, func(a, b int) bool { return ipv4Less(out[a].IPv4CIDR, out[b].IPv4CIDR) })
+	var tablesOut []RouteTable
+	for _, rt := range rts {
+		if used[rt.ID] {
+			sort.Strings(rt.SubnetIDs)
+			tablesOut = append(tablesOut, *rt)
+		}
+	}
+	sort.Slice(tablesOut, func(a, b int) bool { return tablesOut[a].ID < tablesOut[b].ID })
+	return out, tablesOut
+}
+
+func instanceTypes(ctx context.Context, c *Clients, instances []ec2types.Instance) (map[string]bool, error) {
+	seen := map[string]bool{}
+	var names []ec2types.InstanceType
+	for _, in := range instances {
+		if !seen[string(in.InstanceType)] {
+			seen[string(in.InstanceType)] = true
+			names = append(names, in.InstanceType)
+		}
+	}
+	out := map[string]bool{}
+	for start := 0; start < len(names); start += 100 {
+		batch := names[start:min(start+100, len(names))]
+		res, err := c.EC2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: batch})
+		if err != nil {
+			return nil, Explain("DescribeInstanceTypes", err)
+		}
+		for _, t := range res.InstanceTypes {
+			out[string(t.InstanceType)] = t.NetworkInfo != nil && aws.ToBool(t.NetworkInfo.Ipv6Supported)
+		}
+	}
+	return out, nil
+}
+
+func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcID, clusterKey string) error {
+	var v2 []LoadBalancer
+	p := elbv2.NewDescribeLoadBalancersPaginator(c.ELBv2, &elbv2.DescribeLoadBalancersInput{PageSize: aws.Int32(400)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return Explain("elasticloadbalancing:DescribeLoadBalancers", err)
+		}
+		for _, lb := range out.LoadBalancers {
+			if aws.ToString(lb.VpcId) != vpcID {
+				continue
+			}
+			l := LoadBalancer{
+				Name: aws.ToString(lb.LoadBalancerName), ARN: aws.ToString(lb.LoadBalancerArn), Type: string(lb.Type),
+				Scheme: string(lb.Scheme), IPAddressType: string(lb.IpAddressType), DNSName: aws.ToString(lb.DNSName),
+			}
+			for _, az := range lb.AvailabilityZones {
+				l.SubnetIDs = append(l.SubnetIDs, aws.ToString(az.SubnetId))
+			}
+			v2 = append(v2, l)
+		}
+	}
+	for start := 0; start < len(v2); start += 20 {
+		batch := v2[start:min(start+20, len(v2))]
+		arns := make([]string, len(batch))
+		for i, l := range batch {
+			arns[i] = l.ARN
+		}
+		out, err := c.ELBv2.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: arns})
+		if err != nil {
+			return Explain("elasticloadbalancing:DescribeTags", err)
+		}
+		for _, td := range out.TagDescriptions {
+			for i := range batch {
+				if batch[i].ARN != aws.ToString(td.ResourceArn) {
+					continue
+				}
+				keep := clusterKey == ""
+				for _, tag := range td.Tags {
+					switch aws.ToString(tag.Key) {
+					case clusterKey:
+						keep = true
+					case ServiceNameTag:
+						batch[i].Service = aws.ToString(tag.Value)
+					}
+				}
+				if keep {
+					inv.LoadBalancers = append(inv.LoadBalancers, batch[i])
+				}
+			}
+		}
+	}
+
+	var classic []LoadBalancer
+	cp := elb.NewDescribeLoadBalancersPaginator(c.ELB, &elb.DescribeLoadBalancersInput{PageSize: aws.Int32(400)})
+	for cp.HasMorePages() {
+		out, err := cp.NextPage(ctx)
+		if err != nil {
+			return Explain("elasticloadbalancing:DescribeLoadBalancers (classic)", err)
+		}
+		for _, lb := range out.LoadBalancerDescriptions {
+			if aws.ToString(lb.VPCId) != vpcID {
+				continue
+			}
+			classic = append(classic, LoadBalancer{
+				Name: aws.ToString(lb.LoadBalancerName), Type: "classic", Scheme: aws.ToString(lb.Scheme),
+				IPAddressType: "ipv4", DNSName: aws.ToString(lb.DNSName), SubnetIDs: lb.Subnets,
+			})
+		}
+	}
+	for start := 0; start < len(classic); start += 20 {
+		batch := classic[start:min(start+20, len(classic))]
+		names := make([]string, len(batch))
+		for i, l := range batch {
+			names[i] = l.Name
+		}
+		out, err := c.ELB.DescribeTags(ctx, &elb.DescribeTagsInput{LoadBalancerNames: names})
+		if err != nil {
+			return Explain("elasticloadbalancing:DescribeTags (classic)", err)
+		}
+		for _, td := range out.TagDescriptions {
+			for i := range batch {
+				if batch[i].Name != aws.ToString(td.LoadBalancerName) {
+					continue
+				}
+				keep := clusterKey == ""
+				for _, tag := range td.Tags {
+					switch aws.ToString(tag.Key) {
+					case clusterKey:
+						keep = true
+					case ServiceNameTag:
+						batch[i].Service = aws.ToString(tag.Value)
+					}
+				}
+				if keep {
+					inv.LoadBalancers = append(inv.LoadBalancers, batch[i])
+				}
+			}
+		}
+	}
+	sort.SliceStable(inv.LoadBalancers, func(a, b int) bool { return inv.LoadBalancers[a].Name < inv.LoadBalancers[b].Name })
+	return nil
+}
+
+func rules(perms []ec2types.IpPermission) []Rule {
+	var out []Rule
+	for _, p := range perms {
+		r := Rule{Protocol: aws.ToString(p.IpProtocol), FromPort: portOr(p.FromPort), ToPort: portOr(p.ToPort)}
+		for _, x := range p.IpRanges {
+			r.IPv4 = append(r.IPv4, aws.ToString(x.CidrIp))
+		}
+		for _, x := range p.Ipv6Ranges {
+			r.IPv6 = append(r.IPv6, aws.ToString(x.CidrIpv6))
+		}
+		for _, g := range p.UserIdGroupPairs {
+			r.Groups = append(r.Groups, aws.ToString(g.GroupId))
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// portOr is the port, with "all" (absent) as -1 as EC2 itself reports it.
+func portOr(p *int32) int32 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+func clusterTag(tags []ec2types.Tag) string {
+	for _, t := range tags {
+		if k := aws.ToString(t.Key); strings.HasPrefix(k, ClusterTagPrefix) {
+			return strings.TrimPrefix(k, ClusterTagPrefix)
+		}
+	}
+	return ""
+}
+
+func hasTag(tags []ec2types.Tag, key string) bool {
+	return slices.ContainsFunc(tags, func(t ec2types.Tag) bool { return aws.ToString(t.Key) == key })
+}
+
+func tagValue(tags []ec2types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,361 @@
+package aws
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Placeholders in change parameters for values that exist only once an
+// earlier change of the same apply has been made.
+const (
+	VPCIPv6Placeholder   = "${vpc-ipv6-cidr}"
+	EgressIGWPlaceholder = "${egress-only-internet-gateway}"
+)
+
+// Phases: changes of one phase are independent of each other and run in
+// parallel; a phase starts when the one before it is done. Rollback runs the
+// phases backwards.
+const (
+	PhaseVPC          = 1 // the VPC's /56, the egress-only internet gateway
+	PhaseSubnetsRules = 2 // subnet /64s, ::/0 routes, security group mirrors
+	PhaseSubnetAttrs  = 3 // AssignIpv6AddressOnCreation
+	PhaseInstanceType = 4 // stop/modify/start, one instance at a time
+	PhaseAddresses    = 5 // ENI addresses, load balancers dualstack
+)
+
+// Change is one AWS operation of a plan. Field names are stable (-o json).
+type Change struct {
+	ID         string            `json:"id"`
+	Operation  string            `json:"operation"`
+	Resource   string            `json:"resource"`
+	Reason     string            `json:"reason"`
+	Parameters map[string]string `json:"parameters"`
+	Phase      int               `json:"phase"`
+}
+
+// Note is something the plan reports but does not change.
+type Note struct {
+	Resource string `json:"resource"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+// Cluster says which cluster and VPC a plan is for.
+type Cluster struct {
+	InfraID    string   `json:"infraID,omitempty"`
+	Region     string   `json:"region"`
+	VPCID      string   `json:"vpcId"`
+	ResolvedBy []string `json:"resolvedBy,omitempty"`
+}
+
+// Plan is the change set that makes the underlay dual-stack.
+type Plan struct {
+	Cluster Cluster  `json:"cluster"`
+	Changes []Change `json:"changes"`
+	Notes   []Note   `json:"notes"`
+}
+
+// PlanOptions change what the plan may do.
+type PlanOptions struct {
+	// NewInstanceType, when set, is the type instances without IPv6 support
+	// are changed to (stop, modify, start). Empty: they are only reported.
+	NewInstanceType string
+}
+
+// ClusterOf is the plan's cluster section for an inventory.
+func ClusterOf(inv *Inventory) Cluster {
+	return Cluster{InfraID: inv.InfraID, Region: inv.Region, VPCID: inv.VPC.ID, ResolvedBy: inv.ResolvedBy}
+}
+
+// MakePlan computes the changes from the discovered state alone; a state
+// that is already dual-stack gives no changes.
+func MakePlan(inv *Inventory, o PlanOptions) *Plan {
+	p := &Plan{Cluster: ClusterOf(inv), Changes: []Change{}, Notes: []Note{}}
+	vpc := inv.VPC.ID
+	vpc6 := inv.VPC.IPv6CIDR
+	if vpc6 == "" {
+		vpc6 = VPCIPv6Placeholder
+		p.add(Change{Operation: "AssociateVpcCidrBlock", Resource: vpc, Phase: PhaseVPC,
+			Reason:     "the VPC has no IPv6 block; every subnet's /64 is carved from an Amazon-provided /56",
+			Parameters: map[string]string{"vpcId": vpc, "amazonProvidedIpv6CidrBlock": "true"}})
+	}
+
+	// Subnet /64s: lowest free numbers, subnets in IPv4 address order.
+	used := map[int]bool{}
+	if inv.VPC.IPv6CIDR != "" {
+		for _, b := range inv.VPC.UsedIPv6Blocks {
+			if n := blockIndex(inv.VPC.IPv6CIDR, b); n >= 0 {
+				used[n] = true
+			}
+		}
+	}
+	var need []Subnet
+	for _, s := range inv.Subnets {
+		if s.IPv6CIDR == "" {
+			need = append(need, s)
+		}
+	}
+	numbers, err := AllocateBlocks(len(need), used)
+	if err != nil {
+		p.Notes = append(p.Notes, Note{Resource: vpc, Message: err.Error(), Fix: "use fewer subnets for the cluster"})
+		need = nil
+	}
+	planned6 := map[string]bool{}
+	for i, s := range need {
+		block := fmt.Sprintf("%s/64#%d", VPCIPv6Placeholder, numbers[i])
+		if inv.VPC.IPv6CIDR != "" {
+			block, _ = SubnetBlock(inv.VPC.IPv6CIDR, numbers[i])
+		}
+		planned6[s.ID] = true
+		p.add(Change{Operation: "AssociateSubnetCidrBlock", Resource: s.ID, Phase: PhaseSubnetsRules,
+			Reason:     fmt.Sprintf("%s subnet %s (%s) has no IPv6 /64", visibility(s.Public), nameOr(s), s.IPv4CIDR),
+			Parameters: map[string]string{"subnetId": s.ID, "ipv6CidrBlock": block, "blockNumber": strconv.Itoa(numbers[i]), "vpcId": vpc}})
+	}
+	for _, s := range inv.Subnets {
+		if !s.AssignIPv6OnCreation {
+			p.add(Change{Operation: "ModifySubnetAttribute", Resource: s.ID, Phase: PhaseSubnetAttrs,
+				Reason:     fmt.Sprintf("instances launched in %s should get an IPv6 address (AssignIpv6AddressOnCreation)", nameOr(s)),
+				Parameters: map[string]string{"subnetId": s.ID, "assignIpv6AddressOnCreation": "true", "vpcId": vpc}})
+		}
+	}
+
+	// ::/0 routes: public tables to the internet gateway, private ones to an
+	// egress-only internet gateway (created once per VPC).
+	eigw := ""
+	for _, g := range inv.EgressOnlyGateways {
+		if eigw == "" || g.Managed {
+			eigw = g.ID
+		}
+	}
+	for _, rt := range inv.RouteTables {
+		if rt.IPv6Default != "" {
+			continue
+		}
+		if rt.InternetGateway != "" {
+			p.add(Change{Operation: "CreateRoute", Resource: rt.ID, Phase: PhaseSubnetsRules,
+				Reason:     fmt.Sprintf("public route table %s sends 0.0.0.0/0 to %s; IPv6 needs ::/0 there too", nameOrID(rt.Name, rt.ID), rt.InternetGateway),
+				Parameters: map[string]string{"routeTableId": rt.ID, "destinationIpv6CidrBlock": "::/0", "gatewayId": rt.InternetGateway, "vpcId": vpc}})
+			continue
+		}
+		if eigw == "" {
+			eigw = EgressIGWPlaceholder
+			tags := "Name=" + firstNonEmpty(inv.InfraID, vpc) + "-eigw"
+			if inv.InfraID != "" {
+				tags += "," + ClusterTagPrefix + inv.InfraID + "=owned"
+			}
+			p.add(Change{Operation: "CreateEgressOnlyInternetGateway", Resource: vpc, Phase: PhaseVPC,
+				Reason:     "private subnets reach the internet over IPv6 through an egress-only internet gateway (tagged owned, so the cluster's destroy removes it)",
+				Parameters: map[string]string{"vpcId": vpc, "tags": tags + "," + ManagedByTag + "=" + ManagedByValue}})
+		}
+		p.add(Change{Operation: "CreateRoute", Resource: rt.ID, Phase: PhaseSubnetsRules,
+			Reason:     fmt.Sprintf("private route table %s has no IPv6 default route; ::/0 goes to the egress-only internet gateway", nameOrID(rt.Name, rt.ID)),
+			Parameters: map[string]string{"routeTableId": rt.ID, "destinationIpv6CidrBlock": "::/0", "egressOnlyInternetGatewayId": eigw, "vpcId": vpc}})
+	}
+
+	planSecurityGroups(p, inv, vpc6)
+	planInstances(p, inv, o, planned6)
+	planLoadBalancers(p, inv, planned6)
+	return p
+}
+
+func (p *Plan) add(c Change) {
+	c.ID = "underlay/" + c.Operation + "/" + c.Resource
+	if d := c.Parameters["_id"]; d != "" {
+		c.ID += "/" + d
+		delete(c.Parameters, "_id")
+	}
+	p.Changes = append(p.Changes, c)
+}
+
+func planSecurityGroups(p *Plan, inv *Inventory, vpc6 string) {
+	for _, g := range inv.SecurityGroups {
+		for _, dir := range []string{"ingress", "egress"} {
+			rules := g.Ingress
+			if dir == "egress" {
+				rules = g.Egress
+			}
+			seen := map[string]bool{}
+			for _, r := range rules {
+				for _, v4 := range r.IPv4 {
+					var v6, why string
+					switch {
+					case v4 == "0.0.0.0/0":
+						v6, why = "::/0", "0.0.0.0/0 -> ::/0"
+					case slices.Contains(inv.VPC.IPv4CIDRs, v4):
+						v6, why = vpc6, "the VPC's IPv4 range "+v4+" -> the VPC's IPv6 /56"
+					default:
+						p.Notes = append(p.Notes, Note{Resource: g.ID,
+							Message: fmt.Sprintf("%s rule %s %s from %s of %s has no known IPv6 counterpart: not mirrored", dir, r.Protocol, portRange(r), v4, g.Name),
+							Fix:     "add the IPv6 rule by hand if that network has IPv6"})
+						continue
+					}
+					proto, from, to := normProtocol(r.Protocol), r.FromPort, r.ToPort
+					if proto == "icmp" {
+						t, c, ok := icmpv6For(from, to)
+						if !ok {
+							p.Notes = append(p.Notes, Note{Resource: g.ID,
+								Message: fmt.Sprintf("%s ICMP type %d code %d rule from %s of %s has no ICMPv6 counterpart: not mirrored", dir, from, to, v4, g.Name)})
+							continue
+						}
+						proto, from, to = "58", t, c
+						why += ", ICMP -> ICMPv6"
+					}
+					if proto == "-1" {
+						from, to = -1, -1
+					}
+					if hasIPv6Rule(rules, proto, from, to, v6) {
+						continue
+					}
+					key := fmt.Sprintf("%s/%d/%d/%s", proto, from, to, v4)
+					if seen[key] {
+						continue
+					}
+					seen[key] = true
+					op := "AuthorizeSecurityGroupIngress"
+					if dir == "egress" {
+						op = "AuthorizeSecurityGroupEgress"
+					}
+					p.add(Change{Operation: op, Resource: g.ID, Phase: PhaseSubnetsRules,
+						Reason: fmt.Sprintf("IPv6 mirror of %s's %s rule %s %s from %s (%s)", g.Name, dir, r.Protocol, portRange(r), v4, why),
+						Parameters: map[string]string{"groupId": g.ID, "groupName": g.Name, "direction": dir, "ipProtocol": proto,
+							"fromPort": itoa(from), "toPort": itoa(to), "cidrIpv6": v6, "mirrorOf": v4, "vpcId": inv.VPC.ID, "_id": key}})
+				}
+			}
+		}
+	}
+}
+
+func hasIPv6Rule(rules []Rule, proto string, from, to int32, cidr string) bool {
+	for _, r := range rules {
+		rp, rf, rt := normProtocol(r.Protocol), r.FromPort, r.ToPort
+		if rp == "-1" {
+			rf, rt = -1, -1
+		}
+		if rp == proto && rf == from && rt == to && slices.Contains(r.IPv6, cidr) {
+			return true
+		}
+	}
+	return false
+}
+
+func planInstances(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]bool) {
+	enis := map[string]ENI{}
+	for _, e := range inv.NetworkInterfaces {
+		enis[e.ID] = e
+	}
+	for _, in := range inv.Instances {
+		canIPv6 := in.IPv6Supported
+		if !in.IPv6Supported {
+			if o.NewInstanceType == "" {
+				p.Notes = append(p.Notes, Note{Resource: in.ID,
+					Message: fmt.Sprintf("instance %s is a %s, a type without IPv6 support: it gets no IPv6 address", nameOrID(in.Name, in.ID), in.Type),
+					Fix:     "re-run with --allow-instance-type-change=<a current type, e.g. m6i.large> (stops and starts it), or replace the machine"})
+			} else {
+				canIPv6 = true
+				role := "worker"
+				if in.ControlPlane {
+					role = "control-plane"
+				}
+				p.add(Change{Operation: "ModifyInstanceAttribute", Resource: in.ID, Phase: PhaseInstanceType,
+					Reason: fmt.Sprintf("%s instance %s is a %s without IPv6 support: stop, change the type to %s, start (one instance at a time)", role, nameOrID(in.Name, in.ID), in.Type, o.NewInstanceType),
+					Parameters: map[string]string{"instanceId": in.ID, "instanceType": o.NewInstanceType, "previousInstanceType": in.Type,
+						"controlPlane": strconv.FormatBool(in.ControlPlane), "vpcId": inv.VPC.ID}})
+			}
+		}
+		e, ok := enis[in.PrimaryENI]
+		if !ok || len(e.IPv6Addresses) > 0 || !canIPv6 {
+			continue
+		}
+		p.add(Change{Operation: "AssignIpv6Addresses", Resource: e.ID, Phase: PhaseAddresses,
+			Reason:     fmt.Sprintf("the primary network interface of %s has no IPv6 address", nameOrID(in.Name, in.ID)),
+			Parameters: map[string]string{"networkInterfaceId": e.ID, "instanceId": in.ID, "ipv6AddressCount": "1", "subnetId": e.SubnetID, "vpcId": inv.VPC.ID}})
+	}
+}
+
+func planLoadBalancers(p *Plan, inv *Inventory, planned6 map[string]bool) {
+	has6 := map[string]bool{}
+	for _, s := range inv.Subnets {
+		has6[s.ID] = s.IPv6CIDR != "" || planned6[s.ID]
+	}
+	for _, lb := range inv.LoadBalancers {
+		owner := ""
+		if lb.Service != "" {
+			owner = " (Service " + lb.Service + ")"
+		}
+		switch lb.Type {
+		case "classic":
+			p.Notes = append(p.Notes, Note{Resource: lb.Name,
+				Message: fmt.Sprintf("Classic ELB %s%s cannot serve IPv6 in a VPC", lb.Name, owner),
+				Fix:     "move its Service to a dual-stack NLB: kubectl dualstack gateway"})
+			continue
+		case "network", "application":
+		default:
+			continue
+		}
+		if lb.IPAddressType != "ipv4" {
+			continue
+		}
+		var missing []string
+		for _, s := range lb.SubnetIDs {
+			if !has6[s] {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) > 0 {
+			p.Notes = append(p.Notes, Note{Resource: lb.Name,
+				Message: fmt.Sprintf("load balancer %s%s stays IPv4: its subnets %s are not cluster subnets and have no IPv6", lb.Name, owner, strings.Join(missing, ", ")),
+				Fix:     "give those subnets an IPv6 /64, then re-run"})
+			continue
+		}
+		reason := fmt.Sprintf("%s %s load balancer %s%s answers on IPv4 only; all its subnets have (or get) IPv6", lb.Scheme, lbKind(lb.Type), lb.Name, owner)
+		if lb.Scheme == "internal" {
+			reason += "; internal, so dualstack only adds IPv6 for clients inside the VPC"
+		}
+		p.add(Change{Operation: "SetIpAddressType", Resource: lb.Name, Phase: PhaseAddresses, Reason: reason,
+			Parameters: map[string]string{"loadBalancerArn": lb.ARN, "ipAddressType": "dualstack", "previousIpAddressType": lb.IPAddressType, "vpcId": inv.VPC.ID}})
+	}
+}
+
+// SortChanges orders changes by phase, then as planned.
+func SortChanges(cs []Change) {
+	sort.SliceStable(cs, func(a, b int) bool { return cs[a].Phase < cs[b].Phase })
+}
+
+func lbKind(t string) string {
+	if t == "network" {
+		return "NLB"
+	}
+	if t == "application" {
+		return "ALB"
+	}
+	return t
+}
+
+func visibility(public bool) string {
+	if public {
+		return "public"
+	}
+	return "private"
+}
+
+func nameOr(s Subnet) string { return nameOrID(s.Name, s.ID) }
+
+func nameOrID(name, id string) string {
+	if name == "" {
+		return id
+	}
+	return name + " (" + id + ")"
+}
+
+func portRange(r Rule) string {
+	switch {
+	case r.Protocol == "-1":
+		return "all"
+	case r.FromPort == r.ToPort:
+		return itoa(r.FromPort)
+	}
+	return itoa(r.FromPort) + "-" + itoa(r.ToPort)
+}

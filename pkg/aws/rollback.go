@@ -1,0 +1,228 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+)
+
+// notFound are the error codes that mean "already gone": undoing is done.
+var notFound = []string{
+	"InvalidAssociationID.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRoute.NotFound",
+	"InvalidPermission.NotFound", "InvalidGroup.NotFound", "InvalidGatewayID.NotFound",
+	"InvalidEgressOnlyInternetGatewayId.NotFound", "InvalidNetworkInterfaceID.NotFound", "InvalidInstanceID.NotFound",
+	"LoadBalancerNotFound",
+}
+
+// Undoable returns the journal's underlay entries for the VPC that are not
+// undone yet (done, or pending: may have happened), in undo order: later
+// phases first, then newest first.
+func Undoable(j *journal.Journal, vpcID string) []journal.Entry {
+	var out []journal.Entry
+	for _, e := range j.Layer(Layer) {
+		if e.State == journal.Undone || e.Undo["vpcId"] != vpcID {
+			continue
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		pa, _ := strconv.Atoi(out[a].Undo["phase"])
+		pb, _ := strconv.Atoi(out[b].Undo["phase"])
+		if pa != pb {
+			return pa > pb
+		}
+		return out[a].Seq > out[b].Seq
+	})
+	return out
+}
+
+// RollbackOptions tune Rollback.
+type RollbackOptions struct {
+	Progress    func(done, total int, r Result)
+	WaitTimeout time.Duration
+}
+
+// Rollback undoes, in reverse dependency order, exactly what the journal
+// says apply did to the VPC, and marks each entry undone. Pending entries
+// (apply stopped between asking AWS and recording the answer) are undone
+// from the live state: what a pending change would have made did not exist
+// before it (else it would not have been planned).
+func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o RollbackOptions) ([]Result, error) {
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = 5 * time.Minute
+	}
+	jn, err := j.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries := Undoable(jn, vpcID)
+	var results []Result
+	var failed []string
+	for i, e := range entries {
+		r := Result{Operation: e.Operation, Resource: e.Resource, Parameters: e.Undo, Status: StatusUndone}
+		if err := undo(ctx, c, e, o.WaitTimeout); err != nil {
+			r.Status, r.Error = StatusFailed, Explain("undoing "+e.Operation+" "+e.Resource, err).Error()
+			failed = append(failed, r.Error)
+		} else {
+			e.State = journal.Undone
+			if err := j.Put(ctx, e); err != nil {
+				r.Status, r.Error = StatusFailed, err.Error()
+				failed = append(failed, r.Error)
+			}
+		}
+		results = append(results, r)
+		if o.Progress != nil {
+			o.Progress(i+1, len(entries), r)
+		}
+		if len(failed) > 0 {
+			break // later undos may depend on this one (addresses before /64s)
+		}
+	}
+	if len(failed) > 0 {
+		return results, fmt.Errorf("rollback stopped: %s; fix that and re-run rollback, it continues from there", strings.Join(failed, "; "))
+	}
+	return results, nil
+}
+
+func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duration) error {
+	u := e.Undo
+	ec := c.EC2
+	var err error
+	switch e.Operation {
+	case "SetIpAddressType":
+		prev := u["previousIpAddressType"]
+		if prev == "" {
+			prev = "ipv4"
+		}
+		_, err = c.ELBv2.SetIpAddressType(ctx, &elbv2.SetIpAddressTypeInput{LoadBalancerArn: aws.String(u["loadBalancerArn"]), IpAddressType: elbv2types.IpAddressType(prev)})
+	case "AssignIpv6Addresses":
+		addrs := splitList(u["ipv6Addresses"])
+		if len(addrs) == 0 { // pending: every address there now is ours
+			out, derr := ec.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{u["networkInterfaceId"]}})
+			if derr != nil {
+				return ignoreCode(derr, notFound...)
+			}
+			for _, ni := range out.NetworkInterfaces {
+				for _, a := range ni.Ipv6Addresses {
+					addrs = append(addrs, aws.ToString(a.Ipv6Address))
+				}
+			}
+		}
+		if len(addrs) == 0 {
+			return nil
+		}
+		_, err = ec.UnassignIpv6Addresses(ctx, &ec2.UnassignIpv6AddressesInput{NetworkInterfaceId: aws.String(u["networkInterfaceId"]), Ipv6Addresses: addrs})
+	case "ModifyInstanceAttribute":
+		out, derr := ec.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{u["instanceId"]}})
+		if derr != nil {
+			return ignoreCode(derr, notFound...)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				if string(in.InstanceType) != u["previousInstanceType"] {
+					err = setInstanceType(ctx, ec, u["instanceId"], u["previousInstanceType"], timeout)
+				}
+			}
+		}
+	case "ModifySubnetAttribute":
+		_, err = ec.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: aws.String(u["subnetId"]),
+			AssignIpv6AddressOnCreation: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)}})
+	case "AuthorizeSecurityGroupIngress":
+		_, err = ec.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(u["groupId"]), IpPermissions: []ec2types.IpPermission{revokePermission(u)}})
+	case "AuthorizeSecurityGroupEgress":
+		_, err = ec.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(u["groupId"]), IpPermissions: []ec2types.IpPermission{revokePermission(u)}})
+	case "CreateRoute":
+		_, err = ec.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(u["routeTableId"]), DestinationIpv6CidrBlock: aws.String("::/0")})
+	case "AssociateSubnetCidrBlock":
+		id := u["associationId"]
+		if id == "" {
+			out, derr := ec.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{u["subnetId"]}})
+			if derr != nil {
+				return ignoreCode(derr, notFound...)
+			}
+			for _, s := range out.Subnets {
+				for _, a := range s.Ipv6CidrBlockAssociationSet {
+					if a.Ipv6CidrBlockState == nil || activeState(string(a.Ipv6CidrBlockState.State)) {
+						id = aws.ToString(a.AssociationId)
+					}
+				}
+			}
+		}
+		if id == "" {
+			return nil
+		}
+		_, err = ec.DisassociateSubnetCidrBlock(ctx, &ec2.DisassociateSubnetCidrBlockInput{AssociationId: aws.String(id)})
+	case "CreateEgressOnlyInternetGateway":
+		ids := splitList(u["egressOnlyInternetGatewayId"])
+		if len(ids) == 0 { // pending: find ours by tag
+			out, derr := ec.DescribeEgressOnlyInternetGateways(ctx, &ec2.DescribeEgressOnlyInternetGatewaysInput{})
+			if derr != nil {
+				return derr
+			}
+			for _, g := range out.EgressOnlyInternetGateways {
+				if tagValue(g.Tags, ManagedByTag) != ManagedByValue {
+					continue
+				}
+				for _, a := range g.Attachments {
+					if aws.ToString(a.VpcId) == u["vpcId"] {
+						ids = append(ids, aws.ToString(g.EgressOnlyInternetGatewayId))
+					}
+				}
+			}
+		}
+		for _, id := range ids {
+			if _, err := ec.DeleteEgressOnlyInternetGateway(ctx, &ec2.DeleteEgressOnlyInternetGatewayInput{EgressOnlyInternetGatewayId: aws.String(id)}); ignoreCode(err, notFound...) != nil {
+				return err
+			}
+		}
+	case "AssociateVpcCidrBlock":
+		id := u["associationId"]
+		if id == "" {
+			out, derr := ec.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{u["vpcId"]}})
+			if derr != nil {
+				return ignoreCode(derr, notFound...)
+			}
+			for _, v := range out.Vpcs {
+				for _, a := range v.Ipv6CidrBlockAssociationSet {
+					if a.Ipv6CidrBlockState == nil || activeState(string(a.Ipv6CidrBlockState.State)) {
+						id = aws.ToString(a.AssociationId)
+					}
+				}
+			}
+		}
+		if id == "" {
+			return nil
+		}
+		_, err = ec.DisassociateVpcCidrBlock(ctx, &ec2.DisassociateVpcCidrBlockInput{AssociationId: aws.String(id)})
+	default:
+		return fmt.Errorf("no undo for operation %s", e.Operation)
+	}
+	return ignoreCode(err, notFound...)
+}
+
+func revokePermission(u map[string]string) ec2types.IpPermission {
+	perm := permission(u)
+	perm.Ipv6Ranges[0].Description = nil
+	return perm
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+)
+
+// UnderlayFacts is the cluster's AWS network, or why it could not be read.
+type UnderlayFacts struct {
+	Inventory *awsx.Inventory
+	Err       error
+}
+
+// underlayTimeout bounds the AWS part of status: an unreachable AWS (no
+// credentials, no network) must not hold the whole report up.
+const underlayTimeout = 20 * time.Second
+
+func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node) *UnderlayFacts {
+	ctx, cancel := context.WithTimeout(ctx, underlayTimeout)
+	defer cancel()
+	endpoints := map[string]string{}
+	for _, e := range info.ServiceEndpoints {
+		endpoints[e.Name] = e.URL
+	}
+	c, err := awsx.NewClients(ctx, awsx.ConfigOptions{Region: info.AWSRegion, ServiceEndpoints: endpoints, MaxAttempts: 2})
+	if err != nil {
+		return &UnderlayFacts{Err: err}
+	}
+	t := awsx.Target{InfraID: info.InfraID, Instances: map[string]bool{}}
+	for _, n := range nodes {
+		if _, id, ok := platform.ParseAWSProviderID(n.Spec.ProviderID); ok {
+			t.Instances[id] = false
+		}
+	}
+	inv, err := awsx.Discover(ctx, c, t)
+	return &UnderlayFacts{Inventory: inv, Err: err}
+}
+
+// underlayChecks judge the AWS network: one check per kind of resource.
+func underlayChecks(u *UnderlayFacts, command string) []report.Check {
+	if u == nil {
+		return nil
+	}
+	underlayFix := command + " aws plan, then " + command + " aws apply"
+	if u.Err != nil {
+		return []report.Check{{Layer: report.LayerUnderlay, Name: "aws-reachable", Status: report.Warn,
+			Message:     "cannot read the cluster's AWS network, so the underlay is not checked: " + u.Err.Error(),
+			Remediation: "provide AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID...) with the read-only policy of `" + command + " aws iam-policy --for plan`"}}
+	}
+	inv := u.Inventory
+	p := awsx.MakePlan(inv, awsx.PlanOptions{})
+	pending := map[string][]string{}
+	for _, c := range p.Changes {
+		pending[c.Operation] = append(pending[c.Operation], c.Resource)
+	}
+	check := func(name, ok string, fail []string, what string) report.Check {
+		c := report.Check{Layer: report.LayerUnderlay, Name: name, Status: report.Pass, Message: ok}
+		if len(fail) > 0 {
+			c.Status = report.Fail
+			c.Message = fmt.Sprintf("%s: %s", what, names(dedupe(fail)))
+			c.Remediation = underlayFix
+		}
+		return c
+	}
+	var out []report.Check
+	out = append(out, check("vpc-ipv6", fmt.Sprintf("VPC %s has IPv6 %s", inv.VPC.ID, inv.VPC.IPv6CIDR),
+		pending["AssociateVpcCidrBlock"], "the VPC has no IPv6 /56"))
+	out = append(out, check("subnet-ipv6", fmt.Sprintf("%d subnets have an IPv6 /64 and AssignIpv6AddressOnCreation", len(inv.Subnets)),
+		append(pending["AssociateSubnetCidrBlock"], pending["ModifySubnetAttribute"]...), "subnets without an IPv6 /64 or AssignIpv6AddressOnCreation"))
+	out = append(out, check("ipv6-routes", fmt.Sprintf("%d route tables have ::/0", len(inv.RouteTables)),
+		pending["CreateRoute"], "route tables without ::/0"))
+	out = append(out, check("egress-only-gateway", "private subnets have an egress-only internet gateway",
+		pending["CreateEgressOnlyInternetGateway"], "no egress-only internet gateway for the private subnets of VPC"))
+	out = append(out, check("security-group-ipv6", fmt.Sprintf("%d security groups mirror their IPv4 rules for IPv6", len(inv.SecurityGroups)),
+		append(pending["AuthorizeSecurityGroupIngress"], pending["AuthorizeSecurityGroupEgress"]...), "security groups missing IPv6 mirrors of IPv4 rules"))
+	var noType []string
+	for _, n := range p.Notes {
+		if strings.HasPrefix(n.Resource, "i-") {
+			noType = append(noType, n.Resource)
+		}
+	}
+	inst := check("instance-ipv6", fmt.Sprintf("%d instances support IPv6 and have an IPv6 address", len(inv.Instances)),
+		append(noType, pending["AssignIpv6Addresses"]...), "instances without IPv6 support or without an IPv6 address on their primary ENI")
+	if len(noType) > 0 {
+		inst.Remediation = "change the instance type (" + command + " aws apply --allow-instance-type-change=<type>), then " + underlayFix
+	}
+	out = append(out, inst)
+	lb := check("load-balancer-ipv6", fmt.Sprintf("%d load balancers are dualstack (or Classic, see the gateway layer)", len(inv.LoadBalancers)),
+		pending["SetIpAddressType"], "NLBs/ALBs with IpAddressType ipv4")
+	out = append(out, lb)
+	return out
+}
+
+func dedupe(list []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range list {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}

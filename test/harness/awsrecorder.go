@@ -1,0 +1,187 @@
+package harness
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// AWSOp is one AWS API call as seen on the wire.
+type AWSOp struct {
+	Service string // the SigV4 signing name: ec2, elasticloadbalancing, sts...
+	Action  string // DescribeVpcs, SetIpAddressType...
+}
+
+// IAM is the IAM action name of the call, e.g. ec2:DescribeVpcs.
+func (o AWSOp) IAM() string { return o.Service + ":" + o.Action }
+
+// AWSFault is an error the proxy answers with instead of forwarding.
+type AWSFault struct {
+	Status  int    // HTTP status, e.g. 400, 403, 500, 503
+	Code    string // AWS error code, e.g. RequestLimitExceeded, UnauthorizedOperation
+	Message string
+}
+
+type faultRule struct {
+	fault AWSFault
+	times int // how many calls still fail; < 0: all
+}
+
+// AWSProxy is a recording, error-injecting HTTP proxy in front of an AWS
+// endpoint (moto): it reads each call's service (from the SigV4 credential
+// scope) and action (X-Amz-Target or the query/form Action), records it,
+// and either forwards it or answers with an injected AWS error in the
+// service's own XML format, so the SDK parses it exactly like a real one.
+type AWSProxy struct {
+	URL    string
+	server *http.Server
+	mu     sync.Mutex
+	ops    []AWSOp
+	faults map[string]*faultRule // by action
+}
+
+var scopeService = regexp.MustCompile(`Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request`)
+
+// StartAWSProxy listens on 127.0.0.1 (plain http) and forwards to target,
+// trusting caPEM when target is https. It stops when the test ends.
+func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = tr
+	p := &AWSProxy{faults: map[string]*faultRule{}}
+	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		op := AWSOp{Action: actionOf(r, body)}
+		if m := scopeService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+			op.Service = m[1]
+		}
+		if f := p.record(op); f != nil {
+			writeAWSError(w, op.Service, *f)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Host = u.Host
+		rp.ServeHTTP(w, r)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p.URL = "http://" + l.Addr().String()
+	go func() { _ = p.server.Serve(l) }()
+	t.Cleanup(func() { _ = p.server.Close() })
+	return p, nil
+}
+
+func actionOf(r *http.Request, body []byte) string {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		return t[strings.LastIndex(t, ".")+1:]
+	}
+	if a := r.URL.Query().Get("Action"); a != "" {
+		return a
+	}
+	if v, err := url.ParseQuery(string(body)); err == nil {
+		return v.Get("Action")
+	}
+	return ""
+}
+
+func (p *AWSProxy) record(op AWSOp) *AWSFault {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ops = append(p.ops, op)
+	r := p.faults[op.Action]
+	if r == nil || r.times == 0 {
+		return nil
+	}
+	if r.times > 0 {
+		r.times--
+	}
+	f := r.fault
+	return &f
+}
+
+// Fail makes the next times calls of action fail with f (times < 0: all of them).
+func (p *AWSProxy) Fail(action string, times int, f AWSFault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults[action] = &faultRule{fault: f, times: times}
+}
+
+// Heal removes every injected fault.
+func (p *AWSProxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = map[string]*faultRule{}
+}
+
+// Ops returns the calls recorded so far, in order.
+func (p *AWSProxy) Ops() []AWSOp {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]AWSOp(nil), p.ops...)
+}
+
+// Reset forgets the recorded calls.
+func (p *AWSProxy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ops = nil
+}
+
+// Count is how many calls of action were recorded.
+func (p *AWSProxy) Count(action string) int {
+	n := 0
+	for _, o := range p.Ops() {
+		if o.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
+// Env rewrites env (KEY=VALUE) so the AWS SDK goes through the proxy.
+func (p *AWSProxy) Env(env []string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, "AWS_ENDPOINT_URL=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, "AWS_ENDPOINT_URL="+p.URL)
+}
+
+func writeAWSError(w http.ResponseWriter, service string, f AWSFault) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(f.Status)
+	if service == "ec2" {
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>injected</RequestID></Response>`, f.Code, f.Message)
+		return
+	}
+	typ := "Sender"
+	if f.Status >= 500 {
+		typ = "Receiver"
+	}
+	fmt.Fprintf(w, `<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>injected</RequestId></ErrorResponse>`, typ, f.Code, f.Message)
+}
