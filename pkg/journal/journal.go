@@ -39,6 +39,7 @@ const (
 	Pending State = "pending" // about to be made; may or may not have happened
 	Done    State = "done"    // made, and Undo says how to take it back
 	Undone  State = "undone"  // taken back by a rollback or revert
+	Failed  State = "failed"  // refused by the API (conflict, forbidden): not made, nothing to undo
 )
 
 // Entry is one change. Field names are part of the stored format.

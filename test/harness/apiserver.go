@@ -35,6 +35,12 @@ type APIServerOptions struct {
 	ServiceCIDRs string
 	// ExtraFlags are passed to kube-apiserver as they are.
 	ExtraFlags []string
+	// RBAC turns on RBAC authorization (default: everything allowed). The
+	// harness's own client stays allowed everything (system:masters).
+	RBAC bool
+	// TokenUsers can log in with a bearer token (--token-auth-file); see
+	// APIServer.UserKubeconfig.
+	TokenUsers []TokenUser
 }
 
 // APIServer is a running kube-apiserver with its clients.
@@ -63,6 +69,11 @@ func StartAPIServer(t ktesting.TB, opts APIServerOptions) (*APIServer, error) {
 		"--service-cluster-ip-range=" + opts.ServiceCIDRs,
 		"--bind-address=127.0.0.1",
 	}, opts.ExtraFlags...)
+	authFlags, err := authFlags(tb.TempDir(), opts)
+	if err != nil {
+		return nil, err
+	}
+	flags = append(flags, authFlags...)
 	srv, err := kubeapiservertesting.StartTestServer(t, &kubeapiservertesting.TestServerInstanceOptions{
 		EnableCertAuth:         true,
 		DisableInvariantChecks: true,
