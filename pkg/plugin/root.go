@@ -116,6 +116,8 @@ Start with a read-only look:
 		NewCmdStatus(inv, streams, clients),
 		NewCmdAWS(inv, streams, clients),
 		NewCmdNetwork(inv, streams, clients),
+		NewCmdValidate(inv, streams, clients),
+		NewCmdProbe(inv, streams, clients),
 		NewCmdVersion(inv, streams),
 	)
 	root.AddCommand(newCmdCompletion(inv, streams))

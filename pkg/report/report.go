@@ -1,6 +1,6 @@
 // Package report is the result model shared by the commands that check
-// things (status, validate): a list of checks, each PASS, WARN, FAIL or SKIP,
-// and a summary; printed as a table or as JSON/YAML with stable field names.
+// things (status, validate): a list of checks, each PASS, WARN, FAIL, SKIP or
+// INCONCLUSIVE, and a summary; printed as a table or as JSON/YAML with stable field names.
 package report
 
 import (
@@ -21,6 +21,9 @@ const (
 	Warn Status = "WARN"
 	Fail Status = "FAIL"
 	Skip Status = "SKIP"
+	// Inconclusive means the check ran but its result was lost (a dropped
+	// exec stream, empty output): nothing was observed, so it never passes.
+	Inconclusive Status = "INCONCLUSIVE"
 )
 
 // Layers of a dual-stack cluster, in the order they are reported.
@@ -29,6 +32,7 @@ const (
 	LayerUnderlay = "underlay"
 	LayerOverlay  = "overlay"
 	LayerMesh     = "mesh"
+	LayerProof    = "proof" // validate's end-to-end checks
 )
 
 // Check is one verdict. Field names are part of the JSON/YAML contract.
@@ -38,6 +42,10 @@ type Check struct {
 	Status      Status `json:"status"`
 	Message     string `json:"message"`
 	Remediation string `json:"remediation,omitempty"`
+	// Family is IPv4 or IPv6 for checks made once per IP family.
+	Family string `json:"family,omitempty"`
+	// DurationMs is how long a check that does I/O took.
+	DurationMs int64 `json:"durationMs,omitempty"`
 }
 
 // Summary counts checks by status.
@@ -47,6 +55,8 @@ type Summary struct {
 	Warn  int `json:"warn"`
 	Fail  int `json:"fail"`
 	Skip  int `json:"skip"`
+	// Inconclusive counts checks whose result was lost.
+	Inconclusive int `json:"inconclusive,omitempty"`
 }
 
 // Report is the whole result of a checking command.
@@ -68,11 +78,19 @@ func (r *Report) Add(c Check) {
 		r.Summary.Fail++
 	case Skip:
 		r.Summary.Skip++
+	case Inconclusive:
+		r.Summary.Inconclusive++
 	}
 }
 
 // Failed reports whether any check failed.
 func (r *Report) Failed() bool { return r.Summary.Fail > 0 }
+
+// AllPassed reports whether every check that ran passed: no FAIL, no WARN
+// and no INCONCLUSIVE (SKIPs were not asked for, so they do not count).
+func (r *Report) AllPassed() bool {
+	return r.Summary.Fail == 0 && r.Summary.Warn == 0 && r.Summary.Inconclusive == 0
+}
 
 // String is the one-line summary, e.g. "5 checks: 3 passed, 1 warning, 1 failed".
 func (s Summary) String() string {
@@ -82,6 +100,9 @@ func (s Summary) String() string {
 	}
 	if s.Fail > 0 {
 		parts = append(parts, fmt.Sprintf("%d failed", s.Fail))
+	}
+	if s.Inconclusive > 0 {
+		parts = append(parts, fmt.Sprintf("%d inconclusive", s.Inconclusive))
 	}
 	if s.Skip > 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped", s.Skip))
@@ -140,6 +161,8 @@ func paintStatus(p cli.Painter, s Status) string {
 		return p.Yellow(string(s))
 	case Fail:
 		return p.Red(string(s))
+	case Inconclusive:
+		return p.Yellow(string(s))
 	default:
 		return p.Grey(string(s))
 	}

@@ -1,0 +1,273 @@
+package plugin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+)
+
+// DefaultValidateNamespace is where validate works unless -n says otherwise.
+const DefaultValidateNamespace = "dualstack-validate"
+
+// ValidateOptions runs the end-to-end proof.
+type ValidateOptions struct {
+	Output         *cli.OutputFlags
+	Scenario       probe.Scenario
+	Keep           bool
+	Checks         []string
+	Timeout        time.Duration
+	ConnectTimeout time.Duration
+	MaxTime        time.Duration
+	IngressService string
+	DNSServer      string
+	JUnitFile      string
+
+	inv     Invocation
+	factory *kube.Factory
+	clients *kube.Clients
+	genericiooptions.IOStreams
+}
+
+// ValidateResult is what `validate -o json|yaml` prints. Field names are
+// stable: namespace, ingress, checks[], summary.
+type ValidateResult struct {
+	Namespace string                `json:"namespace"`
+	Ingress   *probe.IngressAddress `json:"ingress,omitempty"`
+	report.Report
+}
+
+// NewCmdValidate builds `validate`.
+func NewCmdValidate(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
+	o := &ValidateOptions{
+		Output:  cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
+		inv:     inv,
+		factory: factory,
+		Scenario: probe.Scenario{
+			Host:         "httpbin.example.com",
+			IngressLabel: "ingressgateway",
+			Gateway:      "istio-system/istio-ingressgateway",
+			CurlImage:    "registry.access.redhat.com/ubi9/ubi-minimal:latest",
+			HTTPBinImage: "ghcr.io/mccutchen/go-httpbin:v2.26.0",
+		},
+		Timeout:        5 * time.Minute,
+		ConnectTimeout: probe.DefaultCurlOptions.ConnectTimeout,
+		MaxTime:        probe.DefaultCurlOptions.MaxTime,
+		IOStreams:      streams,
+	}
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Prove IPv4/IPv6 dual-stack end to end: pods, Services, in-mesh curl, DNS, the ingress",
+		Long: fmt.Sprintf(`Deploy a small scenario in its own namespace and prove, for IPv4 and IPv6
+separately, that dual-stack works end to end:
+
+  pod-ips       the sleep and httpbin pods have an IP of the family
+  service-ips   their RequireDualStack Services have a cluster IP of the family
+  curl-service  exec in the sleep pod: curl -4|-6 http://httpbin:8000 -> 200
+                (through the mesh: server: envoy)
+  dns-service   in-pod A|AAAA lookup of the httpbin Service name
+  dns-ingress   the ingress hostname has A|AAAA records (--dns-server to ask one server)
+  curl-ingress  from here, -4|-6 through the ingress with Host: httpbin.example.com -> 200
+                (server: istio-envoy)
+
+The namespace (default %[2]s, -n to change) is labelled for sidecar injection
+and enforces the restricted Pod Security Standard; the pods run as non-root
+with a ServiceAccount of their own and no token. The families are checked
+concurrently; a check whose result was lost is retried, then reported
+INCONCLUSIVE, never PASS. Everything created is deleted at the end, also on
+Ctrl-C or --timeout, unless --keep. An existing namespace is never used unless
+--namespace-reuse, and then only validate's own objects are removed.
+
+Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.DisplayName, DefaultValidateNamespace),
+		Example: fmt.Sprintf(`  # The whole proof, as a table
+  %[1]s validate
+
+  # JSON for scripts and a JUnit file for CI
+  %[1]s validate -o json --junit-file validate.xml
+
+  # Only the in-cluster checks, without Istio
+  %[1]s validate --no-mesh --checks pod-ips,service-ips,curl-service,dns-service`, inv.DisplayName),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(cmd); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	o.Output.AddFlags(cmd)
+	f.BoolVar(&o.Keep, "keep", false, "Leave the namespace and objects in place for debugging (and print how to delete them).")
+	f.BoolVar(&o.Scenario.NamespaceReuse, "namespace-reuse", false, "Use an existing namespace; only validate's own objects are created and removed there.")
+	f.BoolVar(&o.Scenario.NoMesh, "no-mesh", false, "No sidecar injection and no ingress route: prove the cluster network only.")
+	f.StringVar(&o.Scenario.Revision, "revision", "", "Label the namespace istio.io/rev=REVISION instead of istio-injection=enabled (istiod runs a revision).")
+	f.BoolVar(&o.Scenario.GatewayAPI, "gateway-api", false, "Route the ingress with a Gateway API HTTPRoute instead of an Istio Gateway + VirtualService.")
+	f.StringVar(&o.Scenario.Gateway, "gateway", o.Scenario.Gateway, "With --gateway-api: the parent Gateway as namespace/name.")
+	f.StringVar(&o.Scenario.Host, "host", o.Scenario.Host, "The host name routed through the ingress gateway.")
+	f.StringVar(&o.IngressService, "ingress-service", "", "The ingress gateway Service as namespace/name (default: the Service labelled istio=ingressgateway).")
+	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve the ingress hostname with this DNS server (host or host:port) instead of the system resolver.")
+	f.StringSliceVar(&o.Checks, "checks", nil, "Run only these checks: "+strings.Join(probe.AllChecks, ","))
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Bound the whole run, cleanup excepted.")
+	f.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "curl --connect-timeout for each request.")
+	f.DurationVar(&o.MaxTime, "max-time", o.MaxTime, "curl --max-time for each request.")
+	f.StringVar(&o.Scenario.CurlImage, "curl-image", o.Scenario.CurlImage, "Image of the sleep pod; needs sleep, curl and getent, and must run as non-root.")
+	f.StringVar(&o.Scenario.HTTPBinImage, "httpbin-image", o.Scenario.HTTPBinImage, "Image of httpbin, listening on $PORT (8080) as non-root.")
+	f.StringVar(&o.JUnitFile, "junit-file", "", "Also write the results as JUnit XML to this file.")
+	_ = cmd.RegisterFlagCompletionFunc("checks", cobra.FixedCompletions(probe.AllChecks, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *ValidateOptions) Validate() error {
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
+	for _, c := range o.Checks {
+		if !slices.Contains(probe.AllChecks, c) {
+			return cli.Usagef("unknown check %q in --checks: choose from %s", c, strings.Join(probe.AllChecks, ","))
+		}
+	}
+	if o.Timeout <= 0 || o.ConnectTimeout <= 0 || o.MaxTime <= 0 {
+		return cli.Usagef("--timeout, --connect-timeout and --max-time must be positive")
+	}
+	if o.Scenario.GatewayAPI && !strings.Contains(o.Scenario.Gateway, "/") {
+		return cli.Usagef("--gateway must be namespace/name, got %q", o.Scenario.Gateway)
+	}
+	return nil
+}
+
+// Complete builds the clients and settles the namespace: -n when given,
+// otherwise dualstack-validate (never the context's namespace).
+func (o *ValidateOptions) Complete(cmd *cobra.Command) error {
+	o.Scenario.Namespace = DefaultValidateNamespace
+	if f := cmd.Flags().Lookup("namespace"); f != nil && f.Changed {
+		o.Scenario.Namespace = f.Value.String()
+	}
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	o.Scenario.RunID = hex.EncodeToString(id)
+	c, err := o.factory.Clients()
+	if err != nil {
+		return err
+	}
+	o.clients = c
+	return nil
+}
+
+// Run deploys, waits, checks, reports and cleans up.
+func (o *ValidateOptions) Run(ctx context.Context) (err error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("validate did not finish within --timeout %s", o.Timeout))
+	defer cancel()
+	progress := cli.NewProgress(o.ErrOut)
+	ns := o.Scenario.Namespace
+
+	var d probe.Deployment
+	defer func() {
+		progress.Done("")
+		if cerr := o.cleanup(ctx, &d); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	progress.Start(fmt.Sprintf("Deploying the validate scenario in namespace %s", ns))
+	if err := probe.Deploy(ctx, o.clients.Kube, o.clients.Dynamic, o.Scenario, &d); err != nil {
+		return interrupted(ctx, kube.Explain("deploying the validate scenario", err))
+	}
+	progress.Start("Waiting for the sleep and httpbin pods to be Ready")
+	if err := d.WaitReady(ctx, progress.Update); err != nil {
+		return interrupted(ctx, err)
+	}
+	v := &probe.Validator{
+		Kube: o.clients.Kube, Dynamic: o.clients.Dynamic,
+		Exec:     &probe.PodExecer{Config: o.clients.Config, Client: o.clients.Kube},
+		Resolver: probe.NewResolver(o.DNSServer),
+		Curl:     probe.CurlOptions{ConnectTimeout: o.ConnectTimeout, MaxTime: o.MaxTime},
+		Checks:   o.Checks,
+		Backoff:  300 * time.Millisecond,
+	}
+	if !o.Scenario.NoMesh && (len(o.Checks) == 0 || slices.Contains(o.Checks, probe.CheckDNSIngress) || slices.Contains(o.Checks, probe.CheckCurlIngress)) {
+		v.Ingress, v.IngressErr = probe.FindIngress(ctx, o.clients.Kube, o.IngressService, o.Scenario.IngressLabel)
+	}
+	progress.Start("Running the checks for IPv4 and IPv6")
+	r := v.Run(ctx, &d)
+	progress.Done("")
+	if ctx.Err() != nil {
+		return interrupted(ctx, ctx.Err())
+	}
+	res := ValidateResult{Namespace: ns, Ingress: v.Ingress, Report: r}
+	if o.JUnitFile != "" {
+		if err := writeJUnit(o.JUnitFile, &r, time.Since(start)); err != nil {
+			return err
+		}
+	}
+	paint := cli.NewPainter(o.Out)
+	if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error {
+		return r.PrintProofTable(w, paint)
+	}); err != nil {
+		return err
+	}
+	if !r.AllPassed() {
+		return cli.SilentFailure
+	}
+	return nil
+}
+
+func (o *ValidateOptions) cleanup(ctx context.Context, d *probe.Deployment) error {
+	ns := o.Scenario.Namespace
+	if o.Keep {
+		if d.OwnNamespace() {
+			fmt.Fprintf(o.ErrOut, "Kept namespace %s (--keep). Delete it when done: kubectl delete namespace %s\n", ns, ns)
+		} else {
+			fmt.Fprintf(o.ErrOut, "Kept validate's objects in %s (--keep). Delete them when done: kubectl -n %s delete all,serviceaccounts,gateways.networking.istio.io,virtualservices.networking.istio.io,httproutes.gateway.networking.k8s.io -l %s=%s\n",
+				ns, ns, probe.LabelRun, o.Scenario.RunID)
+		}
+		return nil
+	}
+	if err := d.Cleanup(ctx); err != nil {
+		return fmt.Errorf("cleaning up: %w", err)
+	}
+	if d.OwnNamespace() {
+		fmt.Fprintf(o.ErrOut, "Deleted namespace %s.\n", ns)
+	}
+	return nil
+}
+
+// interrupted says why the run stopped when it was Ctrl-C or --timeout.
+func interrupted(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		if errors.Is(cause, context.Canceled) {
+			return fmt.Errorf("interrupted: %w", err)
+		}
+		return fmt.Errorf("%w", cause)
+	}
+	return err
+}
+
+func writeJUnit(path string, r *report.Report, elapsed time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing --junit-file: %w", err)
+	}
+	if err := r.WriteJUnit(f, "kubectl-dualstack-validate", elapsed); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

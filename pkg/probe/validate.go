@@ -1,0 +1,347 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+)
+
+// The checks validate runs, each once per family, in report order.
+const (
+	CheckPodIPs      = "pod-ips"
+	CheckServiceIPs  = "service-ips"
+	CheckCurlService = "curl-service"
+	CheckDNSService  = "dns-service"
+	CheckDNSIngress  = "dns-ingress"
+	CheckCurlIngress = "curl-ingress"
+)
+
+// AllChecks is every check, in report order.
+var AllChecks = []string{CheckPodIPs, CheckServiceIPs, CheckCurlService, CheckDNSService, CheckDNSIngress, CheckCurlIngress}
+
+// Attempts is how often a check whose result was lost is tried.
+const Attempts = 3
+
+// Validator runs the proof against a deployed scenario.
+type Validator struct {
+	Kube     kubernetes.Interface
+	Dynamic  dynamic.Interface
+	Exec     Execer
+	Resolver *net.Resolver
+	Curl     CurlOptions
+	// Checks selects checks (all when empty).
+	Checks []string
+	// Ingress is the ingress gateway's address; nil when none was found
+	// (IngressErr says why).
+	Ingress    *IngressAddress
+	IngressErr error
+	// Backoff between attempts of a lost result.
+	Backoff time.Duration
+}
+
+// IngressAddress is where the ingress gateway is reached from outside.
+type IngressAddress struct {
+	Service  string // namespace/name
+	Hostname string // the load balancer's DNS name, or "" when IP is set
+	IP       string
+	Port     int32
+}
+
+func (a IngressAddress) host() string {
+	if a.Hostname != "" {
+		return a.Hostname
+	}
+	return a.IP
+}
+
+// FindIngress locates the ingress gateway Service: ref ("namespace/name")
+// when given, otherwise the one Service labelled istio=<label>.
+func FindIngress(ctx context.Context, kc kubernetes.Interface, ref, label string) (*IngressAddress, error) {
+	var svc *corev1.Service
+	if ref != "" {
+		ns, name, ok := strings.Cut(ref, "/")
+		if !ok {
+			ns, name = "istio-system", ref
+		}
+		got, err := kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("reading ingress gateway service %s/%s: %w", ns, name, err)
+		}
+		svc = got
+	} else {
+		list, err := kc.CoreV1().Services("").List(ctx, metav1.ListOptions{LabelSelector: "istio=" + label, Limit: 50})
+		if err != nil {
+			return nil, fmt.Errorf("looking for the ingress gateway (services labelled istio=%s): %w", label, err)
+		}
+		if len(list.Items) == 0 {
+			return nil, fmt.Errorf("no Service labelled istio=%s: name the ingress gateway with --ingress-service namespace/name", label)
+		}
+		svc = &list.Items[0]
+	}
+	addr := &IngressAddress{Service: svc.Namespace + "/" + svc.Name}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.Hostname != "" {
+			addr.Hostname = ing.Hostname
+			break
+		}
+		if addr.IP == "" {
+			addr.IP = ing.IP
+		}
+	}
+	if addr.Hostname == "" && addr.IP == "" {
+		return nil, fmt.Errorf("ingress gateway %s has no load balancer address in status yet (kubectl -n %s get svc %s)", addr.Service, svc.Namespace, svc.Name)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "http2" || p.Name == "http" || (addr.Port == 0 && p.Port == 80) {
+			addr.Port = p.Port
+			break
+		}
+	}
+	if addr.Port == 0 {
+		return nil, fmt.Errorf("ingress gateway %s has no http/http2 port", addr.Service)
+	}
+	return addr, nil
+}
+
+func (v *Validator) selected(name string) bool {
+	return len(v.Checks) == 0 || slices.Contains(v.Checks, name)
+}
+
+// Run runs the selected checks for both families at once and returns the
+// report in a fixed order (check, then family).
+func (v *Validator) Run(ctx context.Context, d *Deployment) report.Report {
+	type job struct {
+		name   string
+		family Family
+		run    func(context.Context, Family) report.Check
+	}
+	funcs := map[string]func(context.Context, Family) report.Check{
+		CheckPodIPs:      func(_ context.Context, f Family) report.Check { return v.podIPs(d, f) },
+		CheckServiceIPs:  func(_ context.Context, f Family) report.Check { return v.serviceIPs(d, f) },
+		CheckCurlService: func(ctx context.Context, f Family) report.Check { return v.curlService(ctx, d, f) },
+		CheckDNSService:  func(ctx context.Context, f Family) report.Check { return v.dnsService(ctx, d, f) },
+		CheckDNSIngress:  func(ctx context.Context, f Family) report.Check { return v.dnsIngress(ctx, f) },
+		CheckCurlIngress: func(ctx context.Context, f Family) report.Check { return v.curlIngress(ctx, d, f) },
+	}
+	var jobs []job
+	for _, name := range AllChecks {
+		if !v.selected(name) {
+			continue
+		}
+		for _, f := range Families {
+			jobs = append(jobs, job{name, f, funcs[name]})
+		}
+	}
+	results := make([]report.Check, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			start := time.Now()
+			c := j.run(ctx, j.family)
+			c.Layer, c.Name, c.Family = report.LayerProof, j.name, string(j.family)
+			c.DurationMs = time.Since(start).Milliseconds()
+			results[i] = c
+		})
+	}
+	wg.Wait()
+	var r report.Report
+	for _, c := range results {
+		r.Add(c)
+	}
+	return r
+}
+
+func pass(format string, args ...any) report.Check {
+	return report.Check{Status: report.Pass, Message: fmt.Sprintf(format, args...)}
+}
+
+func fail(fix, format string, args ...any) report.Check {
+	return report.Check{Status: report.Fail, Message: fmt.Sprintf(format, args...), Remediation: fix}
+}
+
+func skip(format string, args ...any) report.Check {
+	return report.Check{Status: report.Skip, Message: fmt.Sprintf(format, args...)}
+}
+
+func (v *Validator) podIPs(d *Deployment, f Family) report.Check {
+	var have, missing []string
+	for _, app := range []string{SleepName, HTTPBinName} {
+		pod := d.Pods[app]
+		var ips []string
+		for _, ip := range pod.Status.PodIPs {
+			ips = append(ips, ip.IP)
+		}
+		if got := f.Pick(ips); len(got) > 0 {
+			have = append(have, fmt.Sprintf("%s %s", pod.Name, got[0]))
+		} else {
+			missing = append(missing, fmt.Sprintf("%s (podIPs: %s)", pod.Name, orNone(ips)))
+		}
+	}
+	if len(missing) > 0 {
+		return fail("the cluster network needs a pod CIDR of this family (OpenShift: clusterNetwork; kubeadm/kind: --cluster-cidr); see `dualstack status`",
+			"no %s pod IP: %s", f, strings.Join(missing, ", "))
+	}
+	return pass("%s", strings.Join(have, ", "))
+}
+
+func (v *Validator) serviceIPs(d *Deployment, f Family) report.Check {
+	var have, missing []string
+	for _, name := range []string{HTTPBinName, SleepName} {
+		svc := d.Services[name]
+		if got := f.Pick(svc.Spec.ClusterIPs); len(got) > 0 {
+			have = append(have, fmt.Sprintf("%s %s", name, got[0]))
+			continue
+		}
+		why := fmt.Sprintf("%s (clusterIPs: %s)", name, orNone(svc.Spec.ClusterIPs))
+		if msg := d.ServiceErrors[name]; msg != "" {
+			why += "; the cluster refused RequireDualStack: " + msg
+		}
+		missing = append(missing, why)
+	}
+	if len(missing) > 0 {
+		return fail("add a service CIDR of this family (OpenShift: serviceNetwork; kubeadm: --service-cluster-ip-range v4,v6)",
+			"no %s cluster IP: %s", f, strings.Join(missing, ", "))
+	}
+	return pass("%s", strings.Join(have, ", "))
+}
+
+// retry runs attempt until it returns a result that was not lost, at most
+// Attempts times; lost is the last loss when all were lost.
+func (v *Validator) retry(ctx context.Context, attempt func() error) (lost error) {
+	for i := range Attempts {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(lost, ctx.Err())
+			case <-time.After(v.Backoff * time.Duration(i)):
+			}
+		}
+		if lost = attempt(); lost == nil {
+			return nil
+		}
+	}
+	return lost
+}
+
+func inconclusive(lost error) report.Check {
+	return report.Check{
+		Status:      report.Inconclusive,
+		Message:     fmt.Sprintf("no result after %d attempts: %v", Attempts, lost),
+		Remediation: "the exec stream to the pod was lost, nothing was observed: check the kubelet and any proxy between you and the API server, then re-run",
+	}
+}
+
+func (v *Validator) sleepRef(d *Deployment) PodRef {
+	return PodRef{Namespace: d.Namespace, Name: d.Pods[SleepName].Name, Container: SleepName}
+}
+
+func (v *Validator) curlService(ctx context.Context, d *Deployment, f Family) report.Check {
+	url := fmt.Sprintf("http://%s:%d/get", HTTPBinName, HTTPBinPort)
+	var res CurlResult
+	if lost := v.retry(ctx, func() (err error) {
+		res, err = Curl(ctx, v.Exec, v.sleepRef(d), f, url, v.Curl)
+		return err
+	}); lost != nil {
+		return inconclusive(lost)
+	}
+	fix := "check that httpbin's Service has a cluster IP of this family and its pod listens on it (kubectl -n " + d.Namespace + " get svc,endpointslices)"
+	switch {
+	case res.ExitCode != 0:
+		return fail(fix, "curl %s %s: %s", f.CurlFlag(), url, res.Describe())
+	case res.HTTPCode != 200:
+		return fail(fix, "curl %s %s: HTTP %d from %s, want 200", f.CurlFlag(), url, res.HTTPCode, res.RemoteIP)
+	case !f.Has(res.RemoteIP):
+		return fail(fix, "curl %s reached %q, not an %s address", f.CurlFlag(), res.RemoteIP, f)
+	case !d.NoMesh && !strings.EqualFold(res.Server, "envoy"):
+		return fail("check that the sidecar was injected (kubectl -n "+d.Namespace+" get pods -o jsonpath='{..containers[*].name}') and that istiod has ISTIO_DUAL_STACK=true",
+			"200 from %s but not through the mesh (server: %q, want envoy)", res.RemoteIP, res.Server)
+	}
+	via := ""
+	if res.Server != "" {
+		via = " (server: " + res.Server + ")"
+	}
+	return pass("200 from %s%s in %.0fms", res.RemoteIP, via, res.Seconds*1000)
+}
+
+func (v *Validator) dnsService(ctx context.Context, d *Deployment, f Family) report.Check {
+	var addrs []string
+	var res ExecResult
+	if lost := v.retry(ctx, func() (err error) {
+		addrs, res, err = InPodLookup(ctx, v.Exec, v.sleepRef(d), f, HTTPBinName)
+		return err
+	}); lost != nil {
+		return inconclusive(lost)
+	}
+	if len(addrs) == 0 {
+		return fail("a dual-stack Service gets both records from cluster DNS once it has both cluster IPs; check the service-ips check and the DNS pods",
+			"%s lookup of %s in pod %s found no %s address (getent exit %d)", f.RecordType(), HTTPBinName, SleepName, f, res.ExitCode)
+	}
+	return pass("%s %s", HTTPBinName, strings.Join(addrs, ", "))
+}
+
+func (v *Validator) dnsIngress(ctx context.Context, f Family) report.Check {
+	if v.Ingress == nil {
+		return v.noIngress()
+	}
+	if v.Ingress.Hostname == "" {
+		if f.Has(v.Ingress.IP) {
+			return pass("ingress %s has address %s (no hostname to resolve)", v.Ingress.Service, v.Ingress.IP)
+		}
+		return fail("give the ingress gateway Service an address of this family", "ingress %s has only the address %s, no %s", v.Ingress.Service, v.Ingress.IP, f)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := LookupFamily(ctx, v.Resolver, f, v.Ingress.Hostname)
+	if err != nil || len(addrs) == 0 {
+		why := "no records"
+		if err != nil {
+			why = err.Error()
+		}
+		return fail("the load balancer needs IP address type dualstack (`dualstack gateway`), and its DNS name then gets AAAA records",
+			"%s %s: %s", f.RecordType(), v.Ingress.Hostname, why)
+	}
+	return pass("%s %s", v.Ingress.Hostname, strings.Join(addrs, ", "))
+}
+
+func (v *Validator) noIngress() report.Check {
+	return fail("name the ingress gateway with --ingress-service namespace/name", "no ingress gateway: %v", v.IngressErr)
+}
+
+func (v *Validator) curlIngress(ctx context.Context, d *Deployment, f Family) report.Check {
+	if d.NoMesh {
+		return skip("--no-mesh: no ingress route was created")
+	}
+	if v.Ingress == nil {
+		return v.noIngress()
+	}
+	res, err := HTTPGet(ctx, v.Resolver, f, v.Ingress.host(), v.Ingress.Port, d.Host, "/get", v.Curl.MaxTime)
+	fix := "check the load balancer's IPv6 listeners and security groups, and the Gateway/VirtualService for " + d.Host
+	switch {
+	case err != nil:
+		return fail(fix, "%v", err)
+	case res.HTTPCode != 200:
+		return fail(fix, "HTTP %d from %s (Host: %s), want 200", res.HTTPCode, res.RemoteIP, d.Host)
+	case !strings.EqualFold(res.Server, "istio-envoy"):
+		return fail(fix, "200 from %s but not from the Istio gateway (server: %q, want istio-envoy)", res.RemoteIP, res.Server)
+	}
+	return pass("200 from %s (Host: %s, server: %s) in %dms", res.RemoteIP, d.Host, res.Server, res.Elapsed.Milliseconds())
+}
+
+func orNone(ss []string) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	return strings.Join(ss, ",")
+}
