@@ -116,6 +116,7 @@ Start with a read-only look:
 		NewCmdStatus(inv, streams, clients),
 		NewCmdAWS(inv, streams, clients),
 		NewCmdNetwork(inv, streams, clients),
+		NewCmdGateway(inv, streams, clients),
 		NewCmdValidate(inv, streams, clients),
 		NewCmdProbe(inv, streams, clients),
 		NewCmdVersion(inv, streams),

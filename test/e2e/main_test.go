@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,14 +155,29 @@ func startAPIServer(t *testing.T, opts harness.APIServerOptions) *harness.APISer
 // and in a fresh apiserver. The returned env reaches moto from the plugin.
 func openShiftOnAWS(t *testing.T, opts harness.OpenShiftOnAWSOptions) (*harness.APIServer, *harness.OpenShiftOnAWS, []string) {
 	t.Helper()
+	return openShiftOnAWSWith(t, harness.APIServerOptions{}, opts)
+}
+
+// openShiftOnAWSWith is openShiftOnAWS on an apiserver started with apiOpts
+// (e.g. dual-stack service ranges, as after the overlay conversion).
+func openShiftOnAWSWith(t *testing.T, apiOpts harness.APIServerOptions, opts harness.OpenShiftOnAWSOptions) (*harness.APIServer, *harness.OpenShiftOnAWS, []string) {
+	t.Helper()
 	ctx := context.Background()
 	if err := awsTLS.Reset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	api := startAPIServer(t, harness.APIServerOptions{})
+	api := startAPIServer(t, apiOpts)
 	world, err := harness.BuildOpenShiftOnAWS(ctx, api, awsTLS, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return api, world, awsTLS.Env()
+}
+
+// resolverFor asks one DNS server (host:port) only.
+func resolverFor(server string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
 }

@@ -1,0 +1,478 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+)
+
+// LoadBalancer is the AWS load balancer behind a Service's hostname.
+type LoadBalancer struct {
+	Name          string `json:"name"`
+	ARN           string `json:"arn,omitempty"`
+	Type          string `json:"type"` // network, application, classic
+	IPAddressType string `json:"ipAddressType"`
+	DNSName       string `json:"dnsName"`
+	// SubnetsWithoutIPv6 are its subnets that have no IPv6 block yet.
+	SubnetsWithoutIPv6 []string `json:"subnetsWithoutIPv6,omitempty"`
+	// ByLoadBalancerController: the AWS Load Balancer Controller owns it.
+	ByLoadBalancerController bool `json:"byLoadBalancerController,omitempty"`
+}
+
+// LoadBalancers is the AWS side of the gateway command.
+type LoadBalancers interface {
+	// ByHostname finds the load balancer whose DNS name is hostname; nil if none.
+	ByHostname(ctx context.Context, hostname string) (*LoadBalancer, error)
+	// SetDualStack switches an NLB to dualstack and records it in the journal.
+	SetDualStack(ctx context.Context, lb *LoadBalancer) error
+}
+
+// Resolver looks up host addresses (the system's, or a --dns-server's).
+type Resolver interface {
+	LookupIP(ctx context.Context, network, host string) ([]net.IP, error)
+}
+
+// Options of a gateway run.
+type Options struct {
+	ServiceRef string // namespace/name, or "" to find istio=ingressgateway
+	Policy     corev1.IPFamilyPolicy
+	Recreate   bool          // allowed to re-create a Service behind a Classic ELB
+	Timeout    time.Duration // for the load balancer and DNS to catch up
+	DryRun     cli.DryRun
+	Command    string // "kubectl dualstack", for messages
+}
+
+// Action is one thing the run did (or would do). Field names are stable.
+type Action struct {
+	Kind   string `json:"kind"` // patch-service, recreate-service, set-ip-address-type
+	Target string `json:"target"`
+	Detail string `json:"detail"`
+	Status string `json:"status"` // planned, applied, dry-run, unchanged, verified
+}
+
+// Result is what `gateway -o json` prints. Field names are stable.
+type Result struct {
+	Service          string        `json:"service"`
+	Hostname         string        `json:"hostname,omitempty"`
+	PreviousHostname string        `json:"previousHostname,omitempty"`
+	LoadBalancer     *LoadBalancer `json:"loadBalancer,omitempty"`
+	Actions          []Action      `json:"actions"`
+	IPv4             []string      `json:"ipv4,omitempty"`
+	IPv6             []string      `json:"ipv6,omitempty"`
+	Changed          bool          `json:"changed"`
+}
+
+// Runner carries what a run needs.
+type Runner struct {
+	Kube     kubernetes.Interface
+	AWS      LoadBalancers
+	Resolver Resolver
+	Progress *cli.Progress
+	// Show prints the plan.
+	Show func(plan string)
+	// Confirm is asked once the plan is shown; nil error means go ahead.
+	Confirm func(ctx context.Context) error
+}
+
+// ErrClassic is returned when the gateway sits behind a Classic ELB and
+// re-creating it was not allowed.
+var ErrClassic = errors.New("the ingress gateway is behind a Classic ELB, which cannot serve IPv6 in a VPC")
+
+// Run makes the gateway Service dual-stack and its NLB dualstack, then waits
+// until the hostname answers A and AAAA.
+func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
+	svc, err := Find(ctx, r.Kube, o.ServiceRef, o.Command+" gateway")
+	if err != nil {
+		return nil, err
+	}
+	ref := svc.Namespace + "/" + svc.Name
+	res := &Result{Service: ref, Hostname: hostname(svc)}
+	want := Want{Policy: o.Policy}
+
+	var lb *LoadBalancer
+	if res.Hostname != "" {
+		if lb, err = r.lookup(ctx, svc, res.Hostname); err != nil {
+			return nil, err
+		}
+		res.LoadBalancer = lb
+	}
+
+	recreate := lb != nil && lb.Type == "classic"
+	if recreate && !o.Recreate {
+		return nil, fmt.Errorf("%w: %s sits behind Classic ELB %s, and the load-balancer type of a Service cannot change in place. "+
+			"Re-run with --recreate to delete and re-create the Service as a dual-stack NLB (same ports, nodePorts, selector, labels and annotations; "+
+			"its hostname changes from %s, so update DNS records that point at it)", ErrClassic, ref, lb.Name, res.Hostname)
+	}
+	if lb != nil && !recreate && len(lb.SubnetsWithoutIPv6) > 0 {
+		return nil, fmt.Errorf("NLB %s of %s cannot become dualstack: its subnets %s have no IPv6 yet; run `%s aws apply` first",
+			lb.Name, ref, strings.Join(lb.SubnetsWithoutIPv6, ", "), o.Command)
+	}
+
+	// The plan.
+	var plan []string
+	var patch []byte
+	if recreate {
+		res.Actions = append(res.Actions, Action{Kind: "recreate-service", Target: ref, Status: "planned",
+			Detail: fmt.Sprintf("delete and re-create as a %s NLB; hostname %s will change", o.Policy, res.Hostname)})
+		plan = append(plan, fmt.Sprintf("Service %s: delete and re-create behind a dual-stack NLB (Classic ELB %s cannot do IPv6)", ref, lb.Name),
+			diff(svc, Recreated(svc, want)),
+			fmt.Sprintf("  the hostname changes: %s -> (new NLB)", res.Hostname))
+	} else {
+		if patch, err = Patch(svc, want); err != nil {
+			return nil, err
+		}
+		if patch != nil {
+			res.Actions = append(res.Actions, Action{Kind: "patch-service", Target: ref, Detail: string(patch), Status: "planned"})
+			plan = append(plan, fmt.Sprintf("Service %s (merge patch, nothing else changes):", ref), diff(svc, applyWant(svc, want)))
+		}
+	}
+	nlbChange := lb != nil && !recreate && lb.Type == "network" && lb.IPAddressType != "dualstack"
+	if nlbChange && !lb.ByLoadBalancerController {
+		res.Actions = append(res.Actions, Action{Kind: "set-ip-address-type", Target: lb.Name, Status: "planned",
+			Detail: lb.IPAddressType + " -> dualstack"})
+		plan = append(plan, fmt.Sprintf("NLB %s: SetIpAddressType %s -> dualstack (recorded; `%s aws rollback` undoes it)", lb.Name, lb.IPAddressType, o.Command))
+	}
+	if len(plan) == 0 {
+		res.Actions = append(res.Actions, Action{Kind: "service", Target: ref, Detail: "already dual-stack", Status: "unchanged"})
+		if err := r.waitDNS(ctx, o, res); err != nil {
+			return res, err
+		}
+		return res, nil
+	}
+	r.Show(strings.Join(plan, "\n"))
+	if o.DryRun == cli.DryRunClient {
+		return res, nil
+	}
+	if err := r.Confirm(ctx); err != nil {
+		return res, err
+	}
+
+	// Apply.
+	switch {
+	case recreate && o.DryRun == cli.DryRunServer:
+		err = r.Kube.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		setStatus(res, "dry-run")
+		return res, kube.Explain("deleting service "+ref+" (server dry run)", err)
+	case recreate:
+		if err := r.recreate(ctx, svc, want, o); err != nil {
+			return res, err
+		}
+		res.PreviousHostname = res.Hostname
+		res.Hostname = ""
+		res.Actions[0].Status = "applied"
+	case patch != nil:
+		opts := metav1.PatchOptions{}
+		if o.DryRun == cli.DryRunServer {
+			opts.DryRun = []string{metav1.DryRunAll}
+		}
+		if _, err := r.Kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, patch, opts); err != nil {
+			return res, explainPatch(ref, err, o.Command)
+		}
+		res.Actions[0].Status = "applied"
+		if o.DryRun == cli.DryRunServer {
+			setStatus(res, "dry-run")
+			return res, nil
+		}
+	}
+	res.Changed = true
+
+	// The load balancer: wait for the hostname (new after a re-creation), then dualstack.
+	if res.Hostname == "" || recreate {
+		host, err := r.waitHostname(ctx, svc.Namespace, svc.Name, res.PreviousHostname, o.Timeout)
+		if err != nil {
+			return res, err
+		}
+		res.Hostname = host
+		if lb, err = r.lookup(ctx, Recreated(svc, want), host); err != nil {
+			return res, err
+		}
+		res.LoadBalancer = lb
+		if len(lb.SubnetsWithoutIPv6) > 0 {
+			return res, fmt.Errorf("NLB %s cannot become dualstack: its subnets %s have no IPv6 yet; run `%s aws apply`, then `%s gateway` again",
+				lb.Name, strings.Join(lb.SubnetsWithoutIPv6, ", "), o.Command, o.Command)
+		}
+		nlbChange = lb.Type == "network" && lb.IPAddressType != "dualstack"
+		if nlbChange && !lb.ByLoadBalancerController {
+			res.Actions = append(res.Actions, Action{Kind: "set-ip-address-type", Target: lb.Name, Detail: lb.IPAddressType + " -> dualstack"})
+		}
+	}
+	if nlbChange && lb.ByLoadBalancerController {
+		// The AWS Load Balancer Controller acts on the annotation itself.
+		if err := r.waitLB(ctx, res, o.Timeout); err != nil {
+			return res, err
+		}
+		res.Actions = append(res.Actions, Action{Kind: "set-ip-address-type", Target: lb.Name, Detail: "by the AWS Load Balancer Controller", Status: "verified"})
+	} else if nlbChange {
+		if err := r.AWS.SetDualStack(ctx, lb); err != nil {
+			return res, err
+		}
+		lb.IPAddressType = "dualstack"
+		res.Actions[len(res.Actions)-1].Status = "applied"
+	}
+	return res, r.waitDNS(ctx, o, res)
+}
+
+// lookup finds the load balancer behind svc's hostname.
+func (r *Runner) lookup(ctx context.Context, svc *corev1.Service, host string) (*LoadBalancer, error) {
+	lb, err := r.AWS.ByHostname(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if lb == nil {
+		return nil, fmt.Errorf("no AWS load balancer has the DNS name %s of %s/%s: is the cluster's AWS region right (--region)?", host, svc.Namespace, svc.Name)
+	}
+	lb.ByLoadBalancerController = RequestedLB(svc) == LBExternal
+	return lb, nil
+}
+
+func setStatus(res *Result, status string) {
+	for i := range res.Actions {
+		res.Actions[i].Status = status
+	}
+}
+
+func hostname(svc *corev1.Service) string {
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.Hostname != "" {
+			return ing.Hostname
+		}
+	}
+	return ""
+}
+
+// applyWant is svc as the patch leaves it, for the diff.
+func applyWant(svc *corev1.Service, w Want) *corev1.Service {
+	out := svc.DeepCopy()
+	policy := w.Policy
+	out.Spec.IPFamilyPolicy = &policy
+	out.Spec.IPFamilies = families(svc)
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	for k, v := range wantedAnnotations(svc) {
+		out.Annotations[k] = v
+	}
+	return out
+}
+
+// diff lists the fields the gateway command changes, old -> new.
+func diff(before, after *corev1.Service) string {
+	var lines []string
+	policy := func(p *corev1.IPFamilyPolicy) string {
+		if p == nil {
+			return "(unset)"
+		}
+		return string(*p)
+	}
+	if a, b := policy(before.Spec.IPFamilyPolicy), policy(after.Spec.IPFamilyPolicy); a != b {
+		lines = append(lines, fmt.Sprintf("  spec.ipFamilyPolicy: %s -> %s", a, b))
+	}
+	fam := func(f []corev1.IPFamily) string {
+		s := make([]string, len(f))
+		for i, x := range f {
+			s[i] = string(x)
+		}
+		return "[" + strings.Join(s, ", ") + "]"
+	}
+	if a, b := fam(before.Spec.IPFamilies), fam(after.Spec.IPFamilies); a != b {
+		lines = append(lines, fmt.Sprintf("  spec.ipFamilies: %s -> %s", a, b))
+	}
+	keys := make([]string, 0, len(after.Annotations))
+	for k := range after.Annotations {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		old, ok := before.Annotations[k]
+		if !ok {
+			old = "(none)"
+		}
+		if old != after.Annotations[k] {
+			lines = append(lines, fmt.Sprintf("  metadata.annotations[%s]: %s -> %s", k, old, after.Annotations[k]))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// explainPatch turns the apiserver's refusal of a dual-stack Service on a
+// single-stack cluster into the step that is missing.
+func explainPatch(ref string, err error, command string) error {
+	if apierrors.IsInvalid(err) && strings.Contains(err.Error(), "not configured for dual-stack") {
+		return fmt.Errorf("the cluster refused a dual-stack %s: its service network is single-stack; convert the cluster network first (`%s network`), then re-run: %w", ref, command, err)
+	}
+	return kube.Explain("patching service "+ref, err)
+}
+
+// recreate deletes svc, waits until it is gone, and creates its dual-stack NLB twin.
+func (r *Runner) recreate(ctx context.Context, svc *corev1.Service, w Want, o Options) error {
+	ref := svc.Namespace + "/" + svc.Name
+	fresh := Recreated(svc, w)
+	// A server-side dry run of the create first: a single-stack cluster or
+	// a bad field fails here, before anything is deleted.
+	probe := fresh.DeepCopy()
+	probe.Name = ""
+	probe.GenerateName = svc.Name + "-dryrun-"
+	for i := range probe.Spec.Ports {
+		probe.Spec.Ports[i].NodePort = 0 // taken by the live Service until it is deleted
+	}
+	probe.Spec.HealthCheckNodePort = 0
+	if _, err := r.Kube.CoreV1().Services(svc.Namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		return explainPatch(ref, err, o.Command)
+	}
+	uid := svc.UID
+	if err := r.Kube.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+		return kube.Explain("deleting service "+ref, err)
+	}
+	r.Progress.Start("waiting for " + ref + " to be deleted")
+	err := waitGone(ctx, r.Kube, svc.Namespace, svc.Name, o.Timeout)
+	if err != nil {
+		r.Progress.Done("")
+		return err
+	}
+	if _, err := r.Kube.CoreV1().Services(svc.Namespace).Create(ctx, fresh, metav1.CreateOptions{}); err != nil {
+		r.Progress.Done("")
+		return fmt.Errorf("re-creating %s failed after it was deleted (recreate it from this spec: %+v): %w", ref, fresh.Spec, err)
+	}
+	r.Progress.Done("re-created " + ref)
+	return nil
+}
+
+func waitGone(ctx context.Context, kc kubernetes.Interface, ns, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, func(store cache.Store) (bool, error) {
+		return len(store.List()) == 0, nil
+	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })
+	if err != nil {
+		return fmt.Errorf("waiting for service %s/%s to be deleted: %w", ns, name, err)
+	}
+	return nil
+}
+
+func serviceLW(kc kubernetes.Interface, ns, name string) *cache.ListWatch {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	return &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return kc.CoreV1().Services(ns).List(context.Background(), o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return kc.CoreV1().Services(ns).Watch(context.Background(), o)
+		},
+	}
+}
+
+// waitHostname waits until the Service's status has a hostname other than old.
+func (r *Runner) waitHostname(ctx context.Context, ns, name, old string, timeout time.Duration) (string, error) {
+	r.Progress.Start(fmt.Sprintf("waiting for the load balancer of %s/%s", ns, name))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var host string
+	_, err := watchtools.UntilWithSync(ctx, serviceLW(r.Kube, ns, name), &corev1.Service{}, nil, func(ev watch.Event) (bool, error) {
+		svc, ok := ev.Object.(*corev1.Service)
+		if !ok {
+			return false, nil
+		}
+		if h := hostname(svc); h != "" && h != old {
+			host = h
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		r.Progress.Done("")
+		return "", fmt.Errorf("no load balancer hostname on %s/%s within %s (check its events: kubectl describe service -n %s %s): %w", ns, name, timeout, ns, name, err)
+	}
+	r.Progress.Done("load balancer hostname: " + host)
+	return host, nil
+}
+
+// waitLB waits until the AWS Load Balancer Controller made the NLB dualstack.
+func (r *Runner) waitLB(ctx context.Context, res *Result, timeout time.Duration) error {
+	r.Progress.Start("waiting for the AWS Load Balancer Controller to make " + res.LoadBalancer.Name + " dualstack")
+	deadline := time.Now().Add(timeout)
+	for {
+		lb, err := r.AWS.ByHostname(ctx, res.Hostname)
+		if err != nil {
+			r.Progress.Done("")
+			return err
+		}
+		if lb != nil && lb.IPAddressType == "dualstack" {
+			res.LoadBalancer = lb
+			r.Progress.Done(lb.Name + " is dualstack")
+			return nil
+		}
+		if time.Now().After(deadline) {
+			r.Progress.Done("")
+			return fmt.Errorf("the AWS Load Balancer Controller did not make %s dualstack within %s", res.LoadBalancer.Name, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			r.Progress.Done("")
+			return ctx.Err()
+		case <-time.After(5 * time.Second): // AWS has no watch; poll gently
+		}
+	}
+}
+
+// waitDNS waits until the hostname resolves to addresses of both families.
+func (r *Runner) waitDNS(ctx context.Context, o Options, res *Result) error {
+	if res.Hostname == "" {
+		return nil
+	}
+	r.Progress.Start(fmt.Sprintf("waiting for %s to resolve A and AAAA", res.Hostname))
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	delay := 250 * time.Millisecond
+	for {
+		v4, err4 := r.Resolver.LookupIP(ctx, "ip4", res.Hostname)
+		v6, err6 := r.Resolver.LookupIP(ctx, "ip6", res.Hostname)
+		res.IPv4, res.IPv6 = ipStrings(v4), ipStrings(v6)
+		if len(v4) > 0 && len(v6) > 0 {
+			r.Progress.Done(fmt.Sprintf("%s resolves to %s and %s", res.Hostname, strings.Join(res.IPv4, ", "), strings.Join(res.IPv6, ", ")))
+			return nil
+		}
+		r.Progress.Update(fmt.Sprintf("waiting for %s: %d A, %d AAAA records", res.Hostname, len(v4), len(v6)))
+		select {
+		case <-ctx.Done():
+			r.Progress.Done("")
+			missing := "AAAA"
+			if len(v4) == 0 {
+				missing = "A"
+			}
+			return fmt.Errorf("%s has no %s record after %s (last errors: A %v, AAAA %v); DNS may still be catching up: re-run `%s gateway` to check again",
+				res.Hostname, missing, o.Timeout, err4, err6, o.Command)
+		case <-time.After(delay):
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return out
+}

@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+)
+
+type fakeLBs struct {
+	lbs map[string]*LoadBalancer // by hostname
+	set []string
+}
+
+func (f *fakeLBs) ByHostname(_ context.Context, h string) (*LoadBalancer, error) {
+	lb, ok := f.lbs[h]
+	if !ok {
+		return nil, nil
+	}
+	c := *lb
+	return &c, nil
+}
+
+func (f *fakeLBs) SetDualStack(_ context.Context, lb *LoadBalancer) error {
+	f.set = append(f.set, lb.Name)
+	for _, v := range f.lbs {
+		if v.Name == lb.Name {
+			v.IPAddressType = "dualstack"
+		}
+	}
+	return nil
+}
+
+// fakeDNS answers AAAA only for dualstack load balancers, like Route 53's
+// alias records of an ELB.
+type fakeDNS struct{ lbs *fakeLBs }
+
+func (d fakeDNS) LookupIP(_ context.Context, network, host string) ([]net.IP, error) {
+	lb, ok := d.lbs.lbs[host]
+	if !ok {
+		return nil, errors.New("NXDOMAIN")
+	}
+	if network == "ip6" {
+		if lb.IPAddressType != "dualstack" {
+			return nil, nil
+		}
+		return []net.IP{net.ParseIP("2600:1f18::1")}, nil
+	}
+	return []net.IP{net.ParseIP("192.0.2.10")}, nil
+}
+
+func runner(kc *fake.Clientset, lbs *fakeLBs, shown *bytes.Buffer) *Runner {
+	return &Runner{
+		Kube: kc, AWS: lbs, Resolver: fakeDNS{lbs}, Progress: cli.NewProgress(&bytes.Buffer{}),
+		Show:    func(p string) { shown.WriteString(p + "\n") },
+		Confirm: func(context.Context) error { return nil },
+	}
+}
+
+func withHost(svc *corev1.Service, host string) *corev1.Service {
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: host}}
+	return svc
+}
+
+func TestRunNLB(t *testing.T) {
+	ctx := context.Background()
+	host := "a1.elb.us-east-1.amazonaws.com"
+	kc := fake.NewClientset(withHost(gatewaySvc("istio-system", "istio-ingressgateway", map[string]string{AnnotationLBType: "nlb", "helm": "keep"}), host))
+	lbs := &fakeLBs{lbs: map[string]*LoadBalancer{host: {Name: "a1", Type: "network", IPAddressType: "ipv4", DNSName: host}}}
+	var shown bytes.Buffer
+	o := Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 5 * time.Second, Command: "kubectl dualstack"}
+
+	// Dry run: the plan, and nothing changes.
+	dry := o
+	dry.DryRun = cli.DryRunClient
+	if _, err := runner(kc, lbs, &shown).Run(ctx, dry); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shown.String(), "spec.ipFamilyPolicy: SingleStack -> RequireDualStack") || !strings.Contains(shown.String(), "SetIpAddressType ipv4 -> dualstack") || len(lbs.set) != 0 {
+		t.Fatalf("dry-run plan:\n%s", shown.String())
+	}
+
+	res, err := runner(kc, lbs, &shown).Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := kc.CoreV1().Services("istio-system").Get(ctx, "istio-ingressgateway", metav1.GetOptions{})
+	if *svc.Spec.IPFamilyPolicy != corev1.IPFamilyPolicyRequireDualStack || len(svc.Spec.IPFamilies) != 2 ||
+		svc.Annotations[AnnotationIPAddressType] != "dualstack" || svc.Annotations["helm"] != "keep" {
+		t.Fatalf("service after: %+v", svc)
+	}
+	if len(lbs.set) != 1 || !res.Changed || len(res.IPv6) != 1 || res.LoadBalancer.IPAddressType != "dualstack" {
+		t.Fatalf("result %+v, set %v", res, lbs.set)
+	}
+
+	// Idempotent.
+	res, err = runner(kc, lbs, &shown).Run(ctx, o)
+	if err != nil || res.Changed || len(lbs.set) != 1 || res.Actions[0].Status != "unchanged" {
+		t.Fatalf("second run: %+v %v", res, err)
+	}
+}
+
+func TestRunRefusals(t *testing.T) {
+	ctx := context.Background()
+	host := "classic.elb.amazonaws.com"
+	o := Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: time.Second, Command: "oc dualstack"}
+
+	kc := fake.NewClientset(withHost(gatewaySvc("istio-system", "gw", nil), host))
+	lbs := &fakeLBs{lbs: map[string]*LoadBalancer{host: {Name: "aclassic", Type: "classic", IPAddressType: "ipv4", DNSName: host}}}
+	_, err := runner(kc, lbs, &bytes.Buffer{}).Run(ctx, o)
+	if !errors.Is(err, ErrClassic) || !strings.Contains(err.Error(), "--recreate") || !strings.Contains(err.Error(), host) {
+		t.Fatalf("classic without --recreate: %v", err)
+	}
+
+	nlbHost := "nlb.elb.amazonaws.com"
+	kc = fake.NewClientset(withHost(gatewaySvc("istio-system", "gw", map[string]string{AnnotationLBType: "nlb"}), nlbHost))
+	lbs = &fakeLBs{lbs: map[string]*LoadBalancer{nlbHost: {Name: "anlb", Type: "network", IPAddressType: "ipv4", SubnetsWithoutIPv6: []string{"subnet-1"}}}}
+	_, err = runner(kc, lbs, &bytes.Buffer{}).Run(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "oc dualstack aws apply") || !strings.Contains(err.Error(), "subnet-1") {
+		t.Fatalf("subnets without IPv6: %v", err)
+	}
+	svc, _ := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{})
+	if svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack {
+		t.Fatal("nothing may change when the underlay is missing")
+	}
+}

@@ -1,0 +1,260 @@
+package harness
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// LBController simulates the service controller of the in-tree AWS cloud
+// provider (cloud-provider-aws) against moto: a LoadBalancer Service gets a
+// Classic ELB, or an NLB when annotated
+// service.beta.kubernetes.io/aws-load-balancer-type: nlb, tagged with the
+// cluster tag and kubernetes.io/service-name, in the cluster's public
+// subnets (one per zone), and its DNS name is written to the Service's
+// status. Like the real one it ignores the ip-address-type annotation (the
+// NLB stays ipv4 until someone calls SetIpAddressType), refuses to change
+// the type of an existing load balancer (event SyncLoadBalancerFailed), and
+// deletes the load balancer with the Service.
+type LBController struct {
+	kube       kubernetes.Interface
+	elb        *elb.Client
+	elbv2      *elbv2.Client
+	clusterTag string
+	subnets    []string
+
+	mu     sync.Mutex
+	stop   chan struct{}
+	events []string
+}
+
+// Annotation and tag names of the AWS cloud provider.
+const (
+	annotationLBType = "service.beta.kubernetes.io/aws-load-balancer-type"
+	tagServiceName   = "kubernetes.io/service-name"
+)
+
+// StartLBController runs the controller until Stop. subnets are the public
+// subnets (one per zone) the load balancers go in.
+func StartLBController(kc kubernetes.Interface, cfg aws.Config, clusterTag string, subnets []string) *LBController {
+	c := &LBController{
+		kube: kc, elb: elb.NewFromConfig(cfg), elbv2: elbv2.NewFromConfig(cfg),
+		clusterTag: clusterTag, subnets: subnets, stop: make(chan struct{}),
+	}
+	factory := informers.NewSharedInformerFactory(kc, 30*time.Second)
+	inf := factory.Core().V1().Services().Informer()
+	onChange := func(obj any) {
+		if svc, ok := obj.(*corev1.Service); ok {
+			c.sync(svc)
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    onChange,
+		UpdateFunc: func(_, obj any) { onChange(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if svc, ok := obj.(*corev1.Service); ok && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+				c.delete(svc)
+			}
+		},
+	})
+	factory.Start(c.stop)
+	return c
+}
+
+// Stop ends the controller.
+func (c *LBController) Stop() { close(c.stop) }
+
+// Events are the failures the controller reported, for tests.
+func (c *LBController) Events() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.events...)
+}
+
+// lbName is the cloud provider's default name: "a" + the Service UID
+// without dashes, cut to 32 characters.
+func lbName(svc *corev1.Service) string {
+	name := "a" + strings.ReplaceAll(string(svc.UID), "-", "")
+	if len(name) > 32 {
+		name = name[:32]
+	}
+	return name
+}
+
+type existingLB struct {
+	nlb     bool
+	name    string
+	arn     string
+	dnsName string
+}
+
+func (c *LBController) sync(svc *corev1.Service) {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ref := svc.Namespace + "/" + svc.Name
+	wantNLB := strings.EqualFold(svc.Annotations[annotationLBType], "nlb")
+	have, err := c.find(ctx, ref)
+	if err != nil {
+		c.fail(ctx, svc, err)
+		return
+	}
+	if have != nil && have.nlb != wantNLB {
+		c.fail(ctx, svc, fmt.Errorf("changing the load balancer type of %s is not supported (it has a %s); delete and re-create the Service",
+			ref, map[bool]string{true: "Network Load Balancer", false: "Classic Load Balancer"}[have.nlb]))
+		return
+	}
+	if have == nil {
+		if have, err = c.create(ctx, svc, ref, wantNLB); err != nil {
+			c.fail(ctx, svc, err)
+			return
+		}
+	}
+	ing := svc.Status.LoadBalancer.Ingress
+	if len(ing) == 1 && ing[0].Hostname == have.dnsName {
+		return
+	}
+	upd := svc.DeepCopy()
+	upd.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: have.dnsName}}
+	if _, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		c.fail(ctx, svc, err)
+	}
+}
+
+// find looks for the load balancer tagged for the Service, of either kind.
+func (c *LBController) find(ctx context.Context, ref string) (*existingLB, error) {
+	classic, err := c.elb.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{})
+	if err != nil {
+		return nil, err
+	}
+	for _, lb := range classic.LoadBalancerDescriptions {
+		tags, err := c.elb.DescribeTags(ctx, &elb.DescribeTagsInput{LoadBalancerNames: []string{aws.ToString(lb.LoadBalancerName)}})
+		if err != nil {
+			return nil, err
+		}
+		for _, td := range tags.TagDescriptions {
+			for _, t := range td.Tags {
+				if aws.ToString(t.Key) == tagServiceName && aws.ToString(t.Value) == ref {
+					return &existingLB{name: aws.ToString(lb.LoadBalancerName), dnsName: aws.ToString(lb.DNSName)}, nil
+				}
+			}
+		}
+	}
+	v2, err := c.elbv2.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{})
+	if err != nil {
+		return nil, err
+	}
+	for _, lb := range v2.LoadBalancers {
+		if lb.Type != elbv2types.LoadBalancerTypeEnumNetwork {
+			continue
+		}
+		tags, err := c.elbv2.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: []string{aws.ToString(lb.LoadBalancerArn)}})
+		if err != nil {
+			return nil, err
+		}
+		for _, td := range tags.TagDescriptions {
+			for _, t := range td.Tags {
+				if aws.ToString(t.Key) == tagServiceName && aws.ToString(t.Value) == ref {
+					return &existingLB{nlb: true, name: aws.ToString(lb.LoadBalancerName), arn: aws.ToString(lb.LoadBalancerArn), dnsName: aws.ToString(lb.DNSName)}, nil
+				}
+			}
+		}
+	}
+	return nil, nil
+}
+
+func (c *LBController) create(ctx context.Context, svc *corev1.Service, ref string, nlb bool) (*existingLB, error) {
+	name := lbName(svc)
+	if !nlb {
+		var listeners []elbtypes.Listener
+		for _, p := range svc.Spec.Ports {
+			listeners = append(listeners, elbtypes.Listener{Protocol: aws.String("TCP"), LoadBalancerPort: p.Port,
+				InstanceProtocol: aws.String("TCP"), InstancePort: aws.Int32(p.NodePort)})
+		}
+		out, err := c.elb.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
+			LoadBalancerName: aws.String(name), Subnets: c.subnets, Listeners: listeners,
+			Tags: []elbtypes.Tag{{Key: aws.String(c.clusterTag), Value: aws.String("owned")}, {Key: aws.String(tagServiceName), Value: aws.String(ref)}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating Classic ELB %s: %w", name, err)
+		}
+		return &existingLB{name: name, dnsName: aws.ToString(out.DNSName)}, nil
+	}
+	out, err := c.elbv2.CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{
+		Name: aws.String(name), Type: elbv2types.LoadBalancerTypeEnumNetwork, Scheme: elbv2types.LoadBalancerSchemeEnumInternetFacing,
+		Subnets: c.subnets, IpAddressType: elbv2types.IpAddressTypeIpv4,
+		Tags: []elbv2types.Tag{{Key: aws.String(c.clusterTag), Value: aws.String("owned")}, {Key: aws.String(tagServiceName), Value: aws.String(ref)}},
+	})
+	if err != nil || len(out.LoadBalancers) != 1 {
+		return nil, fmt.Errorf("creating NLB %s: %v", name, err)
+	}
+	lb := out.LoadBalancers[0]
+	for _, p := range svc.Spec.Ports {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", ref, p.Port)))
+		tg, err := c.elbv2.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{
+			Name: aws.String("k8s-" + hex.EncodeToString(sum[:])[:20]), Protocol: elbv2types.ProtocolEnumTcp,
+			Port: aws.Int32(p.NodePort), VpcId: lb.VpcId, TargetType: elbv2types.TargetTypeEnumInstance,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating target group for port %d: %w", p.Port, err)
+		}
+		if _, err := c.elbv2.CreateListener(ctx, &elbv2.CreateListenerInput{
+			LoadBalancerArn: lb.LoadBalancerArn, Port: aws.Int32(p.Port), Protocol: elbv2types.ProtocolEnumTcp,
+			DefaultActions: []elbv2types.Action{{Type: elbv2types.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroups[0].TargetGroupArn}},
+		}); err != nil {
+			return nil, fmt.Errorf("creating listener for port %d: %w", p.Port, err)
+		}
+	}
+	return &existingLB{nlb: true, name: name, arn: aws.ToString(lb.LoadBalancerArn), dnsName: aws.ToString(lb.DNSName)}, nil
+}
+
+func (c *LBController) delete(svc *corev1.Service) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	have, err := c.find(ctx, svc.Namespace+"/"+svc.Name)
+	if err != nil || have == nil {
+		return
+	}
+	if have.nlb {
+		_, _ = c.elbv2.DeleteLoadBalancer(ctx, &elbv2.DeleteLoadBalancerInput{LoadBalancerArn: aws.String(have.arn)})
+		return
+	}
+	_, _ = c.elb.DeleteLoadBalancer(ctx, &elb.DeleteLoadBalancerInput{LoadBalancerName: aws.String(have.name)})
+}
+
+// fail records the error as the cloud provider does: an event on the Service.
+func (c *LBController) fail(ctx context.Context, svc *corev1.Service, err error) {
+	msg := "Error syncing load balancer: failed to ensure load balancer: " + err.Error()
+	c.events = append(c.events, msg)
+	_, _ = c.kube.CoreV1().Events(svc.Namespace).Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: svc.Name + "-", Namespace: svc.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, APIVersion: "v1"},
+		Reason:         "SyncLoadBalancerFailed", Message: msg, Type: corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "service-controller"},
+		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+	}, metav1.CreateOptions{})
+}
