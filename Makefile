@@ -54,8 +54,8 @@ krew-validate: ## render .krew.yaml and run krew's own manifest validator on it
 e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
 	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...
 
-bench: ## benchmarks
-	go test -run '^$$' -bench . -benchmem ./...
+bench: moto ## benchmarks: AWS calls and wall time of aws plan/apply as the VPC grows, validate's wall time and API calls
+	cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 30m -ldflags "$(KUBE_LDFLAGS)" ./e2e/
 
 demo: build moto ## start the sandbox, run the plugin against it, stop
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox

@@ -550,25 +550,15 @@ func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcI
 		if err != nil {
 			return Explain("elasticloadbalancing:DescribeTags", err)
 		}
+		tags := map[string]map[string]string{}
 		for _, td := range out.TagDescriptions {
-			for i := range batch {
-				if batch[i].ARN != aws.ToString(td.ResourceArn) {
-					continue
-				}
-				keep := clusterKey == ""
-				for _, tag := range td.Tags {
-					switch aws.ToString(tag.Key) {
-					case clusterKey:
-						keep = true
-					case ServiceNameTag:
-						batch[i].Service = aws.ToString(tag.Value)
-					}
-				}
-				if keep {
-					inv.LoadBalancers = append(inv.LoadBalancers, batch[i])
-				}
+			m := map[string]string{}
+			for _, t := range td.Tags {
+				m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
+			tags[aws.ToString(td.ResourceArn)] = m
 		}
+		adoptLoadBalancers(inv, batch, clusterKey, tags, func(l LoadBalancer) string { return l.ARN })
 	}
 
 	var classic []LoadBalancer
@@ -598,25 +588,15 @@ func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcI
 		if err != nil {
 			return Explain("elasticloadbalancing:DescribeTags (classic)", err)
 		}
+		tags := map[string]map[string]string{}
 		for _, td := range out.TagDescriptions {
-			for i := range batch {
-				if batch[i].Name != aws.ToString(td.LoadBalancerName) {
-					continue
-				}
-				keep := clusterKey == ""
-				for _, tag := range td.Tags {
-					switch aws.ToString(tag.Key) {
-					case clusterKey:
-						keep = true
-					case ServiceNameTag:
-						batch[i].Service = aws.ToString(tag.Value)
-					}
-				}
-				if keep {
-					inv.LoadBalancers = append(inv.LoadBalancers, batch[i])
-				}
+			m := map[string]string{}
+			for _, t := range td.Tags {
+				m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
+			tags[aws.ToString(td.LoadBalancerName)] = m
 		}
+		adoptLoadBalancers(inv, batch, clusterKey, tags, func(l LoadBalancer) string { return l.Name })
 	}
 	sort.SliceStable(inv.LoadBalancers, func(a, b int) bool { return inv.LoadBalancers[a].Name < inv.LoadBalancers[b].Name })
 	return nil
@@ -686,4 +666,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// adoptLoadBalancers adds to the inventory the load balancers of batch that
+// carry the cluster tag (all of them when clusterKey is empty), with the
+// Service that owns each. tags are by load balancer, as id names it.
+func adoptLoadBalancers(inv *Inventory, batch []LoadBalancer, clusterKey string, tags map[string]map[string]string, id func(LoadBalancer) string) {
+	for _, lb := range batch {
+		t, ok := tags[id(lb)]
+		if !ok {
+			continue
+		}
+		if _, owned := t[clusterKey]; clusterKey != "" && !owned {
+			continue
+		}
+		lb.Service = t[ServiceNameTag]
+		inv.LoadBalancers = append(inv.LoadBalancers, lb)
+	}
 }

@@ -60,6 +60,15 @@ type Info struct {
 	Evidence []string `json:"evidence,omitempty"`
 }
 
+// EndpointMap is the custom AWS endpoints by service name.
+func (i Info) EndpointMap() map[string]string {
+	m := make(map[string]string, len(i.ServiceEndpoints))
+	for _, e := range i.ServiceEndpoints {
+		m[e.Name] = e.URL
+	}
+	return m
+}
+
 // OnAWS reports whether the cluster's nodes run on AWS.
 func (i Info) OnAWS() bool { return i.Cloud == "aws" }
 

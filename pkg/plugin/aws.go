@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -90,7 +89,7 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 	if err != nil {
 		return nil, err
 	}
-	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, Instances: nodeInstances(nodes)}}
+	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, Instances: awsx.NodeInstances(nodes)}}
 	if !info.OnAWS() && f.VPCID == "" {
 		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region",
 			awsx.ErrNotOnAWS, describeNotAWS(info))
@@ -109,11 +108,7 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 	} else if f.InfraID != "" {
 		s.target.ResolvedBy = append(s.target.ResolvedBy, "infraID from --infra-id")
 	}
-	endpoints := map[string]string{}
-	for _, e := range info.ServiceEndpoints {
-		endpoints[e.Name] = e.URL
-	}
-	s.aws, err = awsx.NewClients(ctx, awsx.ConfigOptions{Region: region, Profile: f.Profile, ServiceEndpoints: endpoints})
+	s.aws, err = awsx.NewClients(ctx, awsx.ConfigOptions{Region: region, Profile: f.Profile, ServiceEndpoints: info.EndpointMap()})
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +117,16 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 
 func (s *awsSession) discover(ctx context.Context) (*awsx.Inventory, error) {
 	return awsx.Discover(ctx, s.aws, s.target)
+}
+
+// inventory resolves the cluster's AWS account and reads its network.
+func (f *awsTargetFlags) inventory(ctx context.Context, factory *kube.Factory) (*awsSession, *awsx.Inventory, error) {
+	s, err := f.resolve(ctx, factory)
+	if err != nil {
+		return nil, nil, err
+	}
+	inv, err := s.discover(ctx)
+	return s, inv, err
 }
 
 func describeNotAWS(info platform.Info) string {
@@ -140,21 +145,6 @@ func orNone(s string) string {
 	return s
 }
 
-// nodeInstances maps the nodes' EC2 instance IDs to whether they are control-plane nodes.
-func nodeInstances(nodes []corev1.Node) map[string]bool {
-	out := map[string]bool{}
-	for _, n := range nodes {
-		_, id, ok := platform.ParseAWSProviderID(n.Spec.ProviderID)
-		if !ok {
-			continue
-		}
-		_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-		_, master := n.Labels["node-role.kubernetes.io/master"]
-		out[id] = cp || master
-	}
-	return out
-}
-
 // ---- discover
 
 func newCmdAWSDiscover(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
@@ -171,11 +161,7 @@ func newCmdAWSDiscover(inv Invocation, streams genericiooptions.IOStreams, facto
 			if err := out.Validate(); err != nil {
 				return err
 			}
-			s, err := f.resolve(cmd.Context(), factory)
-			if err != nil {
-				return err
-			}
-			inv, err := s.discover(cmd.Context())
+			_, inv, err := f.inventory(cmd.Context(), factory)
 			if err != nil {
 				return err
 			}
@@ -281,11 +267,7 @@ func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *
 			if err := out.Validate(); err != nil {
 				return err
 			}
-			s, err := f.resolve(cmd.Context(), factory)
-			if err != nil {
-				return err
-			}
-			invn, err := s.discover(cmd.Context())
+			_, invn, err := f.inventory(cmd.Context(), factory)
 			if err != nil {
 				return err
 			}
@@ -393,11 +375,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 			if parallel < 1 {
 				return cli.Usagef("--parallel must be at least 1")
 			}
-			s, err := f.resolve(ctx, factory)
-			if err != nil {
-				return err
-			}
-			invn, err := s.discover(ctx)
+			s, invn, err := f.inventory(ctx, factory)
 			if err != nil {
 				return err
 			}
@@ -506,11 +484,7 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			if err != nil {
 				return err
 			}
-			s, err := f.resolve(ctx, factory)
-			if err != nil {
-				return err
-			}
-			invn, err := s.discover(ctx)
+			s, invn, err := f.inventory(ctx, factory)
 			if err != nil {
 				return err
 			}

@@ -26,21 +26,11 @@ const underlayTimeout = 20 * time.Second
 func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node) *UnderlayFacts {
 	ctx, cancel := context.WithTimeout(ctx, underlayTimeout)
 	defer cancel()
-	endpoints := map[string]string{}
-	for _, e := range info.ServiceEndpoints {
-		endpoints[e.Name] = e.URL
-	}
-	c, err := awsx.NewClients(ctx, awsx.ConfigOptions{Region: info.AWSRegion, ServiceEndpoints: endpoints, MaxAttempts: 2})
+	c, err := awsx.NewClients(ctx, awsx.ConfigOptions{Region: info.AWSRegion, ServiceEndpoints: info.EndpointMap(), MaxAttempts: 2})
 	if err != nil {
 		return &UnderlayFacts{Err: err}
 	}
-	t := awsx.Target{InfraID: info.InfraID, Instances: map[string]bool{}}
-	for _, n := range nodes {
-		if _, id, ok := platform.ParseAWSProviderID(n.Spec.ProviderID); ok {
-			t.Instances[id] = false
-		}
-	}
-	inv, err := awsx.Discover(ctx, c, t)
+	inv, err := awsx.Discover(ctx, c, awsx.Target{InfraID: info.InfraID, Instances: awsx.NodeInstances(nodes)})
 	return &UnderlayFacts{Inventory: inv, Err: err}
 }
 
