@@ -55,7 +55,10 @@ e2e: moto ## the built binary against a real kube-apiserver and moto (first buil
 	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...
 
 bench: moto ## benchmarks: AWS calls and wall time of aws plan/apply as the VPC grows, validate's wall time and API calls
-	cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 30m -ldflags "$(KUBE_LDFLAGS)" ./e2e/
+	@mkdir -p $(BIN_DIR)
+	@cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 30m -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/bench.log 2>&1; \
+	  status=$$?; grep -E '^(Benchmark|goos|goarch|cpu|PASS|FAIL|ok)' $(BIN_DIR)/bench.log; \
+	  echo "(full log: $(BIN_DIR)/bench.log)"; exit $$status
 
 demo: build moto ## start the sandbox, run the plugin against it, stop
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox

@@ -260,10 +260,10 @@ func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]st
 	dr := aws.Bool(dry)
 	switch c.Operation {
 	case "AssociateVpcCidrBlock":
-		out, err := e.AssociateVpcCidrBlock(ctx, &ec2.AssociateVpcCidrBlockInput{VpcId: aws.String(p["vpcId"]), AmazonProvidedIpv6CidrBlock: aws.Bool(true)})
 		if dry {
-			return dryRunOf(err)
+			return nil // no DryRun parameter on this operation: never call it in a dry run
 		}
+		out, err := e.AssociateVpcCidrBlock(ctx, &ec2.AssociateVpcCidrBlockInput{VpcId: aws.String(p["vpcId"]), AmazonProvidedIpv6CidrBlock: aws.Bool(true)})
 		if err != nil {
 			return err
 		}
@@ -353,8 +353,6 @@ func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]st
 	}
 	return fmt.Errorf("unknown operation %s", c.Operation)
 }
-
-func dryRunOf(err error) error { return err }
 
 func ignoreCode(err error, codes ...string) error {
 	if err != nil && slices.Contains(codes, errorCode(err)) {

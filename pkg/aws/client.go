@@ -163,7 +163,7 @@ func Explain(op string, err error) error {
 			code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "InvalidAccessKeyId":
 			return fmt.Errorf("AWS %s: the credentials were rejected (%s: %s); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --aws-profile, or log in again (aws sso login)", op, code, msg)
 		case code == "AccessDenied" || code == "UnauthorizedOperation" || code == "AccessDeniedException":
-			return fmt.Errorf("AWS %s: access denied (%s); grant the action %s to these credentials (see `kubectl dualstack aws iam-policy`)", op, code, IAMAction(op))
+			return fmt.Errorf("AWS %s: access denied (%s); grant the action %s to these credentials (the plugin's `aws iam-policy` command prints the whole policy)", op, code, IAMAction(op))
 		case code == "RequestLimitExceeded" || code == "Throttling" || code == "ThrottlingException":
 			return fmt.Errorf("AWS %s: still throttled after the SDK's retries (%s); wait a minute and re-run, it resumes where it stopped", op, code)
 		case strings.HasPrefix(code, "InvalidVpcID") || code == "InvalidVpcID.NotFound":

@@ -289,7 +289,7 @@ func planLoadBalancers(p *Plan, inv *Inventory, planned6 map[string]bool) {
 		case "classic":
 			p.Notes = append(p.Notes, Note{Resource: lb.Name,
 				Message: fmt.Sprintf("Classic ELB %s%s cannot serve IPv6 in a VPC", lb.Name, owner),
-				Fix:     "move its Service to a dual-stack NLB: kubectl dualstack gateway"})
+				Fix:     "move its Service to a dual-stack NLB with the plugin's `gateway --recreate` command"})
 			continue
 		case "network", "application":
 		default:

@@ -211,16 +211,17 @@ func diffLines(a, b []string) string {
 	}
 	ma, mb := in(a), in(b)
 	var out []string
-	for _, x := range a {
-		if mb[x] == 0 {
-			out = append(out, "- "+x)
+	for x, n := range ma {
+		if mb[x] < n {
+			out = append(out, fmt.Sprintf("- %s (%d times before, %d after)", x, n, mb[x]))
 		}
 	}
-	for _, x := range b {
-		if ma[x] == 0 {
-			out = append(out, "+ "+x)
+	for x, n := range mb {
+		if ma[x] < n {
+			out = append(out, fmt.Sprintf("+ %s (%d times after, %d before)", x, n, ma[x]))
 		}
 	}
+	sort.Strings(out)
 	return strings.Join(out, "\n")
 }
 
@@ -397,7 +398,7 @@ func TestAWSLifecycleOpenShift(t *testing.T) {
 	}
 	classicNoted := false
 	for _, n := range p.Notes {
-		classicNoted = classicNoted || (n.Resource == world.IngressGateway.Name && strings.Contains(n.Fix, "dualstack gateway"))
+		classicNoted = classicNoted || (n.Resource == world.IngressGateway.Name && strings.Contains(n.Fix, "`gateway --recreate`"))
 	}
 	if !classicNoted {
 		t.Errorf("Classic ELB not reported with the fix: %+v", p.Notes)

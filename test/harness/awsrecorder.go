@@ -20,6 +20,7 @@ import (
 type AWSOp struct {
 	Service string // the SigV4 signing name: ec2, elasticloadbalancing, sts...
 	Action  string // DescribeVpcs, SetIpAddressType...
+	DryRun  bool   // the request asked for EC2's DryRun
 }
 
 // IAM is the IAM action name of the call, e.g. ec2:DescribeVpcs.
@@ -71,7 +72,7 @@ func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error)
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body.Close()
-		op := AWSOp{Action: actionOf(r, body)}
+		op := AWSOp{Action: actionOf(r, body), DryRun: dryRunOf(body)}
 		if m := scopeService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			op.Service = m[1]
 		}
@@ -105,6 +106,12 @@ func actionOf(r *http.Request, body []byte) string {
 		return v.Get("Action")
 	}
 	return ""
+}
+
+// dryRunOf reads EC2's DryRun parameter from a query-protocol body.
+func dryRunOf(body []byte) bool {
+	v, err := url.ParseQuery(string(body))
+	return err == nil && strings.EqualFold(v.Get("DryRun"), "true")
 }
 
 func (p *AWSProxy) record(op AWSOp) *AWSFault {
