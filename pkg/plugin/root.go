@@ -117,6 +117,7 @@ Start with a read-only look:
 		NewCmdAWS(inv, streams, clients),
 		NewCmdNetwork(inv, streams, clients),
 		NewCmdGateway(inv, streams, clients),
+		NewCmdUpgrade(inv, streams, clients),
 		NewCmdValidate(inv, streams, clients),
 		NewCmdProbe(inv, streams, clients),
 		NewCmdVersion(inv, streams),

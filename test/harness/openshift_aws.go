@@ -19,6 +19,10 @@ type OpenShiftOnAWSOptions struct {
 	Version  string // default 4.16.9
 	Platform string // default AWS; BareMetal etc. keep the AWS resources but not the platform
 	IPFamily string // platformStatus.aws.ipFamily, default IPv4
+	// NodeInternalIPs, when set, are the nodes' InternalIPs in instance
+	// order, instead of the instances' private IPs: a test kubelet listens
+	// on each (127.0.0.N), and the apiserver reaches a node at its first.
+	NodeInternalIPs []string
 }
 
 // OpenShiftOnAWS is the world as both sides see it.
@@ -95,9 +99,13 @@ func BuildOpenShiftOnAWS(ctx context.Context, api *APIServer, srv *moto.Server, 
 		} else {
 			labels["node-role.kubernetes.io/worker"] = ""
 		}
+		internalIP := inst.PrivateIP
+		if i < len(opts.NodeInternalIPs) {
+			internalIP = opts.NodeInternalIPs[i]
+		}
 		nodes = append(nodes, NodeSpec{
 			Name: inst.PrivateDNSName, ProviderID: inst.ProviderID(), Hostname: inst.PrivateDNSName,
-			InternalIPs: []string{inst.PrivateIP}, Labels: labels,
+			InternalIPs: []string{internalIP}, Labels: labels,
 			Annotations: map[string]string{"k8s.ovn.org/node-subnets": fmt.Sprintf(`{"default":["10.128.%d.0/23"]}`, 2*i)},
 		})
 	}

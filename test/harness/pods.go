@@ -25,6 +25,10 @@ type PodSimulator struct {
 	Kube      kubernetes.Interface
 	Nodes     []string
 	DualStack bool
+	// DualStackNow, when set, decides instead of DualStack, for each pod as
+	// it starts: a cluster converted while running gives IPv6 only to pods
+	// started after the conversion.
+	DualStackNow func() bool
 	// Interval between passes (default 50ms).
 	Interval time.Duration
 
@@ -163,7 +167,11 @@ func (s *PodSimulator) run(ctx context.Context, pod *corev1.Pod) error {
 	}
 	s.mu.Unlock()
 	ips := []corev1.PodIP{{IP: fmt.Sprintf("10.128.%d.%d", n/250, n%250+2)}}
-	if s.DualStack {
+	dual := s.DualStack
+	if s.DualStackNow != nil {
+		dual = s.DualStackNow()
+	}
+	if dual {
 		v6 := netip.AddrFrom16([16]byte{0xfd, 0x01, 13: byte(n / 250), 14: byte((n%250 + 2) >> 8), 15: byte(n%250 + 2)})
 		ips = append(ips, corev1.PodIP{IP: v6.String()})
 	}

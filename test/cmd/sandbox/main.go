@@ -1,7 +1,9 @@
-// Command sandbox starts, on loopback only, an OpenShift-on-AWS-like cluster:
-// a real kube-apiserver (in process, embedded etcd) and moto for the AWS API,
-// writes a kubeconfig and the AWS environment for them, and runs the plugin
-// against it as a user would. With -hold it stays up for your own commands.
+// Command sandbox starts, on loopback only, an OpenShift-on-AWS-like cluster
+// that begins IPv4-only (harness.BuildConversionSandbox: a real kube-apiserver
+// in process, moto for the AWS API, and simulators for what the cluster does
+// on its own), writes a kubeconfig and the environment for them, and takes
+// it to dual-stack with the plugin as a user would: status, aws plan,
+// upgrade, status, validate. With -hold it stays up for your own commands.
 package main
 
 import (
@@ -65,35 +67,31 @@ func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
 	}
 	defer aws.Stop()
 
-	step("starting kube-apiserver with embedded etcd on 127.0.0.1")
-	api, err := harness.StartAPIServer(tb, harness.APIServerOptions{})
+	step("building an OpenShift 4.10 IPI cluster on AWS, IPv4-only: a kube-apiserver (embedded etcd), the VPC, 6 subnets, 6 instances and their nodes (kubelets on 127.0.0.2-7), Istio, an ingress gateway behind a Classic ELB; the network operator, load balancer controller and DNS simulators")
+	sb, err := harness.BuildConversionSandbox(ctx, tb, aws, harness.ConversionSandboxOptions{})
 	if err != nil {
 		return err
 	}
-	if err := harness.InstallCRDs(ctx, api.Config); err != nil {
-		return err
-	}
-
-	step("building an OpenShift 4.16 IPI cluster on AWS: VPC, 6 subnets, NAT gateways, 6 instances, NLBs, ELBs; nodes, Network, Infrastructure")
-	world, err := harness.BuildOpenShiftOnAWS(ctx, api, aws, harness.OpenShiftOnAWSOptions{})
-	if err != nil {
-		return err
-	}
+	api, world := sb.API, sb.World
 
 	kubeconfig := filepath.Join(stateDir, "kubeconfig")
 	if err := harness.WriteKubeconfig(kubeconfig, api.Config, "sandbox"); err != nil {
 		return err
 	}
 	envFile := filepath.Join(stateDir, "env")
-	env := append(aws.Env(), "KUBECONFIG="+kubeconfig, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	dnsServer := sb.DNSAddr()
+	env := append(aws.Env(), "KUBECONFIG="+kubeconfig, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"), "DUALSTACK_DNS="+dnsServer)
 	if err := writeEnv(envFile, env); err != nil {
 		return err
 	}
 	step(fmt.Sprintf("cluster %s in %s (VPC %s) is up; kubeconfig %s", world.AWS.InfraID, world.AWS.Region, world.AWS.VPC.ID, kubeconfig))
 
 	for _, args := range [][]string{
-		{"kubectl", "get", "nodes", "-o", "wide"},
 		{"kubectl", "dualstack", "status"},
+		{"kubectl", "dualstack", "aws", "plan"},
+		{"kubectl", "dualstack", "upgrade", "--yes", "--recreate-gateway", "--dns-server", dnsServer},
+		{"kubectl", "dualstack", "status"},
+		{"kubectl", "dualstack", "validate", "--dns-server", dnsServer},
 	} {
 		if err := show(ctx, env, args); err != nil {
 			return err
@@ -103,7 +101,7 @@ func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
 	if !hold {
 		return nil
 	}
-	fmt.Printf("\nThe sandbox stays up until Ctrl-C. In another shell:\n\n  source %s\n  kubectl dualstack status -o yaml\n\n", envFile)
+	fmt.Printf("\nThe sandbox stays up until Ctrl-C. In another shell:\n\n  source %s\n  kubectl dualstack status -o yaml\n  kubectl dualstack validate --dns-server $DUALSTACK_DNS\n\n", envFile)
 	<-ctx.Done()
 	step("stopping")
 	return nil

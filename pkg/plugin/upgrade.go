@@ -1,0 +1,892 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
+
+	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
+)
+
+// The phases of `upgrade`, in the order they run.
+const (
+	PhaseAWS      = "aws"
+	PhaseNetwork  = "network"
+	PhaseGateway  = "gateway"
+	PhaseValidate = "validate"
+)
+
+// AllPhases is every phase, in run order.
+var AllPhases = []string{PhaseAWS, PhaseNetwork, PhaseGateway, PhaseValidate}
+
+// Phase statuses, as -o json reports them.
+const (
+	PhaseDone        = "done"         // ran in this run and succeeded
+	PhaseAlreadyDone = "already-done" // nothing to do: the cluster already has it
+	PhaseFailed      = "failed"
+	PhaseNotRun      = "not-run" // an earlier phase failed, or the run stopped before it
+	PhaseSkipped     = "skipped" // not in --phases
+	PhasePlanned     = "planned" // dry run, or not confirmed
+)
+
+// Plan actions of a phase.
+const (
+	PlanChange       = "change"
+	PlanAfterEarlier = "after-underlay" // its preflight depends on an earlier phase's change
+	PlanNothing      = "nothing-to-do"
+	PlanBlocked      = "blocked"
+	PlanSkipped      = "skipped"
+	PlanCheck        = "check" // validate: read-only proof
+)
+
+// upgradeLayer is the journal layer of upgrade's own bookkeeping: which
+// phases completed, so a re-run after an interruption reports them.
+const upgradeLayer = "upgrade"
+
+// UpgradeOptions runs `upgrade`.
+type UpgradeOptions struct {
+	Phases          []string
+	Target          awsTargetFlags
+	ForceNetwork    bool
+	RecreateGateway bool
+	DNSServer       string
+	Timeout         time.Duration
+	Mutation        *cli.MutationFlags
+	Output          *cli.OutputFlags
+
+	inv     Invocation
+	factory *kube.Factory
+	kube    kubernetes.Interface
+	// global are the kubeconfig flags the user gave, forwarded to every phase.
+	global []string
+	// exec runs one of the suite's commands in process (args without the
+	// program name); stdout is what it prints as data.
+	exec func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	genericiooptions.IOStreams
+}
+
+// UpgradeResult is what `upgrade -o json|yaml` prints. Field names are stable.
+type UpgradeResult struct {
+	// Outcome is converted, nothing-to-do, failed, blocked, not-confirmed or dry-run.
+	Outcome string        `json:"outcome"`
+	Message string        `json:"message"`
+	Plan    UpgradePlan   `json:"plan"`
+	Phases  []PhaseResult `json:"phases"`
+}
+
+// UpgradePlan is the one combined plan, per phase.
+type UpgradePlan struct {
+	Phases   []PhasePlan `json:"phases"`
+	Blockers []string    `json:"blockers"`
+}
+
+// PhasePlan is what one phase will do.
+type PhasePlan struct {
+	Name string `json:"name"`
+	// Action is change, after-underlay, nothing-to-do, blocked, skipped or check.
+	Action  string   `json:"action"`
+	Summary string   `json:"summary"`
+	Details []string `json:"details,omitempty"`
+	// The phase's own plan, as its command's -o json prints it.
+	AWS     *awsx.Plan      `json:"aws,omitempty"`
+	Network *NetworkResult  `json:"network,omitempty"`
+	Gateway *gateway.Result `json:"gateway,omitempty"`
+}
+
+// PhaseResult is how one phase went.
+type PhaseResult struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// NewCmdUpgrade builds `upgrade`.
+func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
+	o := &UpgradeOptions{
+		Phases:   append([]string(nil), AllPhases...),
+		Timeout:  10 * time.Minute,
+		Mutation: cli.NewMutationFlags(),
+		Output:   cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
+		inv:      inv, factory: factory, IOStreams: streams,
+	}
+	o.Target.JournalNamespace = journal.DefaultNamespace
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "The whole conversion: plan every layer, ask once, then aws apply -> network -> gateway -> validate",
+		Long: fmt.Sprintf(`Take the cluster to IPv4/IPv6 dual-stack in one command. First, read-only:
+discover the cluster and its AWS network, preflight every layer, and print
+one combined plan: the underlay changes (as '%[1]s aws plan'), the
+overlay patch (as '%[1]s network'), the gateway actions (as
+'%[1]s gateway') and the checks validate will make. Then ask once
+(--yes skips the question; with no terminal on stdin and no --yes it stops
+after the plan), and run the phases in order, each through its own command:
+
+  aws       aws apply: VPC, subnets, routes, security groups, ENIs get IPv6
+  network   network: the IPv6 cluster and service networks (OpenShift)
+  gateway   gateway: the Istio ingress gateway Service and its NLB
+  validate  validate: the proof over both families
+
+A phase whose preflight depends on an earlier phase (the network needs the
+nodes' IPv6 addresses the underlay gives; a dualstack NLB needs subnets
+with IPv6) is planned "after the underlay". Real blockers (OpenShift on AWS
+since 4.11 without --force-network, a Classic ELB gateway without
+--recreate-gateway) stop the run before any change.
+
+A failed phase stops the run; the summary says what was done, what was not,
+and how to go on. Every phase is idempotent: re-run upgrade to resume, it
+reports the phases already done and continues. Completed phases are
+recorded in the journal ConfigMap. To undo: '%[1]s network --revert',
+'%[1]s aws rollback'.
+
+Exit status: 0 converted (or nothing to do), 1 blocked, not confirmed or a
+phase failed, 2 bad usage.`, inv.DisplayName),
+		Example: fmt.Sprintf(`  # The plan only
+  %[1]s upgrade --dry-run=client
+
+  # Everything, no question asked; the gateway is behind a Classic ELB
+  %[1]s upgrade --yes --recreate-gateway
+
+  # Only the overlay and the proof
+  %[1]s upgrade --phases network,validate --yes`, inv.DisplayName),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			o.global = forwardedFlags(cmd)
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.Phases, "phases", o.Phases, "Run only these phases (in the fixed order): "+strings.Join(AllPhases, ","))
+	f.BoolVar(&o.ForceNetwork, "force-network", false, "Patch the Network config even where the network operator is known to refuse the conversion (network --force).")
+	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
+	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve load balancer hostnames with this DNS server (host:port), for gateway and validate.")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
+	o.Target.addFlags(cmd)
+	o.Target.addJournalFlag(cmd)
+	o.Mutation.AddFlags(cmd)
+	o.Output.AddFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("phases", cobra.FixedCompletions(AllPhases, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// Validate checks the flags, before any cluster is contacted.
+func (o *UpgradeOptions) Validate() error {
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
+	dry, err := o.Mutation.Strategy()
+	if err != nil {
+		return err
+	}
+	if dry == cli.DryRunServer {
+		return cli.Usagef("upgrade takes --dry-run=client (the plan only); for a server-side check run each command with --dry-run=server")
+	}
+	phases, err := parsePhases(o.Phases)
+	if err != nil {
+		return err
+	}
+	o.Phases = phases
+	if o.Timeout <= 0 {
+		return cli.Usagef("--timeout must be positive, e.g. --timeout 10m")
+	}
+	if o.DNSServer != "" {
+		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
+			return cli.Usagef("--dns-server must be host:port, e.g. 10.0.0.2:53: %v", err)
+		}
+	}
+	return nil
+}
+
+// parsePhases checks the names and puts them in run order.
+func parsePhases(in []string) ([]string, error) {
+	want := map[string]bool{}
+	for _, p := range in {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if !slices.Contains(AllPhases, p) {
+			return nil, cli.Usagef("unknown phase %q in --phases: choose from %s", p, strings.Join(AllPhases, ","))
+		}
+		want[p] = true
+	}
+	if len(want) == 0 {
+		return nil, cli.Usagef("--phases is empty: choose from %s", strings.Join(AllPhases, ","))
+	}
+	var out []string
+	for _, p := range AllPhases {
+		if want[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// forwardedFlags are the global (kubeconfig, klog) flags the user set, as
+// arguments for the phases' commands.
+func forwardedFlags(cmd *cobra.Command) []string {
+	var out []string
+	// VisitAll: InheritedFlags is a fresh set that knows nothing was set on it.
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+		if !f.Changed {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				out = append(out, "--"+f.Name+"="+v)
+			}
+			return
+		}
+		out = append(out, "--"+f.Name+"="+f.Value.String())
+	})
+	return out
+}
+
+// Complete builds the clients and the in-process runner of the phases.
+func (o *UpgradeOptions) Complete() error {
+	if o.kube == nil {
+		c, err := o.factory.Clients()
+		if err != nil {
+			return err
+		}
+		o.kube = c.Kube
+	}
+	if o.exec == nil {
+		o.exec = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			root := NewRootCmd(o.inv, genericiooptions.IOStreams{In: o.In, Out: stdout, ErrOut: stderr})
+			root.SetArgs(append(append([]string(nil), args...), o.global...))
+			_, err := root.ExecuteContextC(ctx)
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *UpgradeOptions) selected(phase string) bool { return slices.Contains(o.Phases, phase) }
+
+func (o *UpgradeOptions) targetArgs() []string {
+	var a []string
+	for flag, v := range map[string]string{"--region": o.Target.Region, "--vpc-id": o.Target.VPCID, "--infra-id": o.Target.InfraID, "--aws-profile": o.Target.Profile} {
+		if v != "" {
+			a = append(a, flag+"="+v)
+		}
+	}
+	slices.Sort(a)
+	return a
+}
+
+func (o *UpgradeOptions) awsArgs(sub string) []string {
+	a := append([]string{"aws", sub, "-o", "json"}, o.targetArgs()...)
+	if sub == "apply" {
+		a = append(a, "--yes", "--journal-namespace="+o.Target.JournalNamespace)
+	}
+	return a
+}
+
+func (o *UpgradeOptions) networkArgs(dry bool) []string {
+	a := []string{"network", "-o", "json", "--timeout=" + o.Timeout.String()}
+	if dry {
+		a = append(a, "--dry-run=client")
+	} else {
+		a = append(a, "--yes")
+	}
+	if o.ForceNetwork {
+		a = append(a, "--force")
+	}
+	return a
+}
+
+func (o *UpgradeOptions) gatewayArgs(dry bool) []string {
+	a := append([]string{"gateway", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.JournalNamespace}, o.targetArgs()...)
+	if dry {
+		a = append(a, "--dry-run=client")
+	} else {
+		a = append(a, "--yes")
+	}
+	if o.RecreateGateway {
+		a = append(a, "--recreate")
+	}
+	if o.DNSServer != "" {
+		a = append(a, "--dns-server="+o.DNSServer)
+	}
+	return a
+}
+
+func (o *UpgradeOptions) validateArgs() []string {
+	a := []string{"validate", "-o", "json", "--timeout=" + o.Timeout.String()}
+	if o.DNSServer != "" {
+		a = append(a, "--dns-server="+o.DNSServer)
+	}
+	return a
+}
+
+// call runs a phase command, decoding its -o json into v (when it printed
+// any). Its stderr goes to stderr.
+func (o *UpgradeOptions) call(ctx context.Context, args []string, stderr io.Writer, v any) (decoded bool, err error) {
+	var out bytes.Buffer
+	err = o.exec(ctx, args, &out, stderr)
+	if out.Len() > 0 && v != nil {
+		if jerr := json.Unmarshal(out.Bytes(), v); jerr == nil {
+			decoded = true
+		} else if err == nil {
+			err = fmt.Errorf("reading the output of %s: %w", o.inv.Command(strings.Join(args[:2], " ")), jerr)
+		}
+	}
+	return decoded, err
+}
+
+// Run plans, asks, runs the phases and summarises.
+func (o *UpgradeOptions) Run(ctx context.Context) error {
+	store := journal.NewStore(o.kube, o.Target.JournalNamespace, "")
+	earlier := map[string]journal.Entry{}
+	if j, err := store.Load(ctx); err == nil {
+		for _, e := range j.Layer(upgradeLayer) {
+			earlier[e.Resource] = e
+		}
+	} else {
+		fmt.Fprintf(o.ErrOut, "warning: could not read the journal (phases done earlier are not reported): %v\n", err)
+	}
+
+	progress := cli.NewProgress(o.ErrOut)
+	progress.Start("Discovering the cluster and planning every layer")
+	plan := o.plan(ctx, earlier)
+	progress.Done("")
+	res := &UpgradeResult{Plan: plan}
+	for _, p := range plan.Phases {
+		res.Phases = append(res.Phases, PhaseResult{Name: p.Name, Status: PhasePlanned, Message: p.Summary})
+		if p.Action == PlanSkipped {
+			res.Phases[len(res.Phases)-1].Status = PhaseSkipped
+		}
+	}
+	planOut := o.Out
+	if o.Output.Structured() {
+		planOut = o.ErrOut // stdout carries only the JSON/YAML
+	}
+	printUpgradePlan(planOut, plan)
+
+	if len(plan.Blockers) > 0 {
+		res.Outcome = "blocked"
+		res.Message = fmt.Sprintf("nothing was changed: %d blocker(s) found before any change", len(plan.Blockers))
+		setPending(res, PhaseNotRun, "blocked before any change")
+		return o.finish(res, errors.New(res.Message))
+	}
+	mutating, check := false, false
+	for _, p := range plan.Phases {
+		mutating = mutating || p.Action == PlanChange || p.Action == PlanAfterEarlier
+		check = check || p.Action == PlanCheck
+	}
+	if !mutating && !check {
+		res.Outcome = "nothing-to-do"
+		res.Message = "nothing to do: every selected layer is already dual-stack"
+		for i, p := range plan.Phases {
+			if p.Action == PlanNothing {
+				res.Phases[i].Status = PhaseAlreadyDone
+			}
+		}
+		return o.finish(res, nil)
+	}
+	if dry, _ := o.Mutation.Strategy(); dry == cli.DryRunClient {
+		res.Outcome, res.Message = "dry-run", "dry run (client): the plan only, nothing was changed"
+		return o.finish(res, nil)
+	}
+	if mutating { // validate alone changes nothing that stays
+		if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("upgrade"), "Run these phases?"); err != nil {
+			if errors.Is(err, cli.ErrNotConfirmed) {
+				res.Outcome, res.Message = "not-confirmed", "nothing was changed"
+				setPending(res, PhaseNotRun, "not confirmed")
+				_ = o.finish(res, nil)
+			}
+			return err
+		}
+	}
+	return o.runPhases(ctx, store, res)
+}
+
+func setPending(res *UpgradeResult, status, why string) {
+	for i := range res.Phases {
+		if res.Phases[i].Status == PhasePlanned {
+			res.Phases[i].Status = status
+			res.Phases[i].Message = "not run: " + why
+		}
+	}
+}
+
+// plan asks every selected phase's command for its plan, read-only.
+func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.Entry) UpgradePlan {
+	var plan UpgradePlan
+	block := func(p *PhasePlan, msg string) {
+		p.Action = PlanBlocked
+		plan.Blockers = append(plan.Blockers, p.Name+": "+msg)
+	}
+	for _, name := range AllPhases {
+		p := PhasePlan{Name: name}
+		if !o.selected(name) {
+			p.Action, p.Summary = PlanSkipped, "not in --phases"
+			plan.Phases = append(plan.Phases, p)
+			continue
+		}
+		var stderr bytes.Buffer
+		switch name {
+		case PhaseAWS:
+			var ap awsx.Plan
+			ok, err := o.call(ctx, o.awsArgs("plan"), &stderr, &ap)
+			if !ok {
+				block(&p, fmt.Sprintf("planning the underlay: %v", errText(err, &stderr)))
+				break
+			}
+			p.AWS = &ap
+			if len(ap.Changes) == 0 {
+				p.Action, p.Summary = PlanNothing, fmt.Sprintf("the underlay of VPC %s is already dual-stack", ap.Cluster.VPCID)
+			} else {
+				p.Action, p.Summary = PlanChange, fmt.Sprintf("%d changes to VPC %s (cluster %s, %s), as `%s`", len(ap.Changes), ap.Cluster.VPCID, orNone(ap.Cluster.InfraID), ap.Cluster.Region, o.inv.Command("aws plan"))
+				counts := map[string]int{}
+				var ops []string
+				for _, c := range ap.Changes {
+					if counts[c.Operation] == 0 {
+						ops = append(ops, c.Operation)
+					}
+					counts[c.Operation]++
+				}
+				for _, op := range ops {
+					p.Details = append(p.Details, fmt.Sprintf("%d x %s", counts[op], op))
+				}
+			}
+			for _, n := range ap.Notes {
+				p.Details = append(p.Details, "not changed: "+n.Resource+": "+n.Message)
+			}
+		case PhaseNetwork:
+			var nr NetworkResult
+			ok, err := o.call(ctx, o.networkArgs(true), &stderr, &nr)
+			if !ok {
+				block(&p, fmt.Sprintf("planning the overlay: %v", errText(err, &stderr)))
+				break
+			}
+			p.Network = &nr
+			o.planNetwork(&p, &nr, block)
+		case PhaseGateway:
+			var gr gateway.Result
+			ok, err := o.call(ctx, o.gatewayArgs(true), &stderr, &gr)
+			switch {
+			case errors.Is(err, gateway.ErrClassic):
+				block(&p, "the ingress gateway is behind a Classic ELB, which cannot serve IPv6: pass --recreate-gateway to re-create its Service as a dual-stack NLB (its hostname changes)")
+			case err != nil && strings.Contains(err.Error(), "no IPv6 yet") && o.selected(PhaseAWS):
+				p.Action = PlanAfterEarlier
+				p.Summary = "after the underlay: make the gateway Service dual-stack and switch its NLB to dualstack (its subnets get IPv6 in the aws phase)"
+			case err != nil || !ok:
+				block(&p, fmt.Sprintf("planning the gateway: %v", errText(err, &stderr)))
+			default:
+				p.Gateway = &gr
+				var planned []string
+				for _, a := range gr.Actions {
+					if a.Status == "planned" {
+						planned = append(planned, fmt.Sprintf("%s %s: %s", a.Kind, a.Target, a.Detail))
+					}
+				}
+				if len(planned) == 0 {
+					p.Action, p.Summary = PlanNothing, fmt.Sprintf("%s is already dual-stack (%s)", gr.Service, gr.Hostname)
+					break
+				}
+				p.Action, p.Details = PlanChange, planned
+				p.Summary = fmt.Sprintf("make %s dual-stack", gr.Service)
+				if slices.ContainsFunc(gr.Actions, func(a gateway.Action) bool { return a.Kind == "recreate-service" }) {
+					p.Summary += fmt.Sprintf("; --recreate-gateway: its Classic ELB is replaced by a dual-stack NLB and the hostname %s changes", gr.Hostname)
+				}
+			}
+		case PhaseValidate:
+			p.Action = PlanCheck
+			p.Summary = fmt.Sprintf("prove it in namespace %s, for IPv4 and IPv6: %s (%d checks); everything it creates is deleted",
+				DefaultValidateNamespace, strings.Join(probe.AllChecks, ", "), 2*len(probe.AllChecks))
+			if e, ok := earlier[PhaseValidate]; ok && e.State == journal.Done {
+				p.Details = append(p.Details, fmt.Sprintf("passed in an earlier upgrade (%s); run again only if a phase changes something", e.Updated.Format(time.RFC3339)))
+			}
+		}
+		if e, ok := earlier[name]; ok && e.State == journal.Done && p.Action == PlanNothing {
+			p.Summary += fmt.Sprintf(" (completed by an earlier upgrade, %s)", e.Updated.Format(time.RFC3339))
+		}
+		plan.Phases = append(plan.Phases, p)
+	}
+	// A proof that passed before is not repeated when nothing else is to
+	// change (a second upgrade changes nothing); --phases validate alone runs it.
+	work := false
+	for _, p := range plan.Phases {
+		work = work || p.Action == PlanChange || p.Action == PlanAfterEarlier
+	}
+	if e, ok := earlier[PhaseValidate]; ok && e.State == journal.Done && !work && len(o.Phases) > 1 {
+		for i := range plan.Phases {
+			if p := &plan.Phases[i]; p.Name == PhaseValidate && p.Action == PlanCheck {
+				p.Action = PlanNothing
+				p.Summary = fmt.Sprintf("passed in an earlier upgrade (%s) and nothing is to change; run `%s` to prove it again", e.Updated.Format(time.RFC3339), o.inv.Command("validate"))
+				p.Details = nil
+			}
+		}
+	}
+	return plan
+}
+
+// planNetwork turns network's dry run into the phase's plan: problems the
+// underlay will fix are "after the underlay", the others block.
+func (o *UpgradeOptions) planNetwork(p *PhasePlan, nr *NetworkResult, block func(*PhasePlan, string)) {
+	if nr.Mode != "openshift" {
+		block(p, fmt.Sprintf("on %s the cluster network is set on the control-plane hosts: apply the plan of `%s`, then run upgrade --phases gateway,validate", nr.Mode, o.inv.Command("network")))
+		return
+	}
+	added := func() string {
+		if nr.Added == nil {
+			return ""
+		}
+		var s []string
+		if nr.Added.ClusterNetwork != nil {
+			s = append(s, fmt.Sprintf("clusterNetwork %s (hostPrefix %d)", nr.Added.ClusterNetwork.CIDR, nr.Added.ClusterNetwork.HostPrefix))
+		}
+		if nr.Added.ServiceNetwork != "" {
+			s = append(s, "serviceNetwork "+nr.Added.ServiceNetwork)
+		}
+		return strings.Join(s, ", ")
+	}
+	for _, op := range nr.Patch {
+		b, _ := json.Marshal(op)
+		p.Details = append(p.Details, "patch "+string(b))
+	}
+	switch nr.Outcome {
+	case OutcomeAlreadyDualStack:
+		p.Action, p.Summary = PlanNothing, nr.Message
+	case OutcomeDryRun:
+		p.Action = PlanChange
+		if len(nr.Patch) == 0 {
+			p.Summary = "IPv6 is already requested in " + network.NetworkResource + ": wait for the network operator to apply it"
+		} else {
+			p.Summary = fmt.Sprintf("append %s to %s, then wait for the network operator", added(), network.NetworkResource)
+		}
+	case OutcomePreflightFailed:
+		deferred := false
+		var blockers []string
+		for _, pr := range nr.Preflight {
+			switch {
+			case pr.Check == "node-internal-ips" && o.selected(PhaseAWS):
+				deferred = true
+				p.Details = append(p.Details, "after the underlay: "+pr.Message+" (the aws phase gives the instances IPv6)")
+			case pr.Forceable && o.ForceNetwork:
+				p.Details = append(p.Details, "WARN (--force-network): "+pr.Message)
+			case pr.Forceable:
+				blockers = append(blockers, pr.Message+"; "+pr.Fix+" (upgrade: --force-network)")
+			default:
+				blockers = append(blockers, pr.Message+"; fix: "+pr.Fix)
+			}
+		}
+		if len(blockers) > 0 {
+			for _, b := range blockers {
+				block(p, b)
+			}
+			return
+		}
+		p.Action = PlanChange
+		if deferred {
+			p.Action = PlanAfterEarlier
+		}
+		p.Summary = fmt.Sprintf("after the underlay: append %s to %s, then wait for the network operator", added(), network.NetworkResource)
+	default:
+		block(p, fmt.Sprintf("unexpected plan from network (%s): %s", nr.Outcome, nr.Message))
+	}
+}
+
+func errText(err error, stderr *bytes.Buffer) string {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" && msg == "" {
+		msg = s
+	}
+	if msg == "" {
+		msg = "no result"
+	}
+	return msg
+}
+
+// runPhases runs the planned phases in order, stopping at the first failure.
+func (o *UpgradeOptions) runPhases(ctx context.Context, store *journal.Store, res *UpgradeResult) error {
+	progress := cli.NewProgress(o.ErrOut)
+	total := len(o.Phases)
+	n := 0
+	changed := false
+	stderr := &indentWriter{w: o.ErrOut, prefix: "    "}
+	for i, p := range res.Plan.Phases {
+		if p.Action == PlanSkipped {
+			continue
+		}
+		n++
+		pr := &res.Phases[i]
+		label := fmt.Sprintf("[%d/%d] %s", n, total, p.Name)
+		if p.Action == PlanNothing {
+			pr.Status, pr.Message = PhaseAlreadyDone, p.Summary
+			fmt.Fprintf(o.ErrOut, "%s: already done: %s\n", label, pr.Message)
+			o.record(ctx, store, p.Name, journal.Done)
+			continue
+		}
+		fmt.Fprintf(o.ErrOut, "%s: %s\n", label, p.Summary)
+		o.record(ctx, store, p.Name, journal.Pending)
+		var msg string
+		var didChange bool
+		var err error
+		switch p.Name {
+		case PhaseAWS:
+			msg, didChange, err = o.runAWS(ctx, stderr)
+		case PhaseNetwork:
+			if err = o.waitNodesIPv6(ctx, progress, label); err == nil {
+				msg, didChange, err = o.runNetwork(ctx, stderr)
+			}
+		case PhaseGateway:
+			msg, didChange, err = o.runGateway(ctx, stderr)
+		case PhaseValidate:
+			msg, err = o.runValidate(ctx, stderr)
+		}
+		changed = changed || didChange
+		if err != nil {
+			pr.Status, pr.Message = PhaseFailed, err.Error()
+			fmt.Fprintf(o.ErrOut, "%s: FAILED: %s\n", label, pr.Message)
+			o.record(ctx, store, p.Name, journal.Failed)
+			setPending(res, PhaseNotRun, "phase "+p.Name+" failed")
+			res.Outcome = "failed"
+			res.Message = fmt.Sprintf("stopped at phase %s: %s", p.Name, err)
+			return o.finish(res, errors.New(res.Message))
+		}
+		pr.Status, pr.Message = PhaseDone, msg
+		fmt.Fprintf(o.ErrOut, "%s: done: %s\n", label, msg)
+		o.record(ctx, store, p.Name, journal.Done)
+	}
+	res.Outcome = "converted"
+	res.Message = "every selected phase is done"
+	if !changed {
+		res.Outcome, res.Message = "nothing-to-do", "nothing changed: every selected layer was already dual-stack"
+	}
+	return o.finish(res, nil)
+}
+
+// record notes a phase's state in the journal; failing to is a warning:
+// the phases themselves are idempotent.
+func (o *UpgradeOptions) record(ctx context.Context, store *journal.Store, phase string, state journal.State) {
+	err := store.Put(ctx, journal.Entry{ID: upgradeLayer + "/phase/" + phase, Layer: upgradeLayer, Operation: "phase", Resource: phase, State: state})
+	if err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+	}
+}
+
+func (o *UpgradeOptions) runAWS(ctx context.Context, stderr io.Writer) (string, bool, error) {
+	var r AWSApplyResult
+	_, err := o.call(ctx, o.awsArgs("apply"), stderr, &r)
+	applied, failed := countStatus(r.Changes, awsx.StatusApplied), countStatus(r.Changes, awsx.StatusFailed)
+	if err != nil {
+		return "", applied > 0, fmt.Errorf("aws apply: %d of %d changes applied, %d failed: %w", applied, len(r.Changes), failed, err)
+	}
+	return fmt.Sprintf("applied %d of %d changes to VPC %s (recorded in the journal)", applied, len(r.Changes), r.Cluster.VPCID), applied > 0, nil
+}
+
+// waitNodesIPv6 gives the nodes time to report the IPv6 addresses the
+// underlay gave their instances (the kubelets pick them up).
+func (o *UpgradeOptions) waitNodesIPv6(ctx context.Context, progress *cli.Progress, label string) error {
+	missing := func(ctx context.Context) (int, int, error) {
+		nodes, err := kube.ListNodes(ctx, o.kube, metav1.ListOptions{})
+		if err != nil {
+			return 0, 0, kube.Explain("listing nodes", err)
+		}
+		without := 0
+		for _, n := range nodes {
+			v6 := false
+			for _, a := range n.Status.Addresses {
+				if ip := net.ParseIP(a.Address); a.Type == "InternalIP" && ip != nil && ip.To4() == nil {
+					v6 = true
+				}
+			}
+			if !v6 {
+				without++
+			}
+		}
+		return without, len(nodes), nil
+	}
+	without, total, err := missing(ctx)
+	if err != nil || without == 0 {
+		return err
+	}
+	progress.Start(fmt.Sprintf("%s: waiting for %d of %d nodes to report an IPv6 InternalIP (timeout %s)", label, without, total, o.Timeout))
+	defer progress.Done("")
+	err = wait.PollUntilContextTimeout(ctx, time.Second, o.Timeout, true, func(ctx context.Context) (bool, error) {
+		w, t, err := missing(ctx)
+		if err != nil {
+			return false, err
+		}
+		progress.Update(fmt.Sprintf("%s: %d of %d nodes without an IPv6 InternalIP", label, w, t))
+		return w == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("nodes did not report IPv6 InternalIPs within --timeout %s (restart their kubelets so they pick up the instances' IPv6 addresses): %w", o.Timeout, err)
+	}
+	return nil
+}
+
+func (o *UpgradeOptions) runNetwork(ctx context.Context, stderr io.Writer) (string, bool, error) {
+	var r NetworkResult
+	ok, err := o.call(ctx, o.networkArgs(false), stderr, &r)
+	if ok && r.Outcome == OutcomeAlreadyDualStack {
+		return r.Message, false, nil
+	}
+	if err != nil {
+		if ok && r.Message != "" {
+			return "", ok, fmt.Errorf("network (%s): %s", r.Outcome, r.Message)
+		}
+		return "", false, fmt.Errorf("network: %w", err)
+	}
+	return r.Message, true, nil
+}
+
+func (o *UpgradeOptions) runGateway(ctx context.Context, stderr io.Writer) (string, bool, error) {
+	var r gateway.Result
+	_, err := o.call(ctx, o.gatewayArgs(false), stderr, &r)
+	if err != nil {
+		return "", r.Changed, fmt.Errorf("gateway: %w", err)
+	}
+	msg := fmt.Sprintf("%s is dual-stack: %s answers A %s, AAAA %s", r.Service, r.Hostname, strings.Join(r.IPv4, " "), strings.Join(r.IPv6, " "))
+	if r.PreviousHostname != "" {
+		msg += fmt.Sprintf(" (hostname changed from %s: update DNS records that point at it)", r.PreviousHostname)
+	}
+	return msg, r.Changed, nil
+}
+
+func (o *UpgradeOptions) runValidate(ctx context.Context, stderr io.Writer) (string, error) {
+	var r ValidateResult
+	ok, err := o.call(ctx, o.validateArgs(), stderr, &r)
+	if !ok {
+		return "", fmt.Errorf("validate: %w", err)
+	}
+	msg := fmt.Sprintf("%d/%d checks passed", r.Summary.Pass, r.Summary.Total)
+	if err != nil || !r.AllPassed() {
+		var failed []string
+		for _, c := range r.Checks {
+			if c.Status != "PASS" {
+				failed = append(failed, fmt.Sprintf("%s %s %s: %s", c.Status, c.Name, c.Family, c.Message))
+			}
+		}
+		return "", fmt.Errorf("validate: %s; %s", msg, strings.Join(failed, "; "))
+	}
+	return msg, nil
+}
+
+// finish prints the result (and, on a table, the summary and what to do next).
+func (o *UpgradeOptions) finish(res *UpgradeResult, err error) error {
+	if perr := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error { return o.printSummary(w, res) }); perr != nil {
+		return perr
+	}
+	if err != nil && o.Output.Structured() {
+		fmt.Fprintln(o.ErrOut, res.Message)
+		o.printNext(o.ErrOut, res)
+	}
+	if err != nil {
+		return cli.SilentFailure
+	}
+	return nil
+}
+
+func (o *UpgradeOptions) printSummary(w io.Writer, res *UpgradeResult) error {
+	fmt.Fprintln(w)
+	tw := printers.GetNewTabWriter(w)
+	fmt.Fprintln(tw, "PHASE\tSTATUS\tMESSAGE")
+	for _, p := range res.Phases {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.Status, p.Message)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, res.Message)
+	o.printNext(w, res)
+	return nil
+}
+
+// printNext says how to go on after a stop: what was done, what not, how
+// to resume and how to roll back.
+func (o *UpgradeOptions) printNext(w io.Writer, res *UpgradeResult) {
+	if res.Outcome != "failed" && res.Outcome != "blocked" {
+		return
+	}
+	var done, notDone []string
+	for _, p := range res.Phases {
+		switch p.Status {
+		case PhaseDone, PhaseAlreadyDone:
+			done = append(done, p.Name)
+		case PhaseFailed, PhaseNotRun:
+			notDone = append(notDone, p.Name)
+		}
+	}
+	fmt.Fprintf(w, "Done: %s. Not done: %s.\n", orNone(strings.Join(done, ", ")), orNone(strings.Join(notDone, ", ")))
+	if res.Outcome == "blocked" {
+		fmt.Fprintln(w, "Fix the blockers above (or leave their phase out with --phases), then run upgrade again.")
+		return
+	}
+	fmt.Fprintf(w, "To resume: fix the cause, then run `%s --yes` again: every phase is idempotent, finished ones are reported as already done.\n", o.inv.Command("upgrade"))
+	fmt.Fprintf(w, "To roll back: `%s` removes the IPv6 networks network added; `%s` undoes the AWS changes (and the NLB's dualstack switch). A re-created gateway Service stays an NLB.\n",
+		o.inv.Command("network --revert --yes"), o.inv.Command("aws rollback --yes"))
+}
+
+func printUpgradePlan(w io.Writer, plan UpgradePlan) {
+	fmt.Fprintln(w, "Upgrade plan:")
+	for i, p := range plan.Phases {
+		fmt.Fprintf(w, "\n%d. %s [%s] %s\n", i+1, p.Name, p.Action, p.Summary)
+		for _, d := range p.Details {
+			fmt.Fprintf(w, "     %s\n", d)
+		}
+	}
+	if len(plan.Blockers) > 0 {
+		fmt.Fprintf(w, "\nBlocked: nothing will be changed (%d):\n", len(plan.Blockers))
+		for _, b := range plan.Blockers {
+			fmt.Fprintf(w, "  - %s\n", b)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// indentWriter prefixes each line a phase's command writes, so its output
+// reads as part of the phase.
+type indentWriter struct {
+	w       io.Writer
+	prefix  string
+	midLine bool
+}
+
+func (iw *indentWriter) Write(b []byte) (int, error) {
+	var out bytes.Buffer
+	for _, c := range b {
+		if !iw.midLine && c != '\r' {
+			out.WriteString(iw.prefix)
+			iw.midLine = true
+		}
+		out.WriteByte(c)
+		if c == '\n' || c == '\r' {
+			iw.midLine = false
+		}
+	}
+	if _, err := iw.w.Write(out.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

@@ -1,0 +1,268 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes/fake"
+
+	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+)
+
+func TestParsePhases(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []string
+		bad  bool
+	}{
+		{in: []string{"validate", "aws"}, want: []string{"aws", "validate"}},
+		{in: []string{" Network ", "gateway", "network"}, want: []string{"network", "gateway"}},
+		{in: []string{"aws", "bogus"}, bad: true},
+		{in: nil, bad: true},
+	} {
+		got, err := parsePhases(tc.in)
+		if tc.bad {
+			if cli.ExitCode(err) != cli.ExitBadUsage {
+				t.Errorf("parsePhases(%q): %v, want a usage error", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("parsePhases(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestUpgradeBadPhasesExit2(t *testing.T) {
+	code, _, stderr := run(t, "kubectl-dualstack", "upgrade", "--phases", "aws,nope")
+	if code != cli.ExitBadUsage || !strings.Contains(stderr, `unknown phase "nope"`) {
+		t.Fatalf("code %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = run(t, "kubectl-dualstack", "upgrade", "--dry-run=server")
+	if code != cli.ExitBadUsage || !strings.Contains(stderr, "--dry-run=client") {
+		t.Fatalf("code %d, stderr %q", code, stderr)
+	}
+}
+
+func TestForwardedFlags(t *testing.T) {
+	root := NewRootCmd(InvocationFrom("kubectl-dualstack"), genericiooptions.NewTestIOStreamsDiscard())
+	var got []string
+	for _, c := range root.Commands() {
+		if c.Name() == "upgrade" {
+			c.RunE = func(cmd *cobra.Command, _ []string) error { got = forwardedFlags(cmd); return nil }
+		}
+	}
+	root.SetArgs([]string{"upgrade", "--context", "prod", "--as-group", "a", "--as-group", "b", "-n", "x", "--yes"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--as-group=a", "--as-group=b", "--context=prod", "--namespace=x"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("forwarded %q, want %q", got, want)
+	}
+}
+
+func TestIndentWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := &indentWriter{w: &b, prefix: "  "}
+	fmt.Fprint(w, "one\ntw")
+	fmt.Fprint(w, "o\n\nthree\n")
+	if got, want := b.String(), "  one\n  two\n  \n  three\n"; got != want {
+		t.Fatalf("%q, want %q", got, want)
+	}
+}
+
+// fakePhases answers the phase commands with canned results, as their -o
+// json prints them, and records what was run.
+type fakePhases struct {
+	ran       []string
+	awsDone   bool
+	netDone   bool
+	netFail   bool
+	gwDone    bool
+	classic   bool
+	awsReject bool
+}
+
+func (f *fakePhases) exec(_ context.Context, args []string, stdout, _ io.Writer) error {
+	key := args[0]
+	if args[0] == "aws" {
+		key += " " + args[1]
+	}
+	dry := slices.Contains(args, "--dry-run=client")
+	if dry {
+		key += " (plan)"
+	}
+	f.ran = append(f.ran, key)
+	enc := json.NewEncoder(stdout)
+	switch {
+	case key == "aws plan":
+		p := awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-1", Region: "r"}}
+		if !f.awsDone {
+			p.Changes = []awsx.Change{{Operation: "AssociateVpcCidrBlock", Resource: "vpc-1"}, {Operation: "AssociateSubnetCidrBlock", Resource: "subnet-1"}}
+		}
+		if f.awsReject {
+			return errors.New("no AWS credentials")
+		}
+		return enc.Encode(p)
+	case key == "aws apply":
+		f.awsDone = true
+		return enc.Encode(AWSApplyResult{Cluster: awsx.Cluster{VPCID: "vpc-1"}, Changes: []awsx.Result{{Status: awsx.StatusApplied}, {Status: awsx.StatusApplied}}})
+	case key == "network (plan)":
+		r := NetworkResult{Mode: "openshift", Outcome: OutcomeDryRun, Added: &network.Added{ServiceNetwork: "fd02::/112"}, Patch: []network.PatchOp{{Op: "add"}}}
+		if f.netDone {
+			r.Outcome, r.Patch = OutcomeAlreadyDualStack, nil
+		} else if !f.awsDone {
+			r.Outcome = OutcomePreflightFailed
+			r.Preflight = []network.Problem{{Check: "node-internal-ips", Message: "6 of 6 nodes have no IPv6 InternalIP"}}
+		}
+		_ = enc.Encode(r)
+		if r.Outcome == OutcomePreflightFailed {
+			return errors.New("preflight failed")
+		}
+		return nil
+	case key == "network":
+		if f.netFail {
+			_ = enc.Encode(NetworkResult{Mode: "openshift", Outcome: OutcomeTimedOut, Message: "the network operator did not finish within --timeout"})
+			return errors.New("timed out")
+		}
+		f.netDone = true
+		return enc.Encode(NetworkResult{Mode: "openshift", Outcome: OutcomeConverted, Message: "dual-stack"})
+	case key == "gateway (plan)":
+		if f.classic && !slices.Contains(args, "--recreate") {
+			return fmt.Errorf("%w: re-run with --recreate", gateway.ErrClassic)
+		}
+		if f.gwDone {
+			return enc.Encode(gateway.Result{Service: "istio-system/gw", Actions: []gateway.Action{{Kind: "service", Status: "unchanged"}}})
+		}
+		return enc.Encode(gateway.Result{Service: "istio-system/gw", Actions: []gateway.Action{{Kind: "patch-service", Status: "planned"}}})
+	case key == "gateway":
+		f.gwDone = true
+		return enc.Encode(gateway.Result{Service: "istio-system/gw", Hostname: "h", Changed: true, IPv4: []string{"1.2.3.4"}, IPv6: []string{"::1"}})
+	case key == "validate":
+		r := ValidateResult{}
+		r.Add(report.Check{Name: "pod-ips", Status: report.Pass})
+		return enc.Encode(r)
+	}
+	return fmt.Errorf("unexpected command %q", args)
+}
+
+func newTestUpgrade(f *fakePhases, yes bool, phases ...string) (*UpgradeOptions, *bytes.Buffer, *bytes.Buffer) {
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	o := &UpgradeOptions{
+		Phases: AllPhases, Timeout: time.Minute, Mutation: cli.NewMutationFlags(),
+		Output: cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON), inv: InvocationFrom("kubectl-dualstack"),
+		IOStreams: streams, exec: f.exec,
+	}
+	if len(phases) > 0 {
+		o.Phases = phases
+	}
+	o.Mutation.Yes = yes
+	o.Target.JournalNamespace = journal.DefaultNamespace
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}, {Type: corev1.NodeInternalIP, Address: "2600::1"}}}}
+	o.kube = fake.NewClientset(node)
+	return o, out, errOut
+}
+
+func TestUpgradeRunsThePhasesInOrderAndResumes(t *testing.T) {
+	f := &fakePhases{netFail: true}
+	o, out, errOut := newTestUpgrade(f, true)
+	err := o.Run(context.Background())
+	if err == nil {
+		t.Fatalf("a failed network phase should fail the run\n%s", out)
+	}
+	for _, want := range []string{"[after-underlay]", "after the underlay", "failed", "not run: phase network failed", "To resume", "network --revert --yes", "aws rollback --yes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not say %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut.String(), "[1/4] aws: done") {
+		t.Errorf("no progress line:\n%s", errOut)
+	}
+	if want := []string{"aws plan", "network (plan)", "gateway (plan)", "aws apply", "network"}; !slices.Equal(f.ran, want) {
+		t.Fatalf("ran %q, want %q", f.ran, want)
+	}
+
+	// Resume: the journal knows aws was done; the rest runs.
+	f.netFail, f.ran = false, nil
+	o2, out, _ := newTestUpgrade(f, true)
+	o2.kube = o.kube
+	if err := o2.Run(context.Background()); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	if want := []string{"aws plan", "network (plan)", "gateway (plan)", "network", "gateway", "validate"}; !slices.Equal(f.ran, want) {
+		t.Fatalf("ran %q, want %q", f.ran, want)
+	}
+	if !strings.Contains(out.String(), "completed by an earlier upgrade") || !strings.Contains(out.String(), "already-done") {
+		t.Errorf("resume does not report the phase done earlier:\n%s", out)
+	}
+
+	// Nothing left: no question, nothing run but the plans.
+	f.ran = nil
+	o3, out, _ := newTestUpgrade(f, false)
+	o3.kube = o.kube
+	if err := o3.Run(context.Background()); err != nil {
+		t.Fatalf("third run: %v\n%s", err, out)
+	}
+	if want := []string{"aws plan", "network (plan)", "gateway (plan)"}; !slices.Equal(f.ran, want) {
+		t.Fatalf("ran %q, want %q", f.ran, want)
+	}
+	if !strings.Contains(out.String(), "nothing to do") {
+		t.Errorf("third run:\n%s", out)
+	}
+}
+
+func TestUpgradeBlockersStopBeforeAnyChange(t *testing.T) {
+	f := &fakePhases{classic: true}
+	o, out, _ := newTestUpgrade(f, true)
+	if err := o.Run(context.Background()); err == nil {
+		t.Fatal("a Classic gateway without --recreate-gateway should block")
+	}
+	if !strings.Contains(out.String(), "--recreate-gateway") || !strings.Contains(out.String(), "Blocked: nothing will be changed") {
+		t.Errorf("output:\n%s", out)
+	}
+	if slices.Contains(f.ran, "aws apply") {
+		t.Fatalf("changed something: %q", f.ran)
+	}
+}
+
+func TestUpgradeWithoutYesOrTerminalStopsAfterThePlan(t *testing.T) {
+	f := &fakePhases{}
+	o, out, errOut := newTestUpgrade(f, false)
+	err := o.Run(context.Background())
+	if !errors.Is(err, cli.ErrNotConfirmed) || !strings.Contains(errOut.String(), "upgrade --yes") {
+		t.Fatalf("err %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out.String(), "Upgrade plan:") || slices.Contains(f.ran, "aws apply") {
+		t.Fatalf("ran %q\n%s", f.ran, out)
+	}
+}
+
+func TestUpgradeNetworkAloneBlocksOnMissingNodeIPv6(t *testing.T) {
+	f := &fakePhases{}
+	o, out, _ := newTestUpgrade(f, true, PhaseNetwork, PhaseValidate)
+	if err := o.Run(context.Background()); err == nil {
+		t.Fatalf("without the aws phase, nodes without IPv6 block the network phase\n%s", out)
+	}
+	if !strings.Contains(out.String(), "network: 6 of 6 nodes have no IPv6 InternalIP") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
+)
+
+// upgradeJSON mirrors the stable fields of `upgrade -o json`.
+type upgradeJSON struct {
+	Outcome string `json:"outcome"`
+	Message string `json:"message"`
+	Plan    struct {
+		Phases []struct {
+			Name, Action, Summary string
+			Details               []string
+		} `json:"phases"`
+		Blockers []string `json:"blockers"`
+	} `json:"plan"`
+	Phases []struct {
+		Name, Status, Message string
+	} `json:"phases"`
+}
+
+func parseUpgrade(t *testing.T, r result) upgradeJSON {
+	t.Helper()
+	var u upgradeJSON
+	if err := json.Unmarshal([]byte(r.Stdout), &u); err != nil {
+		t.Fatalf("upgrade -o json is not JSON: %v\n%s", err, r)
+	}
+	return u
+}
+
+// statuses maps phase name to its status.
+func (u upgradeJSON) statuses() map[string]string {
+	m := map[string]string{}
+	for _, p := range u.Phases {
+		m[p.Name] = p.Status
+	}
+	return m
+}
+
+func expectPhases(t *testing.T, r result, u upgradeJSON, want map[string]string) {
+	t.Helper()
+	got := u.statuses()
+	for name, status := range want {
+		if got[name] != status {
+			t.Errorf("phase %s: %q, want %q (all: %v)\n%s", name, got[name], status, got, r)
+		}
+	}
+}
+
+func conversionSandbox(t *testing.T, o harness.ConversionSandboxOptions) *harness.ConversionSandbox {
+	t.Helper()
+	ctx := context.Background()
+	if err := awsTLS.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := harness.BuildConversionSandbox(ctx, t, awsTLS, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func awsPlanChanges(t *testing.T, kubeconfig string) int {
+	t.Helper()
+	r := plugin(t, kubeconfig, awsTLS.Env(), "aws", "plan", "-o", "json")
+	var p struct {
+		Changes []json.RawMessage `json:"changes"`
+	}
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &p) != nil {
+		t.Fatalf("aws plan:\n%s", r)
+	}
+	return len(p.Changes)
+}
+
+func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
+	s := conversionSandbox(t, harness.ConversionSandboxOptions{})
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+
+	before := parseStatus(t, plugin(t, kcfg, env, "status", "-o", "json"))
+	if v := before.verdicts(); v["openshift-network"] != "FAIL" || v["node-internal-ips"] != "FAIL" {
+		t.Fatalf("the sandbox should start IPv4-only: %v", v)
+	}
+
+	start := time.Now()
+	r := plugin(t, kcfg, env, "upgrade", "--yes", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	u := parseUpgrade(t, r)
+	t.Logf("upgrade took %s", time.Since(start).Round(time.Millisecond))
+	if r.Code != 0 || u.Outcome != "converted" {
+		t.Fatalf("upgrade: outcome %q\n%s", u.Outcome, r)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "gateway": "done", "validate": "done"})
+	for _, p := range u.Phases {
+		if p.Name == "validate" && !strings.Contains(p.Message, "12/12 checks passed") {
+			t.Errorf("validate: %q", p.Message)
+		}
+	}
+	// The plan said the network and the gateway come after the underlay,
+	// and that a Classic ELB gateway is re-created.
+	for _, p := range u.Plan.Phases {
+		switch p.Name {
+		case "network":
+			if p.Action != "after-underlay" {
+				t.Errorf("network plan %q: %s", p.Action, p.Summary)
+			}
+		case "gateway":
+			if p.Action != "change" || !strings.Contains(p.Summary, "--recreate-gateway") {
+				t.Errorf("gateway plan %q: %s", p.Action, p.Summary)
+			}
+		}
+	}
+	for _, step := range []string{"[1/4] aws", "[2/4] network", "[3/4] gateway", "[4/4] validate"} {
+		if !strings.Contains(r.Stderr, step+": done") {
+			t.Errorf("no progress line %q:\n%s", step+": done", r.Stderr)
+		}
+	}
+
+	// Status agrees, layer by layer.
+	after := parseStatus(t, plugin(t, kcfg, env, "status", "-o", "json"))
+	for _, c := range after.Checks {
+		t.Logf("status after: %s %s %s: %s", c.Layer, c.Name, c.Status, c.Message)
+		if c.Status == "FAIL" {
+			t.Errorf("status after upgrade: %s/%s FAIL: %s", c.Layer, c.Name, c.Message)
+		}
+	}
+	expectVerdicts(t, after, map[string]string{"node-internal-ips": "PASS", "openshift-network": "PASS"})
+
+	// A second run changes nothing and says so.
+	r = plugin(t, kcfg, env, "upgrade", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	u = parseUpgrade(t, r)
+	if r.Code != 0 || u.Outcome != "nothing-to-do" {
+		t.Fatalf("second upgrade (no --yes, nothing to confirm): outcome %q\n%s", u.Outcome, r)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "network": "already-done", "gateway": "already-done", "validate": "already-done"})
+	if n := awsPlanChanges(t, kcfg); n != 0 {
+		t.Errorf("aws plan after upgrade: %d changes", n)
+	}
+}
+
+func TestUpgradeStopsBeforeAnyChangeOnAWS412(t *testing.T) {
+	api, world, env := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{Version: "4.12.3"})
+	planned := awsPlanChanges(t, api.Kubeconfig)
+
+	r := plugin(t, api.Kubeconfig, env, "upgrade", "--yes", "-o", "json")
+	u := parseUpgrade(t, r)
+	if r.Code != 1 || u.Outcome != "blocked" {
+		t.Fatalf("upgrade on OpenShift 4.12 on AWS: outcome %q\n%s", u.Outcome, r)
+	}
+	blockers := strings.Join(u.Plan.Blockers, "\n")
+	for _, want := range []string{"network: OpenShift 4.12.3 on AWS", "refuses", "--force-network", "gateway:", "Classic ELB", "--recreate-gateway"} {
+		if !strings.Contains(blockers, want) {
+			t.Errorf("blockers do not say %q:\n%s", want, blockers)
+		}
+	}
+	// The node IPv6 the underlay gives is not a blocker: it comes after the underlay.
+	if strings.Contains(blockers, "IPv6 InternalIP") {
+		t.Errorf("a missing node IPv6 address is reported as a blocker:\n%s", blockers)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "not-run", "network": "not-run", "gateway": "not-run", "validate": "not-run"})
+
+	// AWS is untouched.
+	if n := awsPlanChanges(t, api.Kubeconfig); n != planned {
+		t.Errorf("aws plan: %d changes after the blocked upgrade, %d before", n, planned)
+	}
+	cfg, err := awsTLS.AWSConfig(context.Background(), world.AWS.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpcs, err := ec2.NewFromConfig(cfg).DescribeVpcs(context.Background(), &ec2.DescribeVpcsInput{VpcIds: []string{world.AWS.VPC.ID}})
+	if err != nil || len(vpcs.Vpcs) != 1 || len(vpcs.Vpcs[0].Ipv6CidrBlockAssociationSet) != 0 {
+		t.Errorf("the VPC changed: %+v %v", vpcs, err)
+	}
+	if _, err := api.Kube.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "dualstack-journal", metav1.GetOptions{}); err == nil {
+		t.Error("a journal was written by a blocked upgrade")
+	}
+
+	// The table says the same to a person.
+	r = plugin(t, api.Kubeconfig, env, "upgrade", "--yes")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "Blocked: nothing will be changed") || !strings.Contains(r.Stdout, "--force-network") {
+		t.Errorf("table:\n%s", r)
+	}
+}
+
+func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
+	s := conversionSandbox(t, harness.ConversionSandboxOptions{})
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	planned := awsPlanChanges(t, kcfg)
+
+	// No terminal and no --yes: the plan, then a stop.
+	r := plugin(t, kcfg, env, "upgrade", "--recreate-gateway", "--dns-server", s.DNSAddr())
+	if r.Code != 1 || !strings.Contains(r.Stdout, "Upgrade plan:") || !strings.Contains(r.Stderr, "Re-run with --yes") {
+		t.Fatalf("upgrade without --yes:\n%s", r)
+	}
+	if n := awsPlanChanges(t, kcfg); n != planned {
+		t.Fatalf("unconfirmed upgrade changed AWS: %d planned changes left of %d", n, planned)
+	}
+
+	// Only the underlay.
+	r = plugin(t, kcfg, env, "upgrade", "--yes", "--phases", "aws", "-o", "json")
+	u := parseUpgrade(t, r)
+	if r.Code != 0 {
+		t.Fatalf("upgrade --phases aws:\n%s", r)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "skipped", "gateway": "skipped", "validate": "skipped"})
+	if n := awsPlanChanges(t, kcfg); n != 0 {
+		t.Fatalf("aws plan after --phases aws: %d changes", n)
+	}
+
+	// The network operator is stuck: the network phase times out and the
+	// run stops there, saying how to go on.
+	s.Operator.Pause()
+	r = plugin(t, kcfg, env, "upgrade", "--yes", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "4s", "-o", "json")
+	u = parseUpgrade(t, r)
+	if r.Code != 1 || u.Outcome != "failed" {
+		t.Fatalf("upgrade with a stuck operator: outcome %q\n%s", u.Outcome, r)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "network": "failed", "gateway": "not-run", "validate": "not-run"})
+	for _, want := range []string{"stopped at phase network", "Not done: network, gateway, validate", "To resume", "upgrade --yes", "network --revert", "aws rollback"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
+		}
+	}
+	svc, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(context.Background(), harness.IngressGatewayName, metav1.GetOptions{})
+	if err != nil || svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy != "SingleStack" {
+		t.Errorf("the gateway was touched after the failed phase: %v %v", svc.Spec.IPFamilyPolicy, err)
+	}
+
+	// The operator recovers; the re-run picks up at the network phase.
+	s.Operator.Resume()
+	r = plugin(t, kcfg, env, "upgrade", "--yes", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	u = parseUpgrade(t, r)
+	if r.Code != 0 || u.Outcome != "converted" {
+		t.Fatalf("resumed upgrade: outcome %q\n%s", u.Outcome, r)
+	}
+	// The operator may have rolled the requested IPv6 out before the re-run
+	// looked: then the network phase is already done, else it finishes now.
+	if st := u.statuses()["network"]; st != "done" && st != "already-done" {
+		t.Errorf("network phase of the resumed run: %q\n%s", st, r)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "gateway": "done", "validate": "done"})
+	for _, p := range u.Plan.Phases {
+		if p.Name == "aws" && !strings.Contains(p.Summary, "completed by an earlier upgrade") {
+			t.Errorf("the plan does not report the aws phase done earlier: %q", p.Summary)
+		}
+	}
+}
+
+func TestUpgradeBadPhasesExit2(t *testing.T) {
+	r := plugin(t, t.TempDir()+"/absent", nil, "upgrade", "--phases", "aws,bogus")
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,network,gateway,validate") {
+		t.Fatalf("bad --phases:\n%s", r)
+	}
+}

@@ -1,0 +1,274 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kubernetes/test/utils/ktesting"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
+)
+
+// ConversionSandboxOptions shape the full-flow world.
+type ConversionSandboxOptions struct {
+	// Version is the OpenShift release (default 4.10.67: before 4.11 the
+	// network operator converts an installed cluster on AWS).
+	Version string
+	// Platform is the Infrastructure platform (default AWS).
+	Platform string
+	IPI      moto.IPIOptions
+	// HTTPBinPort is the httpbin Service port validate uses (default 8000).
+	HTTPBinPort int
+	// RolloutDelay of the network operator simulator (default its own).
+	RolloutDelay time.Duration
+}
+
+// ConversionSandbox is an OpenShift-IPI-on-AWS-like cluster that starts
+// IPv4-only and can be taken for real through every phase of the
+// conversion: the AWS underlay (moto), the cluster network (the network
+// operator simulator), the ingress gateway (the cloud LB controller and the
+// load balancers' DNS) and the proof (kubelets serving exec, pods, httpbin,
+// the Host-routing ingress, Istio set up for dual-stack).
+//
+// What the cluster does on its own once a layer is converted, the sandbox
+// does too: nodes report their ENI's IPv6 as a second InternalIP
+// (NodeAddressSyncer); once the Network status has an IPv6 cluster network,
+// new pods get an IPv6 podIP and Service names resolve to ::1 as well
+// inside the pods. The apiserver runs with both service ranges from the
+// start: they stand for what OpenShift's apiserver operator rolls out, and
+// the plugin judges OpenShift's service families by the Network status.
+type ConversionSandbox struct {
+	API        *APIServer
+	World      *OpenShiftOnAWS
+	AWSConfig  aws.Config
+	Operator   *NetworkOperator
+	LBs        *LBController
+	DNS        *LBDNS
+	Nodes      *NodeAddressSyncer
+	Kubelets   []*Kubelet
+	Pods       *PodSimulator
+	Namespaces *NamespaceFinalizer
+	HTTPBin    *HTTPBin
+	Ingress    *Ingress
+	// HostsFile is /etc/hosts inside the pods.
+	HostsFile string
+
+	dual atomic.Bool
+}
+
+// ConversionServiceCIDRs are the apiserver's service ranges in the sandbox.
+const ConversionServiceCIDRs = "172.30.0.0/16,fd02::/112"
+
+// BuildConversionSandbox builds the world in a fresh apiserver and in srv
+// (moto; reset it first if it is shared). t's cleanups stop everything.
+func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server, o ConversionSandboxOptions) (*ConversionSandbox, error) {
+	if o.Version == "" {
+		o.Version = "4.10.67"
+	}
+	if o.HTTPBinPort == 0 {
+		o.HTTPBinPort = 8000
+	}
+	tb, ok := t.(interface{ TempDir() string })
+	if !ok {
+		return nil, fmt.Errorf("test handle cannot make temp dirs")
+	}
+	dir := tb.TempDir()
+	s := &ConversionSandbox{HostsFile: filepath.Join(dir, "hosts")}
+	if err := s.writeHosts(false); err != nil {
+		return nil, err
+	}
+
+	ca, err := NewKubeletCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	if s.API, err = StartAPIServer(t, APIServerOptions{ServiceCIDRs: ConversionServiceCIDRs, ExtraFlags: ca.ExtraFlags()}); err != nil {
+		return nil, err
+	}
+	if err := InstallCRDs(ctx, s.API.Config); err != nil {
+		return nil, err
+	}
+	kc := s.API.Kube
+
+	// Each node's kubelet listens on a loopback address of its own, which is
+	// the node's (first) InternalIP.
+	var nodeIPs []string
+	for i := range 64 {
+		nodeIPs = append(nodeIPs, fmt.Sprintf("127.0.0.%d", i+2))
+	}
+	if s.World, err = BuildOpenShiftOnAWS(ctx, s.API, srv, OpenShiftOnAWSOptions{
+		IPI: o.IPI, Version: o.Version, Platform: o.Platform, NodeInternalIPs: nodeIPs,
+	}); err != nil {
+		return nil, err
+	}
+	if s.AWSConfig, err = srv.AWSConfig(ctx, s.World.AWS.Region); err != nil {
+		return nil, err
+	}
+	var names []string
+	for i, inst := range s.World.AWS.Instances {
+		k, err := StartKubelet(ca, nodeIPs[i], s.HostsFile)
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(k.Close)
+		s.Kubelets = append(s.Kubelets, k)
+		names = append(names, inst.PrivateDNSName)
+		node, err := kc.CoreV1().Nodes().Get(ctx, inst.PrivateDNSName, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		node.Status.DaemonEndpoints.KubeletEndpoint.Port = k.Port
+		if _, err := kc.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			return nil, fmt.Errorf("setting the kubelet port of node %s: %w", node.Name, err)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t.Cleanup(cancel)
+	s.Operator = StartNetworkOperator(runCtx, s.API, NetworkOperatorOptions{RolloutDelay: o.RolloutDelay})
+	t.Cleanup(s.Operator.Stop)
+	var lbSubnets []string
+	seen := map[string]bool{}
+	for _, sub := range s.World.AWS.PublicSubnets() {
+		if !seen[sub.AZ] {
+			seen[sub.AZ] = true
+			lbSubnets = append(lbSubnets, sub.ID)
+		}
+	}
+	s.LBs = StartLBController(kc, s.AWSConfig, s.World.AWS.ClusterTagKey, lbSubnets)
+	t.Cleanup(s.LBs.Stop)
+	if s.DNS, err = StartLBDNS(s.AWSConfig); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.DNS.Close)
+	s.Nodes = StartNodeAddressSyncer(kc, s.AWSConfig, s.World.AWS)
+	t.Cleanup(s.Nodes.Stop)
+	if err := InstallIstiod(ctx, kc, "1.24.2", true); err != nil {
+		return nil, err
+	}
+
+	s.Pods = &PodSimulator{Kube: kc, Nodes: names, DualStackNow: s.dual.Load}
+	s.Pods.Start(runCtx)
+	t.Cleanup(s.Pods.Stop)
+	s.Namespaces = &NamespaceFinalizer{Kube: kc, Dynamic: s.API.Dynamic}
+	s.Namespaces.Start(runCtx)
+	t.Cleanup(s.Namespaces.Stop)
+
+	// httpbin and the ingress listen on both families from the start; only
+	// the cluster's answers (hosts file, AAAA records) decide which is used.
+	if s.HTTPBin, err = StartHTTPBin(o.HTTPBinPort, true, true); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.HTTPBin.Close)
+	if s.Ingress, err = StartIngress(s.API.Dynamic, true); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.Ingress.Close)
+	// The gateway's http2 port is the ingress listener's, as the load
+	// balancer forwards it; a re-created Service keeps it.
+	gw, err := kc.CoreV1().Services(IstioNamespace).Get(ctx, IngressGatewayName, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range gw.Spec.Ports {
+		if gw.Spec.Ports[i].Name == "http2" {
+			gw.Spec.Ports[i].Port = int32(s.Ingress.Port)
+		}
+	}
+	if _, err := kc.CoreV1().Services(IstioNamespace).Update(ctx, gw, metav1.UpdateOptions{}); err != nil {
+		return nil, fmt.Errorf("pointing the gateway's http2 port at the ingress: %w", err)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.followNetwork(runCtx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, nil
+}
+
+// DualStack reports whether the Network status has an IPv6 cluster network,
+// as last seen.
+func (s *ConversionSandbox) DualStack() bool { return s.dual.Load() }
+
+// DNSAddr is the load balancers' DNS server (host:port), for --dns-server.
+func (s *ConversionSandbox) DNSAddr() string { return s.DNS.Addr }
+
+// followNetwork plays what a converted cluster network changes for pods:
+// new pods get IPv6 podIPs and cluster DNS answers AAAA for Service names.
+func (s *ConversionSandbox) followNetwork(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		obj, err := s.API.Dynamic.Resource(networksConfigGVR).Get(ctx, "cluster", metav1.GetOptions{})
+		if err == nil {
+			dual := false
+			status, _ := obj.Object["status"].(map[string]any)
+			for _, e := range asSlice(status["clusterNetwork"]) {
+				m, _ := e.(map[string]any)
+				cidr, _ := m["cidr"].(string)
+				if p, err := netip.ParsePrefix(cidr); err == nil && p.Addr().Is6() {
+					dual = true
+				}
+			}
+			if dual != s.dual.Load() {
+				if s.writeHosts(dual) == nil && (!dual || s.nodeSubnets(ctx) == nil) {
+					s.dual.Store(dual)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// nodeSubnets plays OVN-Kubernetes' cluster manager once the cluster
+// network has IPv6: each node's k8s.ovn.org/node-subnets gains an IPv6
+// subnet (a /64 of fd01::/48, the hostPrefix upgrade and network use).
+func (s *ConversionSandbox) nodeSubnets(ctx context.Context) error {
+	for i, inst := range s.World.AWS.Instances {
+		node, err := s.API.Kube.CoreV1().Nodes().Get(ctx, inst.PrivateDNSName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		subnets := map[string][]string{}
+		_ = json.Unmarshal([]byte(node.Annotations[ovnNodeSubnets]), &subnets)
+		v6 := fmt.Sprintf("fd01:0:0:%x::/64", i)
+		if slices.Contains(subnets["default"], v6) {
+			continue
+		}
+		subnets["default"] = append(subnets["default"], v6)
+		b, _ := json.Marshal(subnets)
+		node.Annotations[ovnNodeSubnets] = string(b)
+		if _, err := s.API.Kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const ovnNodeSubnets = "k8s.ovn.org/node-subnets"
+
+// writeHosts writes the in-pod hosts file: the httpbin Service name
+// resolves to the loopback address of each family the cluster has. The file
+// is rewritten in place (a bind mount follows the inode, not the name).
+func (s *ConversionSandbox) writeHosts(dual bool) error {
+	hosts := "127.0.0.1 localhost\n127.0.0.1 httpbin\n"
+	if dual {
+		hosts += "::1 localhost\n::1 httpbin\n"
+	}
+	return os.WriteFile(s.HostsFile, []byte(hosts), 0o644)
+}
