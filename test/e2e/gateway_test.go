@@ -105,6 +105,19 @@ func (g *gatewayWorld) waitHostname(t *testing.T, ns, name, not string) string {
 	return host
 }
 
+// waitA waits until the load balancer's DNS answers A for host, as a client
+// waits for a new load balancer's name to propagate.
+func (g *gatewayWorld) waitA(t *testing.T, host string) {
+	t.Helper()
+	err := harness.WaitFor(context.Background(), 15*time.Second, "an A record for "+host, func(context.Context) (bool, error) {
+		a, _ := g.lookup(t, host)
+		return a > 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (g *gatewayWorld) lookup(t *testing.T, host string) (a, aaaa int) {
 	t.Helper()
 	res := resolverFor(g.dns.Addr)
@@ -141,6 +154,7 @@ func TestGatewayNLBBecomesDualStack(t *testing.T) {
 	g := newGatewayWorld(t)
 	g.underlay(t)
 	host := g.nlbGateway(t)
+	g.waitA(t, host)
 	if a, aaaa := g.lookup(t, host); a != 1 || aaaa != 0 {
 		t.Fatalf("before: %d A, %d AAAA records for %s; want 1 and 0", a, aaaa, host)
 	}
@@ -245,6 +259,7 @@ func TestGatewayClassicNeedsRecreate(t *testing.T) {
 func TestGatewayWithoutUnderlayFailsClearly(t *testing.T) {
 	g := newGatewayWorld(t)
 	host := g.nlbGateway(t)
+	g.waitA(t, host)
 	r := plugin(t, g.api.Kubeconfig, g.env, "gateway", "--service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr)
 	if r.Code != 1 || !strings.Contains(r.Stderr, "kubectl dualstack aws apply") || !strings.Contains(r.Stderr, "no IPv6") {
 		t.Fatalf("no underlay:\n%s", r)
