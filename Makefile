@@ -23,7 +23,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k
 MOTO_VERSION := 5.2.1
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build install uninstall test unit e2e krew-validate bench demo sandbox vet lint fmt moto clean
+.PHONY: all build install uninstall test unit e2e krew-validate bench fuzz demo sandbox vet lint fmt moto clean
 
 all: build
 
@@ -59,6 +59,17 @@ bench: moto ## benchmarks: AWS calls and wall time of aws plan/apply as the VPC 
 	@cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 30m -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/bench.log 2>&1; \
 	  status=$$?; grep -E '^(Benchmark|goos|goarch|cpu|PASS|FAIL|ok)' $(BIN_DIR)/bench.log; \
 	  echo "(full log: $(BIN_DIR)/bench.log)"; exit $$status
+
+FUZZTIME  ?= 60s
+FUZZ_PKGS ?= ./pkg/network ./pkg/aws ./pkg/platform ./pkg/status
+
+fuzz: ## run each fuzzer for FUZZTIME, one at a time (their seed corpora already run in make test)
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg; \
+	  done; \
+	done
 
 demo: build moto ## start the sandbox, run the plugin against it, stop
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox

@@ -48,17 +48,21 @@ func blockIndex(vpc56, sub string) int {
 // stable (subnets in IPv4 address order take the lowest free numbers) and
 // never one already in use. used are the numbers subnets already have.
 func AllocateBlocks(need int, used map[int]bool) ([]int, error) {
-	free := 256 - len(used)
-	if need > free {
-		return nil, fmt.Errorf("%d subnets need an IPv6 /64 but the VPC's /56 has only %d left (256 in all)", need, free)
+	if need < 0 {
+		return nil, fmt.Errorf("cannot allocate %d IPv6 /64s", need)
 	}
-	out := make([]int, 0, need)
-	for n := 0; n < 256 && len(out) < need; n++ {
+	// Count the free numbers rather than 256-len(used): used may hold
+	// numbers marked false or outside the /56.
+	var out []int
+	for n := 0; n < 256; n++ {
 		if !used[n] {
 			out = append(out, n)
 		}
 	}
-	return out, nil
+	if need > len(out) {
+		return nil, fmt.Errorf("%d subnets need an IPv6 /64 but the VPC's /56 has only %d left (256 in all)", need, len(out))
+	}
+	return out[:need:need], nil
 }
 
 // icmpv6For maps an ICMP (v4) type/code rule to its ICMPv6 counterpart.

@@ -209,11 +209,14 @@ func planSecurityGroups(p *Plan, inv *Inventory, vpc6 string) {
 					if hasIPv6Rule(rules, proto, from, to, v6) {
 						continue
 					}
-					key := fmt.Sprintf("%s/%d/%d/%s", proto, from, to, v4)
-					if seen[key] {
+					// Two IPv4 sources can mirror to one IPv6 permission (the
+					// VPC's IPv4 ranges all map to its /56): add it once.
+					perm := fmt.Sprintf("%s/%d/%d/%s", proto, from, to, v6)
+					if seen[perm] {
 						continue
 					}
-					seen[key] = true
+					seen[perm] = true
+					key := fmt.Sprintf("%s/%d/%d/%s", proto, from, to, v4)
 					op := "AuthorizeSecurityGroupIngress"
 					if dir == "egress" {
 						op = "AuthorizeSecurityGroupEgress"

@@ -36,6 +36,18 @@ const (
 	maxNodeMaskBits = 16
 )
 
+// specialIPv6 are the ranges no pod or Service may be numbered from: a range
+// that overlaps one would hand out ::1 or an IPv4-mapped address to a pod,
+// or the loopback address to the kubernetes Service.
+var specialIPv6 = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("::/8"), "reserved (unspecified, loopback, IPv4-mapped and -compatible, NAT64)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
 // Reserved is a range something else in the cluster already uses.
 type Reserved struct {
 	Prefix netip.Prefix
@@ -188,6 +200,11 @@ func parseIPv6Prefix(flag, s string) (netip.Prefix, error) {
 	}
 	if p.Masked() != p {
 		return p, fmt.Errorf("%s %s has host bits set: did you mean %s?", flag, s, p.Masked())
+	}
+	for _, sp := range specialIPv6 {
+		if p.Overlaps(sp.prefix) {
+			return p, fmt.Errorf("%s %s overlaps the %s range %s: use a unique local range (fc00::/7) or a global one (e.g. %s)", flag, s, sp.what, sp.prefix, exampleFor(flag))
+		}
 	}
 	return p, nil
 }

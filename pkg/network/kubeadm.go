@@ -118,14 +118,15 @@ func (f *ClusterFlags) DualStack() bool {
 	return f.APIServerServiceRange != "" || f.KubeadmServiceSubnet != ""
 }
 
-// IPv4Ranges are the ranges in use, for the overlap check.
+// Reserved are the ranges in use, for the overlap check, in a fixed order so
+// that the same cluster always gives the same error.
 func (f *ClusterFlags) Reserved() []Reserved {
 	var out []Reserved
-	for what, v := range map[string]string{
-		"service range": first(f.APIServerServiceRange, f.KubeadmServiceSubnet),
-		"cluster CIDR":  first(f.ControllerClusterCIDR, f.KubeadmPodSubnet, f.ProxyClusterCIDR),
+	for _, r := range []struct{ what, v string }{
+		{"service range", first(f.APIServerServiceRange, f.KubeadmServiceSubnet)},
+		{"cluster CIDR", first(f.ControllerClusterCIDR, f.KubeadmPodSubnet, f.ProxyClusterCIDR)},
 	} {
-		out = append(out, ReservedFromCIDRs("existing "+what, splitList(v))...)
+		out = append(out, ReservedFromCIDRs("existing "+r.what, splitList(r.v))...)
 	}
 	return out
 }
