@@ -54,11 +54,13 @@ krew-validate: ## render .krew.yaml and run krew's own manifest validator on it
 e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
 	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...
 
-bench: moto ## benchmarks: AWS calls and wall time of aws plan/apply as the VPC grows, validate's wall time and API calls
+BENCH_FLAGS ?=
+bench: moto ## benchmarks next to their anchors from the same run; table in bin/bench.md (BENCH_FLAGS=-short: fixtures a tenth the size; full size takes ~40 min)
 	@mkdir -p $(BIN_DIR)
-	@cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 30m -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/bench.log 2>&1; \
+	@cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 90m $(BENCH_FLAGS) -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/bench.log 2>&1; \
 	  status=$$?; grep -E '^(Benchmark|goos|goarch|cpu|PASS|FAIL|ok)' $(BIN_DIR)/bench.log; \
-	  echo "(full log: $(BIN_DIR)/bench.log)"; exit $$status
+	  go run ./cmd/benchtable $(BIN_DIR)/bench.log > $(BIN_DIR)/bench.md && echo && cat $(BIN_DIR)/bench.md; \
+	  echo "(full log: $(BIN_DIR)/bench.log; table: $(BIN_DIR)/bench.md)"; exit $$status
 
 FUZZTIME  ?= 60s
 FUZZ_PKGS ?= ./pkg/network ./pkg/aws ./pkg/platform ./pkg/status

@@ -76,6 +76,7 @@ func buildPlugin(dir string) error {
 		"-ldflags", "-X github.com/kubectl-dualstack/kubectl-dualstack/pkg/plugin.version="+e2eVersion,
 		"./cmd/kubectl-dualstack")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build and the releases
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, b)
 	}

@@ -1,0 +1,257 @@
+// Command benchtable turns the output of the e2e benchmarks (`go test
+// -bench`, read from stdin or the files named) into the markdown table the
+// README links to: each figure next to its anchor from the same run, the
+// ratio, the target and whether it holds.
+//
+//	cd test && go test -run '^$' -bench . ./e2e/ | go run ./cmd/benchtable
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		os.Exit(1)
+	}
+}
+
+func run(files []string, stdin io.Reader, out io.Writer) error {
+	r := parsed{metrics: map[string]map[string]float64{}}
+	if len(files) == 0 {
+		if err := r.read(stdin); err != nil {
+			return err
+		}
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		err = r.read(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+	}
+	if len(r.metrics) == 0 {
+		return fmt.Errorf("no benchmark results in the input (run go test -bench first)")
+	}
+	_, err := io.WriteString(out, r.table())
+	return err
+}
+
+// parsed holds each benchmark's metrics by unit, and the machine lines.
+type parsed struct {
+	metrics map[string]map[string]float64 // "BenchmarkScaleStatus" -> "status-s" -> 0.2
+	cpu     string
+}
+
+var procSuffix = regexp.MustCompile(`-\d+$`)
+
+func (p *parsed) read(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	// The apiserver logs to the same stream, so a result can come on a line
+	// of its own after "BenchmarkX-2 \t" and a log line.
+	pending := ""
+	for sc.Scan() {
+		line := sc.Text()
+		if cpu, ok := strings.CutPrefix(line, "cpu: "); ok {
+			p.cpu = cpu
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) > 0 && strings.HasPrefix(fields[0], "Benchmark") {
+			pending = procSuffix.ReplaceAllString(fields[0], "")
+			fields = fields[1:]
+		}
+		if len(fields) < 3 || len(fields)%2 != 1 || fields[2] != "ns/op" || pending == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(fields[0]); err != nil {
+			continue
+		}
+		m := map[string]float64{}
+		for i := 1; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return fmt.Errorf("%q: %w", line, err)
+			}
+			m[fields[i+1]] = v
+		}
+		p.metrics[pending] = m
+		pending = ""
+	}
+	return sc.Err()
+}
+
+// get returns a metric and whether the benchmark reported it.
+func (p *parsed) get(bench, unit string) (float64, bool) {
+	v, ok := p.metrics[bench][unit]
+	return v, ok
+}
+
+// row is one line of the table.
+type row struct {
+	measure, ours, anchor, ratio, target, holds string
+}
+
+// compare builds a row of ours against an anchor with a maximum ratio.
+func (p *parsed) compare(measure, bench, oursUnit, anchorName, anchorUnit string, format func(float64) string, maxRatio float64, target string) row {
+	r := row{measure: measure, ours: "—", anchor: anchorName + ": —", ratio: "—", target: target, holds: "not measured"}
+	ours, ok1 := p.get(bench, oursUnit)
+	anchor, ok2 := p.get(bench, anchorUnit)
+	if ok1 {
+		r.ours = format(ours)
+	}
+	if ok2 {
+		r.anchor = anchorName + ": " + format(anchor)
+	}
+	if ok1 && ok2 && anchor > 0 {
+		ratio := ours / anchor
+		r.ratio = fmt.Sprintf("%.2fx", ratio)
+		r.holds = yesNo(ratio <= maxRatio)
+	}
+	return r
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func seconds(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.0f ms", v*1000)
+	}
+	return fmt.Sprintf("%.2f s", v)
+}
+func millis(v float64) string { return fmt.Sprintf("%.1f ms", v) }
+func mebi(v float64) string   { return fmt.Sprintf("%.0f MiB", v) }
+func count(v float64) string  { return commas(int64(math.Round(v))) }
+
+// commas writes 35000 as 35,000.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func (p *parsed) size(bench string, units ...string) string {
+	var parts []string
+	for _, u := range units {
+		if v, ok := p.get(bench, u); ok {
+			parts = append(parts, count(v)+" "+u)
+		}
+	}
+	if len(parts) == 0 {
+		return "not run"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (p *parsed) table() string {
+	var rows []row
+	section := func(title string) { rows = append(rows, row{measure: "**" + title + "**"}) }
+
+	const st = "BenchmarkScaleStatus"
+	section("status (" + p.size(st, "nodes", "services", "pods") + ")")
+	kubectlGet := "`kubectl get nodes,services,pods -A -o json`"
+	rows = append(rows,
+		p.compare("wall time", st, "status-s", kubectlGet, "kubectl-s", seconds, 1.5, "<= 1.5x"),
+		p.compare("peak memory (maxrss)", st, "status-MiB", kubectlGet, "kubectl-MiB", mebi, 1.5, "<= 1.5x"),
+	)
+	req := row{measure: "API requests", ours: "—", anchor: kubectlGet + ": —", ratio: "—", target: "constant beyond pagination", holds: "not measured"}
+	if n, ok := p.get(st, "status-requests"); ok {
+		pages, _ := p.get(st, "status-node-pages")
+		req.ours = fmt.Sprintf("%s (%s node pages of 500 + %s)", count(n), count(pages), count(n-pages))
+		req.holds = "yes: one list per kind, no per-object GETs"
+	}
+	if n, ok := p.get(st, "kubectl-requests"); ok {
+		req.anchor = kubectlGet + ": " + count(n)
+	}
+	rows = append(rows, req)
+
+	const aws, small = "BenchmarkScaleAWS/large", "BenchmarkScaleAWS/small"
+	section("aws (" + p.size(aws, "subnets", "instances") + ")")
+	smallName := "at " + p.size(small, "subnets", "instances")
+	// Describe calls are compared with the small VPC's from the same run.
+	describe := func(measure, unit string) row {
+		r := row{measure: measure, ours: p.value(aws, unit, count), anchor: smallName + ": " + p.value(small, unit, count),
+			ratio: "—", target: "constant beyond pagination", holds: "not measured"}
+		v, ok1 := p.get(aws, unit)
+		base, ok2 := p.get(small, unit)
+		if ok1 && ok2 {
+			r.ratio = fmt.Sprintf("%+d calls", int64(math.Round(v-base)))
+			r.holds = yesNo(v-base <= 4) // a second page of instances, ENIs, ...
+		}
+		return r
+	}
+	wall := func(measure, unit, target string) row {
+		return row{measure: measure, ours: p.value(aws, unit, seconds), anchor: smallName + ": " + p.value(small, unit, seconds),
+			ratio: "—", target: target, holds: "—"}
+	}
+	rows = append(rows,
+		wall("`aws plan` wall time", "plan-s", "—"),
+		describe("`aws plan` Describe calls", "plan-describe-calls"),
+		wall("`aws apply --yes` wall time", "apply-s", "independent changes in parallel (--parallel 4)"),
+		describe("`aws apply` Describe calls", "apply-describe-calls"),
+	)
+	mut := row{measure: "`aws apply` mutating calls", ours: p.value(aws, "apply-mutating-calls", count), anchor: "planned changes: " + p.value(aws, "planned-changes", count), ratio: "—", target: "one per change", holds: "not measured"}
+	if m, ok1 := p.get(aws, "apply-mutating-calls"); ok1 {
+		if c, ok2 := p.get(aws, "planned-changes"); ok2 && c > 0 {
+			mut.ratio = fmt.Sprintf("%.2f per change", m/c)
+			mut.holds = yesNo(m <= c)
+		}
+	}
+	rows = append(rows, mut)
+
+	const su = "BenchmarkStartup"
+	section("start-up")
+	kubectlVersion := "`kubectl version --client`"
+	rows = append(rows,
+		p.compare("`kubectl-dualstack version` wall time", su, "version-ms", kubectlVersion, "kubectl-version-ms", millis, 1, "no slower"),
+		p.compare("`kubectl-dualstack --help` wall time", su, "help-ms", kubectlVersion, "kubectl-version-ms", millis, 1, "no slower"),
+		p.compare("binary size", su, "binary-MiB", "kubectl", "kubectl-binary-MiB", mebi, math.Inf(1), "—"),
+	)
+	rows[len(rows)-1].holds = "—"
+
+	const va = "BenchmarkValidate"
+	section("validate (sandbox, pods ready)")
+	rows = append(rows,
+		row{measure: "wall time", ours: p.value(va, "ns/op", func(v float64) string { return seconds(v / 1e9) }), anchor: "—", ratio: "—", target: "—", holds: "—"},
+		row{measure: "API requests", ours: p.value(va, "api-calls/op", count), anchor: "—", ratio: "—", target: "—", holds: "—"},
+	)
+
+	var b strings.Builder
+	b.WriteString("| measure | kubectl-dualstack | anchor (same run) | ratio | target | holds |\n")
+	b.WriteString("|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.measure, r.ours, r.anchor, r.ratio, r.target, r.holds)
+	}
+	if p.cpu != "" {
+		fmt.Fprintf(&b, "\nMeasured on %s.\n", p.cpu)
+	}
+	return b.String()
+}
+
+// value formats a metric, or "—" when the benchmark did not report it.
+func (p *parsed) value(bench, unit string, format func(float64) string) string {
+	if v, ok := p.get(bench, unit); ok {
+		return format(v)
+	}
+	return "—"
+}
