@@ -280,6 +280,7 @@ func (o *NetworkOptions) convertOpenShift(ctx context.Context, res *NetworkResul
 			res.Outcome, res.Message = OutcomeDryRun, "IPv6 already requested in spec; nothing to patch"
 			return o.finish(res, nil)
 		}
+		o.settlePendingPatch(ctx, added)
 		return o.waitConverted(ctx, res, added)
 	}
 	if network.HasFamily(network.CIDRs(nc.SpecClusterNetwork), "IPv6") || network.HasFamily(nc.SpecServiceNetwork, "IPv6") {
@@ -348,7 +349,11 @@ func (o *NetworkOptions) convertOpenShift(ctx context.Context, res *NetworkResul
 	}
 	obj, err := o.patch(ctx, res.Patch)
 	if err != nil {
-		if o.dryRun == cli.DryRunNone {
+		// Only a definite refusal means nothing changed. A lost answer (a
+		// timeout, a 5xx after the write) leaves the entry pending: the next
+		// run finds the entries in spec and settles it, and --revert
+		// removes them whichever way it went.
+		if o.dryRun == cli.DryRunNone && definitelyRefused(err) {
 			_ = store.SetState(ctx, networkJournalID, journal.Failed, nil)
 		}
 		if o.concurrentChange(ctx, nc, err) {
@@ -370,6 +375,31 @@ func (o *NetworkOptions) convertOpenShift(ctx context.Context, res *NetworkResul
 	}
 	fmt.Fprintf(o.ErrOut, "Patched %s (recorded in the journal %s).\n", network.NetworkResource, store.Location())
 	return o.waitConverted(ctx, res, res.Added)
+}
+
+// definitelyRefused reports whether the API server answered that it did not
+// apply the patch (as opposed to an answer that was lost).
+func definitelyRefused(err error) bool {
+	return network.IsRejectedPatch(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
+		apierrors.IsInvalid(err) || apierrors.IsConflict(err) || apierrors.IsBadRequest(err) || apierrors.IsNotFound(err)
+}
+
+// settlePendingPatch marks a pending journal entry done once the Network spec
+// shows the entries it recorded: the patch landed though its answer was lost.
+func (o *NetworkOptions) settlePendingPatch(ctx context.Context, inSpec *network.Added) {
+	store := journal.NewStore(o.clients.Kube, "", "")
+	j, err := store.Load(ctx)
+	if err != nil {
+		return
+	}
+	e, ok := j.Get(networkJournalID)
+	if !ok || e.State != journal.Pending || inSpec.ClusterNetwork == nil ||
+		e.Undo["clusterNetwork"] != inSpec.ClusterNetwork.CIDR || e.Undo["serviceNetwork"] != inSpec.ServiceNetwork {
+		return
+	}
+	if err := store.SetState(ctx, networkJournalID, journal.Done, nil); err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: could not record the earlier patch as done in the journal: %v\n", err)
+	}
 }
 
 // waitConverted waits for the operator to roll out the added entries.
