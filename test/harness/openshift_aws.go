@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -137,7 +139,8 @@ func BuildOpenShiftOnAWS(ctx context.Context, api *APIServer, srv *moto.Server, 
 // creates for a LoadBalancer Service without the nlb annotation.
 func createClassicELB(ctx context.Context, cfg aws.Config, world *moto.World, service string) (moto.LoadBalancer, error) {
 	client := elb.NewFromConfig(cfg)
-	name := "a" + fmt.Sprintf("%031x", hash(world.InfraID+service))[:31]
+	sum := sha256.Sum256([]byte(world.InfraID + "/" + service))
+	name := "a" + hex.EncodeToString(sum[:])[:31] // "a" + 31 hex digits, like the cloud provider's names
 	var subnets []string
 	seen := map[string]bool{}
 	for _, s := range world.PublicSubnets() {
@@ -163,14 +166,4 @@ func createClassicELB(ctx context.Context, cfg aws.Config, world *moto.World, se
 	}
 	return moto.LoadBalancer{Name: name, DNSName: aws.ToString(out.DNSName), Type: moto.LBTypeClassic,
 		Scheme: "internet-facing", SubnetIDs: subnets, ServiceName: service}, nil
-}
-
-// hash is FNV-1a, enough for a stable made-up load balancer name.
-func hash(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }
