@@ -323,19 +323,8 @@ func (o *NetworkOptions) convertOpenShift(ctx context.Context, res *NetworkResul
 		}
 	}
 
-	o.showPatch(res.Patch)
-	switch o.dryRun {
-	case cli.DryRunClient:
-		res.Outcome, res.Message = OutcomeDryRun, "dry run (client): nothing was sent"
-		return o.finish(res, nil)
-	case cli.DryRunNone:
-		if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("network"), "Patch "+network.NetworkResource+"?"); err != nil {
-			if errors.Is(err, cli.ErrNotConfirmed) {
-				res.Outcome, res.Message = OutcomeNotConfirmed, "nothing was changed"
-				_ = o.finish(res, nil)
-			}
-			return err
-		}
+	if done, err := o.showAndConfirm(ctx, res, "network", "Patch "+network.NetworkResource+"?"); done {
+		return err
 	}
 
 	store := journal.NewStore(o.clients.Kube, "", "")
@@ -375,6 +364,26 @@ func (o *NetworkOptions) convertOpenShift(ctx context.Context, res *NetworkResul
 	}
 	fmt.Fprintf(o.ErrOut, "Patched %s (recorded in the journal %s).\n", network.NetworkResource, store.Location())
 	return o.waitConverted(ctx, res, res.Added)
+}
+
+// showAndConfirm shows the patch, then ends the command for a client dry run
+// or asks for confirmation; done says the command ends here, with err.
+func (o *NetworkOptions) showAndConfirm(ctx context.Context, res *NetworkResult, command, question string) (done bool, err error) {
+	o.showPatch(res.Patch)
+	switch o.dryRun {
+	case cli.DryRunClient:
+		res.Outcome, res.Message = OutcomeDryRun, "dry run (client): nothing was sent"
+		return true, o.finish(res, nil)
+	case cli.DryRunNone:
+		if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command(command), question); err != nil {
+			if errors.Is(err, cli.ErrNotConfirmed) {
+				res.Outcome, res.Message = OutcomeNotConfirmed, "nothing was changed"
+				_ = o.finish(res, nil)
+			}
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 // definitelyRefused reports whether the API server answered that it did not
@@ -475,19 +484,8 @@ func (o *NetworkOptions) revertOpenShift(ctx context.Context, res *NetworkResult
 		res.Message = "nothing to revert: none of the recorded entries is in the spec any more"
 		return o.finish(res, nil)
 	}
-	o.showPatch(res.Patch)
-	switch o.dryRun {
-	case cli.DryRunClient:
-		res.Outcome, res.Message = OutcomeDryRun, "dry run (client): nothing was sent"
-		return o.finish(res, nil)
-	case cli.DryRunNone:
-		if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("network --revert"), "Remove these entries from "+network.NetworkResource+"?"); err != nil {
-			if errors.Is(err, cli.ErrNotConfirmed) {
-				res.Outcome, res.Message = OutcomeNotConfirmed, "nothing was changed"
-				_ = o.finish(res, nil)
-			}
-			return err
-		}
+	if done, err := o.showAndConfirm(ctx, res, "network --revert", "Remove these entries from "+network.NetworkResource+"?"); done {
+		return err
 	}
 	if _, err := o.patch(ctx, res.Patch); err != nil {
 		if o.concurrentChange(ctx, nc, err) {
