@@ -197,10 +197,6 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 	return s, nil
 }
 
-// DualStack reports whether the Network status has an IPv6 cluster network,
-// as last seen.
-func (s *ConversionSandbox) DualStack() bool { return s.dual.Load() }
-
 // DNSAddr is the load balancers' DNS server (host:port), for --dns-server.
 func (s *ConversionSandbox) DNSAddr() string { return s.DNS.Addr }
 

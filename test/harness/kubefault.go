@@ -278,13 +278,6 @@ func (p *KubeFaultProxy) Requests() []KubeRequest {
 	return append([]KubeRequest(nil), p.reqs...)
 }
 
-// Reset forgets the recorded requests and fired faults.
-func (p *KubeFaultProxy) Reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.reqs, p.fired = nil, nil
-}
-
 // Writes are the distinct "verb resource" keys of the non-dry-run writes
 // seen so far, in first-seen order, with how often each was seen.
 func (p *KubeFaultProxy) Writes() ([]string, map[string]int) {

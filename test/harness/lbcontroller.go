@@ -38,9 +38,8 @@ type LBController struct {
 	clusterTag string
 	subnets    []string
 
-	mu     sync.Mutex
-	stop   chan struct{}
-	events []string
+	mu   sync.Mutex
+	stop chan struct{}
 }
 
 // Annotation and tag names of the AWS cloud provider.
@@ -81,13 +80,6 @@ func StartLBController(kc kubernetes.Interface, cfg aws.Config, clusterTag strin
 
 // Stop ends the controller.
 func (c *LBController) Stop() { close(c.stop) }
-
-// Events are the failures the controller reported, for tests.
-func (c *LBController) Events() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.events...)
-}
 
 // lbName is the cloud provider's default name: "a" + the Service UID
 // without dashes, cut to 32 characters.
@@ -249,7 +241,6 @@ func (c *LBController) delete(svc *corev1.Service) {
 // fail records the error as the cloud provider does: an event on the Service.
 func (c *LBController) fail(ctx context.Context, svc *corev1.Service, err error) {
 	msg := "Error syncing load balancer: failed to ensure load balancer: " + err.Error()
-	c.events = append(c.events, msg)
 	_, _ = c.kube.CoreV1().Events(svc.Namespace).Create(ctx, &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{GenerateName: svc.Name + "-", Namespace: svc.Namespace},
 		InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, APIVersion: "v1"},

@@ -46,7 +46,6 @@ type NetworkOperator struct {
 
 	mu     sync.Mutex
 	paused bool
-	err    error // the last reconcile error, for test diagnostics
 }
 
 // NetworkOperatorOptions tune the simulator.
@@ -95,14 +94,6 @@ func (n *NetworkOperator) Resume() {
 	n.kick()
 }
 
-// LastError is the last error reconciling hit (not a refusal: those are
-// conditions), or nil.
-func (n *NetworkOperator) LastError() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.err
-}
-
 func (n *NetworkOperator) kick() {
 	select {
 	case n.trigger <- struct{}{}:
@@ -121,15 +112,13 @@ func (n *NetworkOperator) watch(ctx context.Context) {
 	sel := metav1.ListOptions{FieldSelector: "metadata.name=cluster"}
 	for ctx.Err() == nil {
 		list, err := n.dc.Resource(networksConfigGVR).List(ctx, sel)
-		if err != nil {
-			n.setErr(err)
+		if err != nil { // the apiserver is starting or stopping: try again
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
 		n.kick()
 		w, err := n.dc.Resource(networksConfigGVR).Watch(ctx, metav1.ListOptions{FieldSelector: sel.FieldSelector, ResourceVersion: list.GetResourceVersion()})
 		if err != nil {
-			n.setErr(err)
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
@@ -152,20 +141,11 @@ func (n *NetworkOperator) loop(ctx context.Context) {
 			if n.isPaused() {
 				continue
 			}
-			if err := n.reconcile(ctx); err != nil && ctx.Err() == nil {
-				n.setErr(err)
-				if apierrors.IsConflict(err) {
-					n.kick() // someone wrote meanwhile: start over from the new state
-				}
+			if err := n.reconcile(ctx); err != nil && ctx.Err() == nil && apierrors.IsConflict(err) {
+				n.kick() // someone wrote meanwhile: start over from the new state
 			}
 		}
 	}
-}
-
-func (n *NetworkOperator) setErr(err error) {
-	n.mu.Lock()
-	n.err = err
-	n.mu.Unlock()
 }
 
 // networkSpec is the part of a Network config the operator acts on.

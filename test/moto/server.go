@@ -64,7 +64,6 @@ type Options struct {
 type Server struct {
 	opts     Options
 	endpoint string
-	port     int
 	dir      string
 	ownDir   bool
 	caFile   string
@@ -137,7 +136,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			s.cleanupDir()
 			return nil, fmt.Errorf("moto: finding a free port: %w", err)
 		}
-		s.port = port
 		s.endpoint = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 		args := []string{"-H", "127.0.0.1", "-p", strconv.Itoa(port)}
 		if opts.TLS {
@@ -227,9 +225,6 @@ func (s *Server) ping(ctx context.Context) error {
 // Endpoint is the server's base URL, http://127.0.0.1:PORT (https://... with TLS).
 func (s *Server) Endpoint() string { return s.endpoint }
 
-// Port is the TCP port moto listens on (127.0.0.1).
-func (s *Server) Port() int { return s.port }
-
 // Region is Options.Region (default us-east-1), used by Env.
 func (s *Server) Region() string { return s.opts.Region }
 
@@ -241,9 +236,6 @@ func (s *Server) CAFile() string { return s.caFile }
 
 // CAPEM is the PEM test CA (nil without TLS).
 func (s *Server) CAPEM() []byte { return bytes.Clone(s.caPEM) }
-
-// HTTPClient returns an http.Client that trusts the server (its CA when TLS).
-func (s *Server) HTTPClient() *http.Client { return s.client }
 
 // Log returns the tail (last 256 KiB) of moto's stdout and stderr, for failure messages.
 func (s *Server) Log() string { return s.log.String() }
