@@ -28,7 +28,7 @@ const Layer = "underlay"
 // *journal.Store has it.
 type Journal interface {
 	Load(ctx context.Context) (*journal.Journal, error)
-	Put(ctx context.Context, e journal.Entry) error
+	PutAll(ctx context.Context, entries []journal.Entry) error
 }
 
 // Result of one change (or one undo). Field names are stable (-o json).
@@ -60,6 +60,10 @@ type ApplyOptions struct {
 	DryRunServer bool
 	// Parallel bounds the concurrent changes within a phase (default 4).
 	Parallel int
+	// Batch is how many changes are recorded as pending with one journal
+	// write before they are made (default 16 x Parallel). Their done
+	// records go with the next batch's write, and at the end of a phase.
+	Batch int
 	// Progress, if set, is told about each finished change.
 	Progress func(done, total int, r Result)
 	// Journal records each change; required unless DryRunServer.
@@ -68,22 +72,9 @@ type ApplyOptions struct {
 	WaitTimeout time.Duration
 }
 
-// lockedJournal serialises writes: one ConfigMap, many goroutines.
-type lockedJournal struct {
-	mu sync.Mutex
-	j  Journal
-}
-
-func (l *lockedJournal) put(ctx context.Context, e journal.Entry) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.j.Put(ctx, e)
-}
-
 type applier struct {
 	c    *Clients
 	o    ApplyOptions
-	j    *lockedJournal
 	vpc  string
 	mu   sync.Mutex
 	vpc6 string
@@ -105,7 +96,10 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 	if o.Journal == nil && !o.DryRunServer {
 		return nil, errors.New("apply needs a journal")
 	}
-	a := &applier{c: c, o: o, j: &lockedJournal{j: o.Journal}, vpc: inv.VPC.ID, vpc6: inv.VPC.IPv6CIDR}
+	if o.Batch <= 0 {
+		o.Batch = 16 * o.Parallel
+	}
+	a := &applier{c: c, o: o, vpc: inv.VPC.ID, vpc6: inv.VPC.IPv6CIDR}
 	for _, g := range inv.EgressOnlyGateways {
 		if a.eigw == "" || g.Managed {
 			a.eigw = g.ID
@@ -114,6 +108,7 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 	changes := slices.Clone(p.Changes)
 	SortChanges(changes)
 	results := make([]Result, len(changes))
+	entries := make([]journal.Entry, len(changes))
 	var done int
 	var progressMu sync.Mutex
 	var failed []string
@@ -130,32 +125,97 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 			start = end
 			continue
 		}
-		g, gctx := errgroup.WithContext(ctx)
 		limit := o.Parallel
 		if phase == PhaseInstanceType {
 			limit = 1 // never more than one instance down at a time
 		}
-		g.SetLimit(limit)
-		var fmu sync.Mutex
-		for i := start; i < end; i++ {
-			g.Go(func() error {
-				r := a.one(gctx, changes[i])
-				results[i] = r
-				if r.Status == StatusFailed {
-					fmu.Lock()
-					failed = append(failed, r.Error)
-					fmu.Unlock()
+		// Record a batch as pending (with the previous batch's done records)
+		// in one write, make its changes, and so on; the last done records
+		// of the phase are written before the next phase starts.
+		var unrecorded []int // changes made whose done record is not written yet
+		for bstart := start; bstart < end && len(failed) == 0 && ctx.Err() == nil; bstart += o.Batch {
+			bend := min(bstart+o.Batch, end)
+			batch := make([]int, 0, bend-bstart)
+			var write []journal.Entry
+			for _, i := range unrecorded {
+				write = append(write, entries[i])
+			}
+			for i := bstart; i < bend; i++ {
+				c, err := a.resolve(changes[i])
+				changes[i] = c
+				switch {
+				case err != nil && o.DryRunServer:
+					results[i] = resultOf(c, StatusNotChecked, "depends on an earlier change: "+err.Error())
+				case err != nil:
+					results[i] = resultOf(c, StatusFailed, fmt.Sprintf("%s %s: %v", c.Operation, c.Resource, err))
+					failed = append(failed, results[i].Error)
+				default:
+					batch = append(batch, i)
+					entries[i] = pendingEntry(c)
+					write = append(write, entries[i])
 				}
-				progressMu.Lock()
-				done++
-				if o.Progress != nil {
-					o.Progress(done, len(changes), r)
+			}
+			if !o.DryRunServer {
+				if err := o.Journal.PutAll(ctx, write); err != nil {
+					a.notRecorded(results, unrecorded, err)
+					for _, i := range batch {
+						results[i] = resultOf(changes[i], StatusFailed, fmt.Sprintf("%s %s not attempted: %v", changes[i].Operation, changes[i].Resource, err))
+					}
+					failed = append(failed, err.Error())
+					unrecorded, batch = nil, nil
 				}
-				progressMu.Unlock()
-				return nil
-			})
+				unrecorded = unrecorded[:0]
+			}
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(limit)
+			var mu sync.Mutex
+			for _, i := range batch {
+				g.Go(func() error {
+					r, undo := a.one(gctx, changes[i])
+					results[i] = r
+					mu.Lock()
+					defer mu.Unlock()
+					switch r.Status {
+					case StatusFailed:
+						failed = append(failed, r.Error)
+					case StatusApplied:
+						for k, v := range undo {
+							entries[i].Undo[k] = v
+						}
+						entries[i].State = journal.Done
+						unrecorded = append(unrecorded, i)
+					}
+					progressMu.Lock()
+					done++
+					if o.Progress != nil {
+						o.Progress(done, len(changes), r)
+					}
+					progressMu.Unlock()
+					return nil
+				})
+			}
+			_ = g.Wait()
+			sort.Ints(unrecorded)
 		}
-		_ = g.Wait()
+		if len(unrecorded) > 0 {
+			write := make([]journal.Entry, 0, len(unrecorded))
+			for _, i := range unrecorded {
+				write = append(write, entries[i])
+			}
+			// Even after Ctrl-C: what was made must be recorded.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			err := o.Journal.PutAll(wctx, write)
+			cancel()
+			if err != nil {
+				a.notRecorded(results, unrecorded, err)
+				failed = append(failed, err.Error())
+			}
+		}
+		for i := start; i < end; i++ {
+			if results[i].Status == "" {
+				results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier change failed")
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return results, err
 		}
@@ -212,45 +272,45 @@ func (a *applier) resolve(c Change) (Change, error) {
 	return c, nil
 }
 
-func (a *applier) one(ctx context.Context, c Change) Result {
-	c, err := a.resolve(c)
-	if err != nil {
-		if a.o.DryRunServer {
-			return resultOf(c, StatusNotChecked, "depends on an earlier change: "+err.Error())
-		}
-		return resultOf(c, StatusFailed, fmt.Sprintf("%s %s: %v", c.Operation, c.Resource, err))
+// pendingEntry is the journal record of a change about to be made.
+func pendingEntry(c Change) journal.Entry {
+	e := journal.Entry{ID: c.ID, Layer: Layer, Operation: c.Operation, Resource: c.Resource, State: journal.Pending,
+		Undo: map[string]string{"phase": strconv.Itoa(c.Phase)}}
+	for k, v := range c.Parameters {
+		e.Undo[k] = v
 	}
+	return e
+}
+
+// notRecorded turns changes that were made but whose done record could not
+// be written into failures that say so.
+func (a *applier) notRecorded(results []Result, idx []int, err error) {
+	for _, i := range idx {
+		r := &results[i]
+		r.Status = StatusFailed
+		r.Error = fmt.Sprintf("%s %s was made but not recorded as done (it is recorded as pending, so a rollback still finds it): %v", r.Operation, r.Resource, err)
+	}
+}
+
+// one makes one resolved change (or asks EC2 whether it would, in a server
+// dry run); undo is what undoing it needs.
+func (a *applier) one(ctx context.Context, c Change) (Result, map[string]string) {
 	if a.o.DryRunServer {
 		err := a.do(ctx, c, true, nil)
 		switch {
 		case err == nil:
-			return resultOf(c, StatusNotChecked, "")
+			return resultOf(c, StatusNotChecked, ""), nil
 		case errorCode(err) == "DryRunOperation":
-			return resultOf(c, StatusDryRun, "")
+			return resultOf(c, StatusDryRun, ""), nil
 		default:
-			return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error())
+			return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error()), nil
 		}
-	}
-	entry := journal.Entry{ID: c.ID, Layer: Layer, Operation: c.Operation, Resource: c.Resource, State: journal.Pending,
-		Undo: map[string]string{"phase": strconv.Itoa(c.Phase)}}
-	for k, v := range c.Parameters {
-		entry.Undo[k] = v
-	}
-	if err := a.j.put(ctx, entry); err != nil {
-		return resultOf(c, StatusFailed, fmt.Sprintf("%s %s not attempted: %v", c.Operation, c.Resource, err))
 	}
 	undo := map[string]string{}
 	if err := a.do(ctx, c, false, undo); err != nil {
-		return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error())
+		return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error()), nil
 	}
-	for k, v := range undo {
-		entry.Undo[k] = v
-	}
-	entry.State = journal.Done
-	if err := a.j.put(ctx, entry); err != nil {
-		return resultOf(c, StatusFailed, fmt.Sprintf("%s %s was made but not recorded as done (a rollback still finds it): %v", c.Operation, c.Resource, err))
-	}
-	return resultOf(c, StatusApplied, "")
+	return resultOf(c, StatusApplied, ""), undo
 }
 
 // do makes one change; undo receives what undoing it needs.

@@ -47,6 +47,9 @@ func Undoable(j *journal.Journal, vpcID string) []journal.Entry {
 	return out
 }
 
+// rollbackBatch is how many undone marks one journal write carries.
+const rollbackBatch = 64
+
 // RollbackOptions tune Rollback.
 type RollbackOptions struct {
 	Progress    func(done, total int, r Result)
@@ -69,25 +72,51 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 	entries := Undoable(jn, vpcID)
 	var results []Result
 	var failed []string
+	// Undone marks are written in batches: an undo whose mark is lost is
+	// simply undone again by the next rollback (it finds nothing to undo).
+	var marks []journal.Entry
+	var marked []int // indexes into results
+	flush := func() {
+		if len(marks) == 0 {
+			return
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := j.PutAll(wctx, marks); err != nil {
+			for _, i := range marked {
+				results[i].Status, results[i].Error = StatusFailed, "undone, but not recorded as undone (the next rollback checks it again): "+err.Error()
+			}
+			failed = append(failed, err.Error())
+		}
+		marks, marked = nil, nil
+	}
 	for i, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
 		r := Result{Operation: e.Operation, Resource: e.Resource, Parameters: e.Undo, Status: StatusUndone}
 		if err := undo(ctx, c, e, o.WaitTimeout); err != nil {
 			r.Status, r.Error = StatusFailed, Explain("undoing "+e.Operation+" "+e.Resource, err).Error()
 			failed = append(failed, r.Error)
 		} else {
 			e.State = journal.Undone
-			if err := j.Put(ctx, e); err != nil {
-				r.Status, r.Error = StatusFailed, err.Error()
-				failed = append(failed, r.Error)
-			}
+			marks = append(marks, e)
+			marked = append(marked, len(results))
 		}
 		results = append(results, r)
+		if len(marks) >= rollbackBatch || len(failed) > 0 || i == len(entries)-1 {
+			flush()
+		}
 		if o.Progress != nil {
-			o.Progress(i+1, len(entries), r)
+			o.Progress(i+1, len(entries), results[len(results)-1])
 		}
 		if len(failed) > 0 {
 			break // later undos may depend on this one (addresses before /64s)
 		}
+	}
+	flush()
+	if err := ctx.Err(); err != nil && len(failed) == 0 {
+		return results, err
 	}
 	if len(failed) > 0 {
 		return results, fmt.Errorf("rollback stopped: %s; fix that and re-run rollback, it continues from there", strings.Join(failed, "; "))

@@ -13,12 +13,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 )
@@ -83,12 +89,39 @@ func (j *Journal) Layer(layer string) []Entry {
 	return out
 }
 
-// Store reads and writes the journal ConfigMap.
+// Store reads and writes the journal. It is one ConfigMap (name) while that
+// holds the entries, then more next to it (name-1, name-2, ...): a shard
+// takes at most shardEntries entries or shardBytes bytes, so no write nears
+// the 1 MiB object limit and a write costs the size of one shard, not of the
+// whole journal. New entries go to the last shard; updates stay in the
+// entry's shard. Writes are guarded by each shard's resourceVersion: on a
+// conflict the journal is read again and the change re-applied to it.
+//
+// A Store is safe for concurrent use; it caches what it last read or wrote.
 type Store struct {
 	client          kubernetes.Interface
 	namespace, name string
 	now             func() time.Time
+
+	shardEntries, shardBytes int
+
+	mu     sync.Mutex
+	shards []*shard // nil until loaded
 }
+
+type shard struct {
+	name    string
+	cm      *corev1.ConfigMap // nil: not created yet
+	entries []Entry
+	size    int // bytes of entries when last encoded (estimate between writes)
+}
+
+// Shard limits: 1,000 entries of a few hundred bytes, well under the 1 MiB
+// a ConfigMap may hold.
+const (
+	defaultShardEntries = 1000
+	defaultShardBytes   = 512 << 10
+)
 
 // NewStore uses namespace/name, or the defaults when they are empty.
 func NewStore(client kubernetes.Interface, namespace, name string) *Store {
@@ -98,106 +131,247 @@ func NewStore(client kubernetes.Interface, namespace, name string) *Store {
 	if name == "" {
 		name = DefaultName
 	}
-	return &Store{client: client, namespace: namespace, name: name, now: time.Now}
+	return &Store{client: client, namespace: namespace, name: name, now: time.Now,
+		shardEntries: defaultShardEntries, shardBytes: defaultShardBytes}
 }
 
 // Location is "namespace/name", for messages.
 func (s *Store) Location() string { return s.namespace + "/" + s.name }
 
-// Load reads the journal; a missing ConfigMap is an empty journal.
+// Load reads the journal (one list request for all its shards); a missing
+// journal is an empty one.
 func (s *Store) Load(ctx context.Context) (*Journal, error) {
-	cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return &Journal{}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.load(ctx); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the journal %s: %w", s.Location(), err)
-	}
-	return decode(cm)
+	return s.journal(), nil
 }
 
-// Put inserts an entry, or updates the entry with the same ID (keeping its
-// place in the order). Concurrent writers are serialised by the ConfigMap's
-// resourceVersion.
-func (s *Store) Put(ctx context.Context, e Entry) error {
-	if e.ID == "" || e.State == "" {
-		return fmt.Errorf("journal entry needs an ID and a state: %+v", e)
+func (s *Store) load(ctx context.Context) error {
+	byIndex := map[int]*corev1.ConfigMap{}
+	opts := metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy, Limit: 100}
+	for {
+		list, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("reading the journal %s: %w", s.Location(), err)
+		}
+		for i := range list.Items {
+			if n, ok := s.shardIndex(list.Items[i].Name); ok {
+				byIndex[n] = &list.Items[i]
+			}
+		}
+		if list.Continue == "" {
+			break
+		}
+		opts.Continue = list.Continue
 	}
-	e.Updated = s.now().UTC().Truncate(time.Second)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-				Name: s.name, Namespace: s.namespace, Labels: map[string]string{managedByLabel: managedBy},
-			}}
-			if err := encode(cm, &Journal{Entries: []Entry{withSeq(e, 1)}}); err != nil {
+	s.shards = nil
+	for n := 0; n == 0 || byIndex[n] != nil; n++ {
+		sh := &shard{name: s.shardName(n), cm: byIndex[n]}
+		if sh.cm != nil {
+			j, err := decode(sh.cm)
+			if err != nil {
 				return err
 			}
-			_, err = s.client.CoreV1().ConfigMaps(s.namespace).Create(ctx, cm, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) {
-				return apierrors.NewConflict(corev1.Resource("configmaps"), s.name, err)
-			}
-			return err
+			sh.entries, sh.size = j.Entries, len(sh.cm.Data[dataKey])
 		}
-		if err != nil {
-			return err
-		}
-		j, err := decode(cm)
-		if err != nil {
-			return err
-		}
-		j.put(e)
-		if err := encode(cm, j); err != nil {
-			return err
-		}
-		_, err = s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, cm, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("recording %s in the journal %s: %w", e.ID, s.Location(), err)
+		s.shards = append(s.shards, sh)
+		delete(byIndex, n)
+	}
+	if len(byIndex) > 0 {
+		return fmt.Errorf("the journal %s has a gap in its shards (%s missing); it was edited by hand?", s.Location(), s.shardName(len(s.shards)))
 	}
 	return nil
 }
 
+func (s *Store) shardName(n int) string {
+	if n == 0 {
+		return s.name
+	}
+	return s.name + "-" + strconv.Itoa(n)
+}
+
+func (s *Store) shardIndex(name string) (int, bool) {
+	if name == s.name {
+		return 0, true
+	}
+	rest, ok := strings.CutPrefix(name, s.name+"-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n > 0 && strconv.Itoa(n) == rest
+}
+
+// journal merges the cached shards into one journal in recording order.
+func (s *Store) journal() *Journal {
+	j := &Journal{}
+	for _, sh := range s.shards {
+		j.Entries = append(j.Entries, sh.entries...)
+	}
+	sort.SliceStable(j.Entries, func(a, b int) bool { return j.Entries[a].Seq < j.Entries[b].Seq })
+	return j
+}
+
+// Put inserts an entry, or updates the entry with the same ID (keeping its
+// place in the order).
+func (s *Store) Put(ctx context.Context, e Entry) error {
+	return s.PutAll(ctx, []Entry{e})
+}
+
+// PutAll records several entries with one write per shard they touch
+// (usually one): how apply records a batch of changes at a time.
+func (s *Store) PutAll(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	for _, e := range entries {
+		if e.ID == "" || e.State == "" {
+			return fmt.Errorf("journal entry needs an ID and a state: %+v", e)
+		}
+	}
+	return s.update(ctx, entries[0].ID, len(entries), func(*Journal) ([]Entry, error) { return entries, nil })
+}
+
 // SetState moves an existing entry to a new state, merging undo data in.
 func (s *Store) SetState(ctx context.Context, id string, state State, undo map[string]string) error {
-	j, err := s.Load(ctx)
+	return s.update(ctx, id, 1, func(j *Journal) ([]Entry, error) {
+		e, ok := j.Get(id)
+		if !ok {
+			return nil, fmt.Errorf("journal %s has no entry %s", s.Location(), id)
+		}
+		e.State = state
+		e.Undo = maps.Clone(e.Undo)
+		for k, v := range undo {
+			if e.Undo == nil {
+				e.Undo = map[string]string{}
+			}
+			e.Undo[k] = v
+		}
+		return []Entry{e}, nil
+	})
+}
+
+// conflictBackoff spreads out writers that keep meeting each other: with
+// jitter one of them wins each round, and the others read again.
+var conflictBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: time.Second}
+
+// update computes entries from the journal as cached (read first if need
+// be), writes the shards they change and, on a conflict with another
+// writer, reads the journal again and starts over.
+func (s *Store) update(ctx context.Context, firstID string, n int, change func(*Journal) ([]Entry, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	what := firstID
+	if n > 1 {
+		what = fmt.Sprintf("%d entries (%s, ...)", n, firstID)
+	}
+	loaded := false
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
+		if s.shards == nil || loaded {
+			if err := s.load(ctx); err != nil {
+				return err
+			}
+		}
+		loaded = true // from now on every attempt reads afresh
+		entries, err := change(s.journal())
+		if err != nil {
+			return err
+		}
+		return s.write(ctx, entries)
+	})
+	if err != nil {
+		s.shards = nil // unknown state: read before the next write
+		return fmt.Errorf("recording %s in the journal %s: %w", what, s.Location(), err)
+	}
+	return nil
+}
+
+// write places the entries in the cached shards and writes every shard that
+// changed. A shard written successfully stays in the cache, so a retry
+// after a conflict on a later shard finds those entries already in place.
+func (s *Store) write(ctx context.Context, entries []Entry) error {
+	where := map[string][2]int{} // ID -> shard, index
+	next := 1
+	for si, sh := range s.shards {
+		for i, e := range sh.entries {
+			where[e.ID] = [2]int{si, i}
+			if e.Seq >= next {
+				next = e.Seq + 1
+			}
+		}
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	dirty := map[int]bool{}
+	for _, e := range entries {
+		if at, ok := where[e.ID]; ok {
+			sh := s.shards[at[0]]
+			old := sh.entries[at[1]]
+			e.Seq, e.Updated = old.Seq, old.Updated
+			if reflect.DeepEqual(old, e) {
+				continue // already recorded just so
+			}
+			e.Updated = now
+			sh.entries[at[1]] = e
+			dirty[at[0]] = true
+			continue
+		}
+		e.Seq, e.Updated = next, now
+		next++
+		last := len(s.shards) - 1
+		if sh := s.shards[last]; len(sh.entries) >= s.shardEntries || (len(sh.entries) > 0 && sh.size+entrySize(e) > s.shardBytes) {
+			s.shards = append(s.shards, &shard{name: s.shardName(last + 1)})
+			last++
+		}
+		sh := s.shards[last]
+		sh.entries = append(sh.entries, e)
+		sh.size += entrySize(e)
+		where[e.ID] = [2]int{last, len(sh.entries) - 1}
+		dirty[last] = true
+	}
+	for si, sh := range s.shards {
+		if !dirty[si] {
+			continue
+		}
+		if err := s.writeShard(ctx, sh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) writeShard(ctx context.Context, sh *shard) error {
+	cms := s.client.CoreV1().ConfigMaps(s.namespace)
+	if sh.cm == nil {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Name: sh.name, Namespace: s.namespace, Labels: map[string]string{managedByLabel: managedBy},
+		}}
+		sh.size = encode(cm, sh.entries)
+		created, err := cms.Create(ctx, cm, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return apierrors.NewConflict(corev1.Resource("configmaps"), sh.name, err)
+		}
+		if err != nil {
+			return err
+		}
+		sh.cm = created
+		return nil
+	}
+	cm := sh.cm.DeepCopy()
+	sh.size = encode(cm, sh.entries)
+	updated, err := cms.Update(ctx, cm, metav1.UpdateOptions{})
 	if err != nil {
 		return err
 	}
-	e, ok := j.Get(id)
-	if !ok {
-		return fmt.Errorf("journal %s has no entry %s", s.Location(), id)
-	}
-	e.State = state
-	for k, v := range undo {
-		if e.Undo == nil {
-			e.Undo = map[string]string{}
-		}
-		e.Undo[k] = v
-	}
-	return s.Put(ctx, e)
+	sh.cm = updated
+	return nil
 }
 
-func (j *Journal) put(e Entry) {
-	for i, old := range j.Entries {
-		if old.ID == e.ID {
-			j.Entries[i] = withSeq(e, old.Seq)
-			return
-		}
-	}
-	next := 1
-	for _, old := range j.Entries {
-		if old.Seq >= next {
-			next = old.Seq + 1
-		}
-	}
-	j.Entries = append(j.Entries, withSeq(e, next))
-}
-
-func withSeq(e Entry, seq int) Entry {
-	e.Seq = seq
-	return e
+func entrySize(e Entry) int {
+	b, _ := json.Marshal(e)
+	return len(b) + 2
 }
 
 func decode(cm *corev1.ConfigMap) (*Journal, error) {
@@ -213,14 +387,23 @@ func decode(cm *corev1.ConfigMap) (*Journal, error) {
 	return j, nil
 }
 
-func encode(cm *corev1.ConfigMap, j *Journal) error {
-	b, err := json.MarshalIndent(j, "", " ")
-	if err != nil {
-		return err
+// encode writes one entry per line: compact, and still readable with
+// kubectl get configmap -o yaml. It returns the encoded size.
+func encode(cm *corev1.ConfigMap, entries []Entry) int {
+	var b strings.Builder
+	b.WriteString("{\"entries\": [")
+	for i, e := range entries {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		line, _ := json.Marshal(e) // plain strings and maps: cannot fail
+		b.WriteString("\n")
+		b.Write(line)
 	}
+	b.WriteString("\n]}\n")
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}
-	cm.Data[dataKey] = string(b)
-	return nil
+	cm.Data[dataKey] = b.String()
+	return b.Len()
 }

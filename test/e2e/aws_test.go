@@ -432,8 +432,19 @@ func TestAWSLifecycleOpenShift(t *testing.T) {
 	}
 	checkDualStack(t, world.AWS)
 	cm, err := api.Kube.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "dualstack-journal", metav1GetOptions())
-	if err != nil || !strings.Contains(cm.Data["entries.json"], `"layer": "underlay"`) {
-		t.Fatalf("journal: %v %v", err, cm)
+	if err != nil {
+		t.Fatalf("journal: %v", err)
+	}
+	var recorded struct {
+		Entries []struct{ Layer, State string }
+	}
+	if err := json.Unmarshal([]byte(cm.Data["entries.json"]), &recorded); err != nil || len(recorded.Entries) != len(p.Changes) {
+		t.Fatalf("journal: want %d entries: %v\n%s", len(p.Changes), err, cm.Data["entries.json"])
+	}
+	for _, e := range recorded.Entries {
+		if e.Layer != "underlay" || e.State != "done" {
+			t.Fatalf("journal entry %+v: want underlay, done", e)
+		}
 	}
 
 	// Idempotent: nothing left to do, and apply says so.
