@@ -26,6 +26,9 @@ func FuzzSubnetBlock(f *testing.F) {
 	f.Add("2600:1f18:abcd:ef12::/56", 7, "2600:1f18:abcd:ef07::/63")
 	f.Add("2600:1f18:abcd::/48", 9, "2600:1f18:abcd:109::/64")
 	f.Add("2600:1f18:abcd:ef00::/60", 1, "2600:1f18:abcd:ef01::/64")
+	f.Add("2600:1f18:abcd:ef00::/60", 16, "2600:1f18:abcd:ef10::/64")
+	f.Add("2600:1f18:abc0::/44", 1<<20-1, "2600:1f18:abcf:ffff::/64")
+	f.Add("2600:1f18:abcd:ef00::/64", 0, "2600:1f18:abcd:ef00::/64")
 	f.Add("10.0.0.0/8", 1, "10.0.0.0/16")
 	f.Add("::ffff:10.0.0.0/56", 1, "::ffff:10.0.0.0/64")
 	f.Add("", 0, "")
@@ -34,9 +37,16 @@ func FuzzSubnetBlock(f *testing.F) {
 			return
 		}
 		p, perr := netip.ParsePrefix(vpc)
-		valid := perr == nil && p.Addr().Is6() && p.Bits() <= 56
+		valid := perr == nil && p.Addr().Is6() && !p.Addr().Is4In6() && p.Bits() >= 44 && p.Bits() <= 60
+		count := 0
+		if valid {
+			count = 1 << (64 - p.Bits())
+		}
+		if c, err := BlockCount(vpc); c != count || (err == nil) != valid {
+			t.Fatalf("BlockCount(%q) = %d, %v; want %d", vpc, c, err, count)
+		}
 		block, err := SubnetBlock(vpc, n)
-		if (err == nil) != (valid && n >= 0 && n <= 255) {
+		if (err == nil) != (valid && n >= 0 && n < count) {
 			t.Fatalf("SubnetBlock(%q, %d) = %q, %v", vpc, n, block, err)
 		}
 		if err == nil {
@@ -49,15 +59,14 @@ func FuzzSubnetBlock(f *testing.F) {
 			case blockIndex(vpc, block) != n:
 				t.Fatalf("blockIndex(%q, %q) = %d, want %d", vpc, block, blockIndex(vpc, block), n)
 			}
-			if p.Bits() == 56 {
-				other, _ := SubnetBlock(vpc, n^1)
+			if other, err := SubnetBlock(vpc, n^1); err == nil {
 				if other == block {
 					t.Fatalf("/64s %d and %d of %q are both %q", n, n^1, vpc, block)
 				}
 			}
 		}
 		i := blockIndex(vpc, sub)
-		if i < -1 || i > 255 {
+		if i < -1 || (i >= 0 && i >= count) {
 			t.Fatalf("blockIndex(%q, %q) = %d", vpc, sub, i)
 		}
 		if i >= 0 {
@@ -65,7 +74,7 @@ func FuzzSubnetBlock(f *testing.F) {
 			if serr != nil || s.Bits() != 64 || !p.Masked().Contains(s.Addr()) {
 				t.Fatalf("blockIndex(%q, %q) = %d for a subnet that is not a /64 of it", vpc, sub, i)
 			}
-			if valid && p.Bits() == 56 {
+			if valid {
 				if again, _ := SubnetBlock(vpc, i); again != s.Masked().String() {
 					t.Fatalf("blockIndex(%q, %q) = %d, but /64 number %d is %q", vpc, sub, i, i, again)
 				}
@@ -76,9 +85,9 @@ func FuzzSubnetBlock(f *testing.F) {
 
 // FuzzAllocateBlocks: the numbers given out are exactly the lowest `need`
 // free ones (so stable: the same input gives the same output), distinct,
-// in 0-255, never used; it fails iff there are not enough free numbers.
-// used is read as pairs of bytes: a number (outside 0-255 too) and whether
-// it is marked true.
+// in the block (16, 256 or 4096 /64s), never used; it fails iff there are
+// not enough free numbers. used is read as pairs of bytes: a number
+// (outside the block too) and whether it is marked true.
 func FuzzAllocateBlocks(f *testing.F) {
 	f.Add(3, []byte{0, 1, 2, 1})
 	f.Add(0, []byte{})
@@ -98,14 +107,15 @@ func FuzzAllocateBlocks(f *testing.F) {
 			}
 			used[n] = raw[i+1]&1 == 1
 		}
+		total := []int{256, 16, 4096}[len(raw)%3] // a /56, /60 or /52
 		var free []int
-		for n := range 256 {
+		for n := range total {
 			if !used[n] {
 				free = append(free, n)
 			}
 		}
-		got, err := AllocateBlocks(need, used)
-		again, err2 := AllocateBlocks(need, used)
+		got, err := AllocateBlocks(need, used, total)
+		again, err2 := AllocateBlocks(need, used, total)
 		if !slices.Equal(got, again) || (err == nil) != (err2 == nil) {
 			t.Fatalf("not stable: %v %v / %v %v", got, err, again, err2)
 		}
@@ -122,7 +132,7 @@ func FuzzAllocateBlocks(f *testing.F) {
 }
 
 // FuzzPlanSubnetBlocks: the /64s the plan carves for subnets without one lie
-// in the VPC's /56, are distinct, never collide with a /64 a subnet already
+// in the VPC's block (/44 to /60), are distinct, never collide with a /64 a subnet already
 // has, and come out the same on every run.
 func FuzzPlanSubnetBlocks(f *testing.F) {
 	f.Add([]byte{0x26, 0x00, 0x1f, 0x18, 0xab, 0xcd, 0xef}, "2600:1f18:abcd:ef00::/64,2600:1f18:abcd:ef02::/64", uint8(3))
@@ -130,15 +140,24 @@ func FuzzPlanSubnetBlocks(f *testing.F) {
 	f.Add([]byte{0x26, 0x00, 0, 0, 0, 0, 0}, "2600::1/64,2600:0:0:1::/63,2600:0:0:2::/64,garbage,2601::/64", uint8(4))
 	f.Add([]byte{0x26, 0x00, 0, 0, 0, 0, 1}, "", uint8(255))
 	f.Add([]byte{}, "", uint8(2))
+	f.Add([]byte{0x26, 0x00, 0x1f, 0x18, 0xab, 0xcd, 0xef, 0x10, 4}, "2600:1f18:abcd:ef10::/64", uint8(16)) // /60: one too many
+	f.Add([]byte{0x26, 0x00, 0x1f, 0x18, 0xab, 0xcd, 0xef, 0x10, 4}, "2600:1f18:abcd:ef10::/64", uint8(15))
+	f.Add([]byte{0x26, 0x00, 0x1f, 0x18, 0xab, 0xc0, 0, 0, 1}, "2600:1f18:abc0:ff::/64", uint8(255)) // /48
+	f.Add([]byte{0x26, 0x00, 0x1f, 0x18, 0xab, 0xcd, 0xef, 0x10, 5}, "", uint8(3))                   // /64
 	f.Fuzz(func(t *testing.T, vpc []byte, usedList string, nNeed uint8) {
 		if len(usedList) > maxFuzzInput {
 			return
 		}
-		vpc6 := ""
+		// 7 bytes: a /56; an 8th picks /44, /48, /52, /56, /60, or /64 (not
+		// a VPC block: the plan must carve nothing and say why).
+		vpc6, bits := "", 56
+		if len(vpc) >= 8 {
+			bits = 44 + 4*int(vpc[7]%6)
+		}
 		if len(vpc) >= 7 {
 			var a [16]byte
-			copy(a[:7], vpc)
-			vpc6 = netip.PrefixFrom(netip.AddrFrom16(a), 56).String()
+			copy(a[:8], vpc)
+			vpc6 = netip.PrefixFrom(netip.AddrFrom16(a), bits).Masked().String()
 		}
 		inv := &Inventory{VPC: VPC{ID: "vpc-1", IPv4CIDRs: []string{"10.0.0.0/16"}, IPv6CIDR: vpc6}}
 		if vpc6 != "" && usedList != "" {
@@ -166,8 +185,14 @@ func FuzzPlanSubnetBlocks(f *testing.F) {
 		if len(carved) != 0 && len(carved) != int(nNeed) {
 			t.Fatalf("%d of %d subnets got a /64", len(carved), nNeed)
 		}
+		if len(carved) < int(nNeed) && len(plan.Notes) == 0 {
+			t.Fatalf("%d of %d subnets got a /64 and no note says why", len(carved), nNeed)
+		}
 		if vpc6 == "" {
 			return
+		}
+		if bits == 64 && len(carved) > 0 {
+			t.Fatalf("carved %v from a /64, which is no VPC block", carved)
 		}
 		vp := netip.MustParsePrefix(vpc6)
 		seen := map[netip.Prefix]bool{}

@@ -84,30 +84,37 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 	}
 
 	// Subnet /64s: lowest free numbers, subnets in IPv4 address order.
-	used := map[int]bool{}
-	if inv.VPC.IPv6CIDR != "" {
-		for _, b := range inv.VPC.UsedIPv6Blocks {
-			if n := blockIndex(inv.VPC.IPv6CIDR, b); n >= 0 {
-				used[n] = true
-			}
-		}
-	}
 	var need []Subnet
 	for _, s := range inv.Subnets {
 		if s.IPv6CIDR == "" {
 			need = append(need, s)
 		}
 	}
-	numbers, err := AllocateBlocks(len(need), used)
+	total := 256 // the /56 AssociateVpcCidrBlock gets from Amazon
+	used := map[int]bool{}
+	if inv.VPC.IPv6CIDR != "" {
+		var err error
+		if total, err = BlockCount(inv.VPC.IPv6CIDR); err != nil && len(need) > 0 {
+			p.Notes = append(p.Notes, Note{Resource: vpc, Message: err.Error() + "; no /64 can be carved from it for the subnets without IPv6",
+				Fix: "give the VPC an IPv6 block of /44 to /60 (an Amazon-provided /56 or one from an IPAM pool)"})
+			need = nil
+		}
+		for _, b := range inv.VPC.UsedIPv6Blocks {
+			if n := blockIndex(inv.VPC.IPv6CIDR, b); n >= 0 {
+				used[n] = true
+			}
+		}
+	}
+	numbers, err := AllocateBlocks(len(need), used, total)
 	if err != nil {
-		p.Notes = append(p.Notes, Note{Resource: vpc, Message: err.Error(), Fix: "use fewer subnets for the cluster"})
+		p.Notes = append(p.Notes, Note{Resource: vpc, Message: err.Error(), Fix: "use fewer subnets for the cluster, or a larger IPv6 block from an IPAM pool"})
 		need = nil
 	}
 	planned6 := map[string]bool{}
 	for i, s := range need {
 		block := fmt.Sprintf("%s/64#%d", VPCIPv6Placeholder, numbers[i])
 		if inv.VPC.IPv6CIDR != "" {
-			block, _ = SubnetBlock(inv.VPC.IPv6CIDR, numbers[i])
+			block, _ = SubnetBlock(inv.VPC.IPv6CIDR, numbers[i]) // a valid block and a number below its count
 		}
 		planned6[s.ID] = true
 		p.add(Change{Operation: "AssociateSubnetCidrBlock", Resource: s.ID, Phase: PhaseSubnetsRules,

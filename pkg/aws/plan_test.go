@@ -13,11 +13,11 @@ func TestSubnetBlockAndAllocation(t *testing.T) {
 	if n := blockIndex("2600:1f18:abcd:ef00::/56", "2600:1f18:abcd:efff::/64"); n != 255 {
 		t.Errorf("blockIndex: %d", n)
 	}
-	got, err := AllocateBlocks(3, map[int]bool{0: true, 2: true})
+	got, err := AllocateBlocks(3, map[int]bool{0: true, 2: true}, 256)
 	if err != nil || len(got) != 3 || got[0] != 1 || got[1] != 3 || got[2] != 4 {
 		t.Errorf("AllocateBlocks: %v %v", got, err)
 	}
-	if _, err := AllocateBlocks(255, map[int]bool{0: true, 1: true}); err == nil {
+	if _, err := AllocateBlocks(255, map[int]bool{0: true, 1: true}, 256); err == nil {
 		t.Error("more than the free /64s must fail")
 	}
 }

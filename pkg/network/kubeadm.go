@@ -138,6 +138,7 @@ func KubeadmPlan(kind platform.Kind, f *ClusterFlags, r Request, nodes []corev1.
 	manifest := func(file string, on []string) string {
 		return fmt.Sprintf("/etc/kubernetes/manifests/%s on %s", file, names(on))
 	}
+	var v6only []string
 	add := func(c Change, family6 string) {
 		if c.Current == "" && c.Desired == "" {
 			return
@@ -145,8 +146,15 @@ func KubeadmPlan(kind platform.Kind, f *ClusterFlags, r Request, nodes []corev1.
 		if hasBoth(c.Current) {
 			return // already dual-stack: nothing to change
 		}
+		if ipv6Only(c.Current) {
+			v6only = append(v6only, fmt.Sprintf("%s %s is %s", c.Component, c.Setting, c.Current))
+			return
+		}
 		if c.Desired == "" {
 			c.Desired = appendRange(c.Current, family6)
+		}
+		if c.Desired == c.Current {
+			return
 		}
 		p.Changes = append(p.Changes, c)
 	}
@@ -161,11 +169,11 @@ func KubeadmPlan(kind platform.Kind, f *ClusterFlags, r Request, nodes []corev1.
 			Desired: appendRange(clusterCIDR, pod6)}, pod6)
 		add(Change{Component: "kube-controller-manager", Where: where, Setting: "--service-cluster-ip-range", Current: f.ControllerServiceRange,
 			Desired: appendRange(first(f.ControllerServiceRange, f.APIServerServiceRange), svc6)}, svc6)
-		if !hasBoth(f.ControllerClusterCIDR) {
+		if !hasBoth(f.ControllerClusterCIDR) && !ipv6Only(clusterCIDR) {
 			mask4 := first(f.ControllerNodeMask, "24")
 			p.Changes = append(p.Changes,
-				Change{Component: "kube-controller-manager", Where: where, Setting: "--node-cidr-mask-size-ipv4", Current: f.ControllerNodeMask, Desired: mask4,
-					Note: "--node-cidr-mask-size applies to single-stack only; dual-stack needs one per family"},
+				Change{Component: "kube-controller-manager", Where: where, Setting: "--node-cidr-mask-size-ipv4", Desired: mask4,
+					Note: "replaces --node-cidr-mask-size" + ifSet("=", f.ControllerNodeMask) + ", which applies to single-stack only; dual-stack needs one per family"},
 				Change{Component: "kube-controller-manager", Where: where, Setting: "--node-cidr-mask-size-ipv6", Desired: itoa(r.HostPrefix)})
 		}
 	}
@@ -196,12 +204,21 @@ func KubeadmPlan(kind platform.Kind, f *ClusterFlags, r Request, nodes []corev1.
 		if v4 != "" && v6 != "" {
 			continue
 		}
+		if v4 == "" {
+			if v6 != "" {
+				v6only = append(v6only, "node "+n.Name+" has only the IPv6 InternalIP "+v6)
+			}
+			continue
+		}
 		c := Change{Component: "kubelet", Where: "node " + n.Name + " (/var/lib/kubelet/kubeadm-flags.env)", Setting: "--node-ip", Current: v4,
 			Desired: v4 + "," + first(v6, "<IPv6 of "+n.Name+">")}
 		if v6 == "" {
 			c.Note = "the node has no IPv6 InternalIP: give it an IPv6 address first"
 		}
 		p.Changes = append(p.Changes, c)
+	}
+	if len(v6only) > 0 {
+		p.Notes = append(p.Notes, "IPv6-only settings are left as they are (this tool adds IPv6 to IPv4 clusters, not IPv4 to IPv6 ones): "+strings.Join(v6only, "; "))
 	}
 	p.Notes = append(p.Notes,
 		"nothing was changed: the control-plane flags live in files on the hosts, which this tool does not edit",
@@ -276,6 +293,19 @@ func splitList(v string) []string {
 func hasBoth(v string) bool {
 	l := splitList(v)
 	return HasFamily(l, "IPv4") && HasFamily(l, "IPv6")
+}
+
+func ifSet(prefix, v string) string {
+	if v == "" {
+		return ""
+	}
+	return prefix + v
+}
+
+// ipv6Only says the ranges are all IPv6 (and there is at least one).
+func ipv6Only(v string) bool {
+	l := splitList(v)
+	return HasFamily(l, "IPv6") && !HasFamily(l, "IPv4")
 }
 
 // appendRange adds the IPv6 range after the existing one(s), keeping the

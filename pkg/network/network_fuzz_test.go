@@ -276,8 +276,17 @@ func FuzzReadClusterFlags(f *testing.F) {
 				t.Fatal("KubeadmPlan is not deterministic")
 			}
 			for _, c := range p.Changes {
+				if c.Desired == c.Current {
+					t.Fatalf("no-op change listed: %+v", c)
+				}
+				if strings.HasPrefix(c.Desired, ",") || strings.HasSuffix(c.Desired, ",") {
+					t.Fatalf("%s: desired %q has an empty entry", c.Setting, c.Desired)
+				}
 				if !rangeSetting(c.Setting) {
 					continue
+				}
+				if ipv6Only(c.Current) {
+					t.Fatalf("change to the IPv6-only %s %q", c.Setting, c.Current)
 				}
 				if hasBoth(c.Current) {
 					t.Fatalf("change to the already dual-stack %s %q", c.Setting, c.Current)

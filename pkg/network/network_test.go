@@ -211,6 +211,25 @@ func TestKubeadmPlanFromFlags(t *testing.T) {
 	}
 }
 
+func TestKubeadmPlanLeavesIPv6OnlyAlone(t *testing.T) {
+	f := &ClusterFlags{APIServerNodes: []string{"cp"}, APIServerServiceRange: "fd02::/112",
+		ControllerNodes: []string{"cp"}, ControllerClusterCIDR: "fd01::/48", ControllerServiceRange: "fd02::/112",
+		ProxyFound: true, ProxyClusterCIDR: "fd01::/48"}
+	r, _ := ParseRequest("fd01::/48", 64, "fd02::/112")
+	nodes := []corev1.Node{{ObjectMeta: metav1.ObjectMeta{Name: "cp"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "fd00::2"}}}}}
+	p := KubeadmPlan(platform.Kubeadm, f, r, nodes)
+	if len(p.Changes) != 0 {
+		t.Fatalf("an IPv6-only cluster has nothing this tool adds, got %+v", p.Changes)
+	}
+	notes := strings.Join(p.Notes, "\n")
+	for _, want := range []string{"IPv6-only settings are left as they are", "kube-apiserver --service-cluster-ip-range is fd02::/112", "node cp has only the IPv6 InternalIP fd00::2"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}
+
 func TestGoal(t *testing.T) {
 	settled := OperatorStatus{Available: "True", Progressing: "False", Degraded: "False"}
 	spec := map[string]any{

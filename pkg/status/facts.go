@@ -136,16 +136,21 @@ func nodeFacts(nodes []corev1.Node) []NodeFacts {
 // ovnSubnets parses {"default":["10.128.0.0/23","fd01:0:0:1::/64"]} (older
 // releases wrote a single string instead of a list).
 func ovnSubnets(annotation string) []string {
-	if annotation == "" {
+	// Networks map to a list of subnets or, from older OVN-Kubernetes, to
+	// one string; the two forms may mix (a default network written by an
+	// old version next to a user-defined network's list).
+	var networks map[string]json.RawMessage
+	if json.Unmarshal([]byte(annotation), &networks) != nil {
 		return nil
 	}
-	var many map[string][]string
-	if json.Unmarshal([]byte(annotation), &many) == nil {
-		return many["default"]
+	raw := networks["default"]
+	var many []string
+	if json.Unmarshal(raw, &many) == nil {
+		return many
 	}
-	var one map[string]string
-	if json.Unmarshal([]byte(annotation), &one) == nil && one["default"] != "" {
-		return []string{one["default"]}
+	var one string
+	if json.Unmarshal(raw, &one) == nil && one != "" {
+		return []string{one}
 	}
 	return nil
 }

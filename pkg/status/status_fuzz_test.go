@@ -55,6 +55,8 @@ func FuzzOVNSubnets(f *testing.F) {
 		`{"default":["10.128.2.0/23","fd01:0:0:3::/64"]}`,
 		`{"default":"10.128.2.0/23"}`,
 		`{"default":["10.128.2.0/23"],"l3-udn":["10.20.0.0/24"]}`,
+		`{"default":"10.128.2.0/23","l3-udn":["10.20.0.0/24"]}`,
+		`{"default":["10.128.2.0/23","fd01:0:0:3::/64"],"old":"10.20.0.0/24"}`,
 		`{"default":null}`,
 		`{"default":""}`,
 		`{"other":"x"}`,
@@ -70,6 +72,19 @@ func FuzzOVNSubnets(f *testing.F) {
 		if json.Unmarshal([]byte(annotation), &many) == nil && !slices.Equal(got, many["default"]) {
 			t.Fatalf("ovnSubnets(%q) = %q, want %q", annotation, got, many["default"])
 		}
+		// Whatever the other networks hold, the default network's entry
+		// alone decides (either form).
+		var networks map[string]json.RawMessage
+		if json.Unmarshal([]byte(annotation), &networks) == nil {
+			var def struct {
+				Default json.RawMessage `json:"default"`
+			}
+			_ = json.Unmarshal([]byte(annotation), &def)
+			alone, _ := json.Marshal(map[string]json.RawMessage{"default": def.Default})
+			if def.Default != nil && !slices.Equal(got, ovnSubnets(string(alone))) {
+				t.Fatalf("ovnSubnets(%q) = %q, but its default network alone gives %q", annotation, got, ovnSubnets(string(alone)))
+			}
+		}
 		// Round trips of both forms (annotations are UTF-8: JSON would
 		// replace anything else).
 		if !utf8.ValidString(a) || !utf8.ValidString(b) {
@@ -79,7 +94,7 @@ func FuzzOVNSubnets(f *testing.F) {
 		if got := ovnSubnets(string(list)); !slices.Equal(got, []string{a, b}) {
 			t.Fatalf("ovnSubnets(%s) = %q", list, got)
 		}
-		one, _ := json.Marshal(map[string]string{"default": a, "other": b})
+		one, _ := json.Marshal(map[string]any{"default": a, "other": []string{b}})
 		want := []string{a}
 		if a == "" {
 			want = nil

@@ -557,7 +557,7 @@ func TestNetworkKubeadmPlanFromStaticPods(t *testing.T) {
 		"kube-apiserver --service-cluster-ip-range":          "10.96.0.0/16 -> 10.96.0.0/16,fd02::/112",
 		"kube-controller-manager --cluster-cidr":             "10.244.0.0/16 -> 10.244.0.0/16,fd01::/48",
 		"kube-controller-manager --service-cluster-ip-range": "10.96.0.0/16 -> 10.96.0.0/16,fd02::/112",
-		"kube-controller-manager --node-cidr-mask-size-ipv4": "24 -> 24",
+		"kube-controller-manager --node-cidr-mask-size-ipv4": " -> 24",
 		"kube-controller-manager --node-cidr-mask-size-ipv6": " -> 64",
 		"kube-proxy clusterCIDR":                             "10.244.0.0/16 -> 10.244.0.0/16,fd01::/48",
 		"kubeadm-config networking.podSubnet":                "10.244.0.0/16 -> 10.244.0.0/16,fd01::/48",
