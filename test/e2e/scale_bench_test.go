@@ -297,7 +297,7 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 	plugin := filepath.Join(binDir, "kubectl-dualstack")
 
 	var planWall, applyWall time.Duration
-	var planDescribes, applyDescribes, applyMutating, changes int
+	var planDescribes, applyDescribes, applyMutating, changes, journalWrites int
 	n := 0
 	for b.Loop() {
 		proxy.Reset()
@@ -313,8 +313,9 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 		changes += len(plan.Changes)
 
 		proxy.Reset()
-		a := measure(b, env, nil, plugin, "aws", "apply", "--yes")
+		a := measure(b, env, nil, plugin, "aws", "apply", "--yes", "-v=6")
 		applyWall += a.wall
+		journalWrites += len(journalWrite.FindAllString(a.stderr, -1))
 		applyDescribes += describeCalls(proxy)
 		for _, op := range proxy.Ops() {
 			if isMutating(op) {
@@ -335,7 +336,12 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 	b.ReportMetric(applyWall.Seconds()/float64(n), "apply-s")
 	b.ReportMetric(per(applyDescribes), "apply-describe-calls")
 	b.ReportMetric(per(applyMutating), "apply-mutating-calls")
+	b.ReportMetric(per(journalWrites), "apply-journal-writes")
 }
+
+// journalWrite matches client-go's -v=6 line for a create or update of a
+// ConfigMap (the journal's shards), in both of its forms.
+var journalWrite = regexp.MustCompile(`"Response" verb="(POST|PUT)" url="[^"]*/configmaps|\] (POST|PUT) https?://\S+/configmaps\S* \d{3} `)
 
 // BenchmarkStartup: `kubectl-dualstack version` and `--help` against
 // `kubectl version --client`, alternating, 20 of each per iteration, with no

@@ -218,6 +218,15 @@ func (p *parsed) table() string {
 		}
 	}
 	rows = append(rows, mut)
+	jw := row{measure: "`aws apply` journal writes", ours: p.value(aws, "apply-journal-writes", count), anchor: "planned changes: " + p.value(aws, "planned-changes", count),
+		ratio: "—", target: "batched: about one per 64 changes, plus one per phase", holds: "not measured"}
+	if w, ok1 := p.get(aws, "apply-journal-writes"); ok1 {
+		if c, ok2 := p.get(aws, "planned-changes"); ok2 && c > 0 {
+			jw.ratio = fmt.Sprintf("%.1f changes per write", c/math.Max(w, 1))
+			jw.holds = yesNo(w <= math.Ceil(c/64)+10)
+		}
+	}
+	rows = append(rows, jw)
 
 	const su = "BenchmarkStartup"
 	section("start-up")
