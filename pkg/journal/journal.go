@@ -209,7 +209,10 @@ func (s *Store) shardIndex(name string) (int, bool) {
 func (s *Store) journal() *Journal {
 	j := &Journal{}
 	for _, sh := range s.shards {
-		j.Entries = append(j.Entries, sh.entries...)
+		for _, e := range sh.entries {
+			e.Undo = maps.Clone(e.Undo) // callers own what they get
+			j.Entries = append(j.Entries, e)
+		}
 	}
 	sort.SliceStable(j.Entries, func(a, b int) bool { return j.Entries[a].Seq < j.Entries[b].Seq })
 	return j
@@ -243,7 +246,6 @@ func (s *Store) SetState(ctx context.Context, id string, state State, undo map[s
 			return nil, fmt.Errorf("journal %s has no entry %s", s.Location(), id)
 		}
 		e.State = state
-		e.Undo = maps.Clone(e.Undo)
 		for k, v := range undo {
 			if e.Undo == nil {
 				e.Undo = map[string]string{}
@@ -306,6 +308,7 @@ func (s *Store) write(ctx context.Context, entries []Entry) error {
 	now := s.now().UTC().Truncate(time.Second)
 	dirty := map[int]bool{}
 	for _, e := range entries {
+		e.Undo = maps.Clone(e.Undo) // the cache owns its copy
 		if at, ok := where[e.ID]; ok {
 			sh := s.shards[at[0]]
 			old := sh.entries[at[1]]

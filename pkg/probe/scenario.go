@@ -67,6 +67,9 @@ type created struct {
 	kind, name string
 	gvr        schema.GroupVersionResource
 	core       bool // a typed core/apps object, deleted through kube
+	// uncertain: its create failed without a refusal, so it may or may not
+	// exist; deleted only if it carries this run's label.
+	uncertain bool
 }
 
 // Deployment holds what the scenario created and observed.
@@ -119,6 +122,7 @@ func Deploy(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 		AutomountServiceAccountToken: ptr.To(false),
 	}
 	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		d.recordIfLanded(err, "serviceaccount", ServiceAccount)
 		return fmt.Errorf("creating service account %s/%s: %w", ns, ServiceAccount, err)
 	}
 	d.record("serviceaccount", ServiceAccount)
@@ -133,6 +137,7 @@ func Deploy(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 			got, err = kc.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
 		}
 		if err != nil {
+			d.recordIfLanded(err, "service", svc.Name)
 			return fmt.Errorf("creating service %s/%s: %w", ns, svc.Name, err)
 		}
 		d.record("service", svc.Name)
@@ -140,10 +145,12 @@ func Deploy(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 	}
 
 	if _, err := kc.AppsV1().Deployments(ns).Create(ctx, s.httpbinDeployment(), metav1.CreateOptions{}); err != nil {
+		d.recordIfLanded(err, "deployment", HTTPBinName)
 		return fmt.Errorf("creating deployment %s/%s: %w", ns, HTTPBinName, err)
 	}
 	d.record("deployment", HTTPBinName)
 	if _, err := kc.CoreV1().Pods(ns).Create(ctx, s.sleepPod(), metav1.CreateOptions{}); err != nil {
+		d.recordIfLanded(err, "pod", SleepName)
 		return fmt.Errorf("creating pod %s/%s: %w", ns, SleepName, err)
 	}
 	d.record("pod", SleepName)
@@ -154,6 +161,9 @@ func Deploy(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 	for _, o := range s.routeObjects() {
 		gvr := o.gvr
 		if _, err := dc.Resource(gvr).Namespace(ns).Create(ctx, o.obj, metav1.CreateOptions{}); err != nil {
+			if mayHaveLanded(err) {
+				d.objects = append(d.objects, created{kind: o.obj.GetKind(), name: o.obj.GetName(), gvr: gvr, uncertain: true})
+			}
 			return fmt.Errorf("creating %s %s/%s: %w (is the CRD installed?)", o.obj.GetKind(), ns, o.obj.GetName(), err)
 		}
 		d.objects = append(d.objects, created{kind: o.obj.GetKind(), name: o.obj.GetName(), gvr: gvr})
@@ -163,6 +173,22 @@ func Deploy(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 
 func (d *Deployment) record(kind, name string) {
 	d.objects = append(d.objects, created{kind: kind, name: name, core: true})
+}
+
+// mayHaveLanded: the create failed in a way that does not say the server
+// refused it (a timeout, a lost connection, a 5xx after the write): the
+// object may exist.
+func mayHaveLanded(err error) bool {
+	return !apierrors.IsAlreadyExists(err) && !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) &&
+		!apierrors.IsUnauthorized(err) && !apierrors.IsNotFound(err) && !apierrors.IsBadRequest(err) && !apierrors.IsConflict(err)
+}
+
+// recordIfLanded records an object whose create may have happened after
+// all; Cleanup deletes it only if it carries this run's label.
+func (d *Deployment) recordIfLanded(err error, kind, name string) {
+	if mayHaveLanded(err) {
+		d.objects = append(d.objects, created{kind: kind, name: name, core: true, uncertain: true})
+	}
 }
 
 func (d *Deployment) namespace(ctx context.Context) error {
@@ -190,7 +216,15 @@ func (d *Deployment) namespace(ctx context.Context) error {
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace, Labels: labels}}
 	if _, err := d.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating namespace %s: %w", s.Namespace, err)
+		if !mayHaveLanded(err) {
+			return fmt.Errorf("creating namespace %s: %w", s.Namespace, err)
+		}
+		// The answer was lost: if the namespace is there with this run's
+		// label, the create happened; go on (and delete it at the end).
+		got, gerr := d.kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+		if gerr != nil || got.Labels[LabelRun] != s.RunID {
+			return fmt.Errorf("creating namespace %s: %w", s.Namespace, err)
+		}
 	}
 	d.ownNS = true
 	return nil
@@ -400,6 +434,9 @@ func (d *Deployment) Cleanup(ctx context.Context) error {
 	var errs []string
 	for i := len(d.objects) - 1; i >= 0; i-- {
 		o := d.objects[i]
+		if o.uncertain && !d.ours(ctx, o) {
+			continue
+		}
 		var err error
 		switch {
 		case !o.core:
@@ -421,6 +458,42 @@ func (d *Deployment) Cleanup(ctx context.Context) error {
 		return fmt.Errorf("deleting validate's objects in %s: %s", d.Namespace, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// ours reports whether an object whose create may have failed exists with
+// this run's label.
+func (d *Deployment) ours(ctx context.Context, o created) bool {
+	var labels map[string]string
+	var err error
+	switch {
+	case !o.core:
+		var u interface{ GetLabels() map[string]string }
+		u, err = d.dyn.Resource(o.gvr).Namespace(d.Namespace).Get(ctx, o.name, metav1.GetOptions{})
+		if err == nil {
+			labels = u.GetLabels()
+		}
+	case o.kind == "serviceaccount":
+		var x *corev1.ServiceAccount
+		if x, err = d.kube.CoreV1().ServiceAccounts(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
+			labels = x.Labels
+		}
+	case o.kind == "service":
+		var x *corev1.Service
+		if x, err = d.kube.CoreV1().Services(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
+			labels = x.Labels
+		}
+	case o.kind == "deployment":
+		var x *appsv1.Deployment
+		if x, err = d.kube.AppsV1().Deployments(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
+			labels = x.Labels
+		}
+	case o.kind == "pod":
+		var x *corev1.Pod
+		if x, err = d.kube.CoreV1().Pods(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
+			labels = x.Labels
+		}
+	}
+	return err == nil && labels[LabelRun] == d.RunID
 }
 
 // OwnNamespace reports whether validate created the namespace.
