@@ -463,37 +463,24 @@ func (d *Deployment) Cleanup(ctx context.Context) error {
 // ours reports whether an object whose create may have failed exists with
 // this run's label.
 func (d *Deployment) ours(ctx context.Context, o created) bool {
-	var labels map[string]string
+	var obj metav1.Object
 	var err error
+	get, ns := metav1.GetOptions{}, d.Namespace
 	switch {
 	case !o.core:
-		var u interface{ GetLabels() map[string]string }
-		u, err = d.dyn.Resource(o.gvr).Namespace(d.Namespace).Get(ctx, o.name, metav1.GetOptions{})
-		if err == nil {
-			labels = u.GetLabels()
-		}
+		obj, err = d.dyn.Resource(o.gvr).Namespace(ns).Get(ctx, o.name, get)
 	case o.kind == "serviceaccount":
-		var x *corev1.ServiceAccount
-		if x, err = d.kube.CoreV1().ServiceAccounts(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
-			labels = x.Labels
-		}
+		obj, err = d.kube.CoreV1().ServiceAccounts(ns).Get(ctx, o.name, get)
 	case o.kind == "service":
-		var x *corev1.Service
-		if x, err = d.kube.CoreV1().Services(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
-			labels = x.Labels
-		}
+		obj, err = d.kube.CoreV1().Services(ns).Get(ctx, o.name, get)
 	case o.kind == "deployment":
-		var x *appsv1.Deployment
-		if x, err = d.kube.AppsV1().Deployments(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
-			labels = x.Labels
-		}
+		obj, err = d.kube.AppsV1().Deployments(ns).Get(ctx, o.name, get)
 	case o.kind == "pod":
-		var x *corev1.Pod
-		if x, err = d.kube.CoreV1().Pods(d.Namespace).Get(ctx, o.name, metav1.GetOptions{}); err == nil {
-			labels = x.Labels
-		}
+		obj, err = d.kube.CoreV1().Pods(ns).Get(ctx, o.name, get)
+	default:
+		return false
 	}
-	return err == nil && labels[LabelRun] == d.RunID
+	return err == nil && obj.GetLabels()[LabelRun] == d.RunID
 }
 
 // OwnNamespace reports whether validate created the namespace.

@@ -92,10 +92,20 @@ func TestAWSKubeadmResolvedByProviderIDs(t *testing.T) {
 // a second plan is empty.
 func TestAWSManySubnets(t *testing.T) {
 	api, world, env := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{IPI: moto.IPIOptions{Subnets: 40, Workers: 37}})
-	if r := plugin(t, api.Kubeconfig, env, "aws", "apply", "--yes", "-o", "json"); r.Code != 0 {
+	before := awsSnapshot(t, world.AWS.VPC.ID)
+	r := plugin(t, api.Kubeconfig, env, "aws", "apply", "--yes", "-o", "json", "-v=6")
+	if r.Code != 0 {
 		t.Fatalf("aws apply:\n%s", r)
 	}
 	checkDualStack(t, world.AWS)
+	// The journal is written in batches (64 changes a write with
+	// --parallel 4, done records riding along), not twice per change.
+	applied := parseAWSPlan(t, r)
+	writes := len(journalWrite.FindAllString(r.Stderr, -1))
+	if n := len(applied.Changes); n < 150 || writes == 0 || writes > n/64+10 {
+		t.Fatalf("%d changes took %d journal writes, want at most %d", n, writes, n/64+10)
+	}
+	t.Logf("%d changes, %d journal writes", len(applied.Changes), writes)
 	if p := parseAWSPlan(t, plugin(t, api.Kubeconfig, env, "aws", "plan", "-o", "json")); len(p.Changes) != 0 {
 		t.Fatalf("second plan has %d changes: %+v", len(p.Changes), p.Changes)
 	}
@@ -119,6 +129,12 @@ func TestAWSManySubnets(t *testing.T) {
 	}
 	if len(seen) != 40 {
 		t.Fatalf("%d subnets have a /64, want 40", len(seen))
+	}
+	if r := plugin(t, api.Kubeconfig, env, "aws", "rollback", "--yes"); r.Code != 0 {
+		t.Fatalf("aws rollback:\n%s", r)
+	}
+	if d := diffLines(before, awsSnapshot(t, world.AWS.VPC.ID)); d != "" {
+		t.Fatalf("rollback of the batched apply did not restore the VPC:\n%s", d)
 	}
 }
 
