@@ -102,7 +102,7 @@ func TestAWSManySubnets(t *testing.T) {
 	// --parallel 4, done records riding along), not twice per change.
 	applied := parseAWSPlan(t, r)
 	writes := len(journalWrite.FindAllString(r.Stderr, -1))
-	if n := len(applied.Changes); n < 150 || writes == 0 || writes > n/64+10 {
+	if n := len(applied.Changes); n < 100 || writes == 0 || writes > n/64+10 {
 		t.Fatalf("%d changes took %d journal writes, want at most %d", n, writes, n/64+10)
 	}
 	t.Logf("%d changes, %d journal writes", len(applied.Changes), writes)
