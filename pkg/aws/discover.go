@@ -13,6 +13,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"golang.org/x/sync/errgroup"
 )
 
 // Tags this tool reads and writes.
@@ -247,16 +248,130 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		clusterKey = ClusterTagPrefix + inv.InfraID
 	}
 
-	// Subnets: those tagged for the cluster, or all of the VPC when none is.
-	var subnets []ec2types.Subnet
-	sp := ec2.NewDescribeSubnetsPaginator(c.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-	for sp.HasMorePages() {
-		out, err := sp.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeSubnets", err)
+	// Everything else of the VPC, in parallel (each a paginated list,
+	// filtered by VPC where the API honours it), then put together.
+	var (
+		subnets   []ec2types.Subnet
+		tables    []ec2types.RouteTable
+		igws      []ec2types.InternetGateway
+		eigws     []ec2types.EgressOnlyInternetGateway
+		nats      []ec2types.NatGateway
+		instances []ec2types.Instance
+		types     map[string]bool
+		groups    []ec2types.SecurityGroup
+		enis      []ec2types.NetworkInterface
+		lbs       Inventory
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		sp := ec2.NewDescribeSubnetsPaginator(c.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+		for sp.HasMorePages() {
+			out, err := sp.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeSubnets", err)
+			}
+			subnets = append(subnets, out.Subnets...)
 		}
-		subnets = append(subnets, out.Subnets...)
+		return nil
+	})
+	g.Go(func() error {
+		rp := ec2.NewDescribeRouteTablesPaginator(c.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)})
+		for rp.HasMorePages() {
+			out, err := rp.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeRouteTables", err)
+			}
+			tables = append(tables, out.RouteTables...)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		out, err := c.EC2.DescribeInternetGateways(gctx, &ec2.DescribeInternetGatewaysInput{Filters: []ec2types.Filter{
+			{Name: aws.String("attachment.vpc-id"), Values: []string{vpcID}},
+		}})
+		if err != nil {
+			return Explain("DescribeInternetGateways", err)
+		}
+		igws = out.InternetGateways
+		return nil
+	})
+	g.Go(func() error {
+		// Filters on this call are not honoured everywhere (moto ignores them): decide in code.
+		ep := ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2, &ec2.DescribeEgressOnlyInternetGatewaysInput{MaxResults: aws.Int32(255)})
+		for ep.HasMorePages() {
+			out, err := ep.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeEgressOnlyInternetGateways", err)
+			}
+			eigws = append(eigws, out.EgressOnlyInternetGateways...)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		np := ec2.NewDescribeNatGatewaysPaginator(c.EC2, &ec2.DescribeNatGatewaysInput{Filter: vpcFilter, MaxResults: aws.Int32(pageSize)})
+		for np.HasMorePages() {
+			out, err := np.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeNatGateways", err)
+			}
+			nats = append(nats, out.NatGateways...)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		// Instances: the nodes' and those tagged for the cluster; then
+		// whether their types can have IPv6.
+		ip := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+		for ip.HasMorePages() {
+			out, err := ip.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeInstances", err)
+			}
+			for _, r := range out.Reservations {
+				for _, in := range r.Instances {
+					if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
+						continue
+					}
+					_, isNode := t.Instances[aws.ToString(in.InstanceId)]
+					if isNode || (clusterKey != "" && hasTag(in.Tags, clusterKey)) {
+						instances = append(instances, in)
+					}
+				}
+			}
+		}
+		var err error
+		types, err = instanceTypes(gctx, c, instances)
+		return err
+	})
+	g.Go(func() error {
+		gp := ec2.NewDescribeSecurityGroupsPaginator(c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+		for gp.HasMorePages() {
+			out, err := gp.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeSecurityGroups", err)
+			}
+			groups = append(groups, out.SecurityGroups...)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		np := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
+		for np.HasMorePages() {
+			out, err := np.NextPage(gctx)
+			if err != nil {
+				return Explain("DescribeNetworkInterfaces", err)
+			}
+			enis = append(enis, out.NetworkInterfaces...)
+		}
+		return nil
+	})
+	g.Go(func() error { return discoverLoadBalancers(gctx, c, &lbs, vpcID, clusterKey) })
+	if err := g.Wait(); err != nil {
+		return err
 	}
+	inv.LoadBalancers = lbs.LoadBalancers
+
+	// Subnets: those tagged for the cluster, or all of the VPC when none is.
 	for _, s := range subnets {
 		for _, a := range s.Ipv6CidrBlockAssociationSet {
 			if a.Ipv6CidrBlockState == nil || activeState(string(a.Ipv6CidrBlockState.State)) {
@@ -267,82 +382,28 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 	if clusterKey != "" && slices.ContainsFunc(subnets, func(s ec2types.Subnet) bool { return hasTag(s.Tags, clusterKey) }) {
 		subnets = slices.DeleteFunc(subnets, func(s ec2types.Subnet) bool { return !hasTag(s.Tags, clusterKey) })
 	}
-	var tables []ec2types.RouteTable
-	rp := ec2.NewDescribeRouteTablesPaginator(c.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)})
-	for rp.HasMorePages() {
-		out, err := rp.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeRouteTables", err)
-		}
-		tables = append(tables, out.RouteTables...)
-	}
-	igws, err := c.EC2.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{Filters: []ec2types.Filter{
-		{Name: aws.String("attachment.vpc-id"), Values: []string{vpcID}},
-	}})
-	if err != nil {
-		return Explain("DescribeInternetGateways", err)
-	}
-	for _, g := range igws.InternetGateways {
+	for _, g := range igws {
 		inv.InternetGateways = append(inv.InternetGateways, Gateway{ID: aws.ToString(g.InternetGatewayId), Name: tagValue(g.Tags, "Name")})
 	}
-	// Filters on this call are not honoured everywhere (moto ignores them): decide in code.
-	ep := ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2, &ec2.DescribeEgressOnlyInternetGatewaysInput{MaxResults: aws.Int32(255)})
-	for ep.HasMorePages() {
-		out, err := ep.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeEgressOnlyInternetGateways", err)
+	for _, g := range eigws {
+		if !slices.ContainsFunc(g.Attachments, func(a ec2types.InternetGatewayAttachment) bool {
+			return aws.ToString(a.VpcId) == vpcID && a.State != ec2types.AttachmentStatusDetached
+		}) {
+			continue
 		}
-		for _, g := range out.EgressOnlyInternetGateways {
-			if !slices.ContainsFunc(g.Attachments, func(a ec2types.InternetGatewayAttachment) bool {
-				return aws.ToString(a.VpcId) == vpcID && a.State != ec2types.AttachmentStatusDetached
-			}) {
-				continue
-			}
-			inv.EgressOnlyGateways = append(inv.EgressOnlyGateways, Gateway{
-				ID: aws.ToString(g.EgressOnlyInternetGatewayId), Name: tagValue(g.Tags, "Name"),
-				Managed: tagValue(g.Tags, ManagedByTag) == ManagedByValue,
-			})
-		}
+		inv.EgressOnlyGateways = append(inv.EgressOnlyGateways, Gateway{
+			ID: aws.ToString(g.EgressOnlyInternetGatewayId), Name: tagValue(g.Tags, "Name"),
+			Managed: tagValue(g.Tags, ManagedByTag) == ManagedByValue,
+		})
 	}
-	np := ec2.NewDescribeNatGatewaysPaginator(c.EC2, &ec2.DescribeNatGatewaysInput{Filter: vpcFilter, MaxResults: aws.Int32(pageSize)})
-	for np.HasMorePages() {
-		out, err := np.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeNatGateways", err)
+	for _, g := range nats {
+		if g.State == ec2types.NatGatewayStateDeleted || g.State == ec2types.NatGatewayStateDeleting {
+			continue
 		}
-		for _, g := range out.NatGateways {
-			if g.State == ec2types.NatGatewayStateDeleted || g.State == ec2types.NatGatewayStateDeleting {
-				continue
-			}
-			inv.NATGateways = append(inv.NATGateways, Gateway{ID: aws.ToString(g.NatGatewayId), Name: tagValue(g.Tags, "Name")})
-		}
+		inv.NATGateways = append(inv.NATGateways, Gateway{ID: aws.ToString(g.NatGatewayId), Name: tagValue(g.Tags, "Name")})
 	}
 	inv.Subnets, inv.RouteTables = classifySubnets(subnets, tables)
 
-	// Instances: the nodes' and those tagged for the cluster.
-	var instances []ec2types.Instance
-	ip := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-	for ip.HasMorePages() {
-		out, err := ip.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeInstances", err)
-		}
-		for _, r := range out.Reservations {
-			for _, in := range r.Instances {
-				if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
-					continue
-				}
-				_, isNode := t.Instances[aws.ToString(in.InstanceId)]
-				if isNode || (clusterKey != "" && hasTag(in.Tags, clusterKey)) {
-					instances = append(instances, in)
-				}
-			}
-		}
-	}
-	types, err := instanceTypes(ctx, c, instances)
-	if err != nil {
-		return err
-	}
 	groupIDs := map[string]bool{}
 	for _, in := range instances {
 		inst := Instance{
@@ -372,21 +433,14 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 	})
 
 	// Security groups: tagged for the cluster, or used by its instances.
-	gp := ec2.NewDescribeSecurityGroupsPaginator(c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-	for gp.HasMorePages() {
-		out, err := gp.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeSecurityGroups", err)
+	for _, g := range groups {
+		id := aws.ToString(g.GroupId)
+		if !groupIDs[id] && (clusterKey == "" || !hasTag(g.Tags, clusterKey)) {
+			continue
 		}
-		for _, g := range out.SecurityGroups {
-			id := aws.ToString(g.GroupId)
-			if !groupIDs[id] && (clusterKey == "" || !hasTag(g.Tags, clusterKey)) {
-				continue
-			}
-			inv.SecurityGroups = append(inv.SecurityGroups, SecurityGroup{
-				ID: id, Name: aws.ToString(g.GroupName), Ingress: rules(g.IpPermissions), Egress: rules(g.IpPermissionsEgress),
-			})
-		}
+		inv.SecurityGroups = append(inv.SecurityGroups, SecurityGroup{
+			ID: id, Name: aws.ToString(g.GroupName), Ingress: rules(g.IpPermissions), Egress: rules(g.IpPermissionsEgress),
+		})
 	}
 	sort.Slice(inv.SecurityGroups, func(a, b int) bool { return inv.SecurityGroups[a].Name < inv.SecurityGroups[b].Name })
 
@@ -395,29 +449,22 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 	for _, s := range inv.Subnets {
 		inSubnet[s.ID] = true
 	}
-	ip2 := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-	for ip2.HasMorePages() {
-		out, err := ip2.NextPage(ctx)
-		if err != nil {
-			return Explain("DescribeNetworkInterfaces", err)
+	for _, ni := range enis {
+		if !inSubnet[aws.ToString(ni.SubnetId)] {
+			continue
 		}
-		for _, ni := range out.NetworkInterfaces {
-			if !inSubnet[aws.ToString(ni.SubnetId)] {
-				continue
-			}
-			e := ENI{ID: aws.ToString(ni.NetworkInterfaceId), SubnetID: aws.ToString(ni.SubnetId)}
-			if ni.Attachment != nil {
-				e.InstanceID = aws.ToString(ni.Attachment.InstanceId)
-				e.Primary = aws.ToInt32(ni.Attachment.DeviceIndex) == 0
-			}
-			for _, a := range ni.Ipv6Addresses {
-				e.IPv6Addresses = append(e.IPv6Addresses, aws.ToString(a.Ipv6Address))
-			}
-			inv.NetworkInterfaces = append(inv.NetworkInterfaces, e)
+		e := ENI{ID: aws.ToString(ni.NetworkInterfaceId), SubnetID: aws.ToString(ni.SubnetId)}
+		if ni.Attachment != nil {
+			e.InstanceID = aws.ToString(ni.Attachment.InstanceId)
+			e.Primary = aws.ToInt32(ni.Attachment.DeviceIndex) == 0
 		}
+		for _, a := range ni.Ipv6Addresses {
+			e.IPv6Addresses = append(e.IPv6Addresses, aws.ToString(a.Ipv6Address))
+		}
+		inv.NetworkInterfaces = append(inv.NetworkInterfaces, e)
 	}
 	sort.Slice(inv.NetworkInterfaces, func(a, b int) bool { return inv.NetworkInterfaces[a].ID < inv.NetworkInterfaces[b].ID })
-	return discoverLoadBalancers(ctx, c, inv, vpcID, clusterKey)
+	return nil
 }
 
 // activeState is false for disassociating/disassociated/failed blocks. moto

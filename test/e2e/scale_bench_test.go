@@ -18,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
 )
@@ -296,6 +300,7 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 	env = append(kubeEnv(b, kubeconfig), env...)
 	plugin := filepath.Join(binDir, "kubectl-dualstack")
 
+	floor := motoDescribeTime(b)
 	var planWall, applyWall time.Duration
 	var planDescribes, applyDescribes, applyMutating, changes, journalWrites int
 	n := 0
@@ -337,6 +342,43 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 	b.ReportMetric(per(applyDescribes), "apply-describe-calls")
 	b.ReportMetric(per(applyMutating), "apply-mutating-calls")
 	b.ReportMetric(per(journalWrites), "apply-journal-writes")
+	b.ReportMetric(floor.Seconds(), "moto-describe-s")
+}
+
+// motoDescribeTime is how long moto itself takes to answer the big lists
+// aws plan reads (instances, ENIs, subnets, security groups, route tables,
+// load balancers), asked one after another with the SDK: the floor under
+// the plan's wall time on this fixture.
+func motoDescribeTime(b *testing.B) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	cfg, err := awsTLS.AWSConfig(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, lb := ec2.NewFromConfig(cfg), elbv2.NewFromConfig(cfg)
+	start := time.Now()
+	for p := ec2.NewDescribeInstancesPaginator(e, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(1000)}); p.HasMorePages(); {
+		if _, err := p.NextPage(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for p := ec2.NewDescribeNetworkInterfacesPaginator(e, &ec2.DescribeNetworkInterfacesInput{MaxResults: aws.Int32(1000)}); p.HasMorePages(); {
+		if _, err := p.NextPage(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, call := range []func() error{
+		func() error { _, err := e.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{}); return err },
+		func() error { _, err := e.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{}); return err },
+		func() error { _, err := e.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{}); return err },
+		func() error { _, err := lb.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{}); return err },
+	} {
+		if err := call(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
 }
 
 // journalWrite matches client-go's -v=6 line for a create or update of a

@@ -204,8 +204,15 @@ func (p *parsed) table() string {
 		return row{measure: measure, ours: p.value(aws, unit, seconds), anchor: smallName + ": " + p.value(small, unit, seconds),
 			ratio: "—", target: target, holds: "—"}
 	}
+	planWall := wall("`aws plan` wall time", "plan-s", "—")
+	if v, ok := p.get(aws, "moto-describe-s"); ok {
+		planWall.anchor = "moto answering the big Describe lists directly: " + seconds(v) + "; " + planWall.anchor
+		if plan, ok := p.get(aws, "plan-s"); ok {
+			planWall.ratio = fmt.Sprintf("%.2fx", plan/v)
+		}
+	}
 	rows = append(rows,
-		wall("`aws plan` wall time", "plan-s", "—"),
+		planWall,
 		describe("`aws plan` Describe calls", "plan-describe-calls"),
 		wall("`aws apply --yes` wall time", "apply-s", "independent changes in parallel (--parallel 4)"),
 		describe("`aws apply` Describe calls", "apply-describe-calls"),
