@@ -343,6 +343,18 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 	b.ReportMetric(per(applyMutating), "apply-mutating-calls")
 	b.ReportMetric(per(journalWrites), "apply-journal-writes")
 	b.ReportMetric(floor.Seconds(), "moto-describe-s")
+
+	// With a real region's round trip on every call, independent Describe
+	// calls overlap: the plan takes fewer round trips than it makes calls.
+	// The anchor is what calls made one after another would take: the
+	// plan without latency plus one round trip per call.
+	const rtt = 100 * time.Millisecond
+	proxy.SetLatency(rtt)
+	defer proxy.SetLatency(0)
+	proxy.Reset()
+	p := measure(b, env, nil, plugin, "aws", "plan", "-o", "json")
+	b.ReportMetric(p.wall.Seconds(), "plan-rtt100ms-s")
+	b.ReportMetric(planWall.Seconds()/float64(n)+float64(len(proxy.Ops()))*rtt.Seconds(), "plan-rtt100ms-sequential-s")
 }
 
 // motoDescribeTime is how long moto itself takes to answer the big lists

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // AWSOp is one AWS API call as seen on the wire.
@@ -49,6 +50,7 @@ type AWSProxy struct {
 	mu     sync.Mutex
 	ops    []AWSOp
 	faults map[string]*faultRule // by action
+	delay  time.Duration
 }
 
 var scopeService = regexp.MustCompile(`Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request`)
@@ -75,6 +77,9 @@ func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error)
 		op := AWSOp{Action: actionOf(r, body), DryRun: dryRunOf(body)}
 		if m := scopeService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			op.Service = m[1]
+		}
+		if d := p.latency(); d > 0 {
+			time.Sleep(d)
 		}
 		if f := p.record(op); f != nil {
 			writeAWSError(w, op.Service, *f)
@@ -127,6 +132,20 @@ func (p *AWSProxy) record(op AWSOp) *AWSFault {
 	}
 	f := r.fault
 	return &f
+}
+
+// SetLatency delays every call by d before forwarding it, like the round
+// trip to a real AWS region (moto answers from the same machine).
+func (p *AWSProxy) SetLatency(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+func (p *AWSProxy) latency() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay
 }
 
 // Fail makes the next times calls of action fail with f (times < 0: all of them).

@@ -211,8 +211,18 @@ func (p *parsed) table() string {
 			planWall.ratio = fmt.Sprintf("%.2fx", plan/v)
 		}
 	}
+	// Round trips matter where moto's own time does not drown them: the
+	// small VPC.
+	rtt := row{measure: "`aws plan` with 100 ms per AWS call (a region's round trip), " + smallName, ours: p.value(small, "plan-rtt100ms-s", seconds),
+		anchor: "the same calls one after another: " + p.value(small, "plan-rtt100ms-sequential-s", seconds), ratio: "—", target: "independent calls concurrent", holds: "not measured"}
+	if v, ok1 := p.get(small, "plan-rtt100ms-s"); ok1 {
+		if seq, ok2 := p.get(small, "plan-rtt100ms-sequential-s"); ok2 && seq > 0 {
+			rtt.ratio = fmt.Sprintf("%.2fx", v/seq)
+			rtt.holds = yesNo(v < seq)
+		}
+	}
 	rows = append(rows,
-		planWall,
+		planWall, rtt,
 		describe("`aws plan` Describe calls", "plan-describe-calls"),
 		wall("`aws apply --yes` wall time", "apply-s", "independent changes in parallel (--parallel 4)"),
 		describe("`aws apply` Describe calls", "apply-describe-calls"),
