@@ -23,7 +23,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k
 MOTO_VERSION := 5.2.1
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build install uninstall test unit e2e krew-validate bench fuzz demo sandbox vet lint fmt moto clean
+.PHONY: all build install uninstall test unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto clean
 
 all: build
 
@@ -72,6 +72,12 @@ fuzz: ## run each fuzzer for FUZZTIME, one at a time (their seed corpora already
 	    go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg; \
 	  done; \
 	done
+
+faults: moto ## every fault-injection point of the upgrade flow (~10 min; make test runs three)
+	@mkdir -p $(BIN_DIR)
+	@cd test && DUALSTACK_FAULTS=full go test -count=1 -run '^TestUpgradeFaultsConverge$$' -timeout 60m -v -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/faults.log 2>&1; \
+	  status=$$?; grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)|converged after|did not converge|fault injection:' $(BIN_DIR)/faults.log; \
+	  echo "(full log: $(BIN_DIR)/faults.log)"; exit $$status
 
 demo: build moto ## start the sandbox, run the plugin against it, stop
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox
