@@ -292,8 +292,9 @@ func (s *Store) update(ctx context.Context, firstID string, n int, change func(*
 }
 
 // write places the entries in the cached shards and writes every shard that
-// changed. A shard written successfully stays in the cache, so a retry
-// after a conflict on a later shard finds those entries already in place.
+// changed. When a later shard conflicts, the retry reads the journal again
+// and finds the entries of the shards written so far already in place, so
+// it writes only what is still missing.
 func (s *Store) write(ctx context.Context, entries []Entry) error {
 	where := map[string][2]int{} // ID -> shard, index
 	next := 1
