@@ -263,27 +263,15 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		lbs       Inventory
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		sp := ec2.NewDescribeSubnetsPaginator(c.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-		for sp.HasMorePages() {
-			out, err := sp.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeSubnets", err)
-			}
-			subnets = append(subnets, out.Subnets...)
-		}
-		return nil
+	g.Go(func() (err error) {
+		subnets, err = allPages(gctx, "DescribeSubnets", ec2.NewDescribeSubnetsPaginator(c.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeSubnetsOutput) []ec2types.Subnet { return o.Subnets })
+		return err
 	})
-	g.Go(func() error {
-		rp := ec2.NewDescribeRouteTablesPaginator(c.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)})
-		for rp.HasMorePages() {
-			out, err := rp.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeRouteTables", err)
-			}
-			tables = append(tables, out.RouteTables...)
-		}
-		return nil
+	g.Go(func() (err error) {
+		tables, err = allPages(gctx, "DescribeRouteTables", ec2.NewDescribeRouteTablesPaginator(c.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)}),
+			func(o *ec2.DescribeRouteTablesOutput) []ec2types.RouteTable { return o.RouteTables })
+		return err
 	})
 	g.Go(func() error {
 		out, err := c.EC2.DescribeInternetGateways(gctx, &ec2.DescribeInternetGatewaysInput{Filters: []ec2types.Filter{
@@ -295,75 +283,50 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		igws = out.InternetGateways
 		return nil
 	})
-	g.Go(func() error {
+	g.Go(func() (err error) {
 		// Filters on this call are not honoured everywhere (moto ignores them): decide in code.
-		ep := ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2, &ec2.DescribeEgressOnlyInternetGatewaysInput{MaxResults: aws.Int32(255)})
-		for ep.HasMorePages() {
-			out, err := ep.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeEgressOnlyInternetGateways", err)
-			}
-			eigws = append(eigws, out.EgressOnlyInternetGateways...)
-		}
-		return nil
+		eigws, err = allPages(gctx, "DescribeEgressOnlyInternetGateways", ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2, &ec2.DescribeEgressOnlyInternetGatewaysInput{MaxResults: aws.Int32(255)}),
+			func(o *ec2.DescribeEgressOnlyInternetGatewaysOutput) []ec2types.EgressOnlyInternetGateway {
+				return o.EgressOnlyInternetGateways
+			})
+		return err
 	})
-	g.Go(func() error {
-		np := ec2.NewDescribeNatGatewaysPaginator(c.EC2, &ec2.DescribeNatGatewaysInput{Filter: vpcFilter, MaxResults: aws.Int32(pageSize)})
-		for np.HasMorePages() {
-			out, err := np.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeNatGateways", err)
-			}
-			nats = append(nats, out.NatGateways...)
-		}
-		return nil
+	g.Go(func() (err error) {
+		nats, err = allPages(gctx, "DescribeNatGateways", ec2.NewDescribeNatGatewaysPaginator(c.EC2, &ec2.DescribeNatGatewaysInput{Filter: vpcFilter, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeNatGatewaysOutput) []ec2types.NatGateway { return o.NatGateways })
+		return err
 	})
 	g.Go(func() error {
 		// Instances: the nodes' and those tagged for the cluster; then
 		// whether their types can have IPv6.
-		ip := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-		for ip.HasMorePages() {
-			out, err := ip.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeInstances", err)
-			}
-			for _, r := range out.Reservations {
-				for _, in := range r.Instances {
-					if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
-						continue
-					}
-					_, isNode := t.Instances[aws.ToString(in.InstanceId)]
-					if isNode || (clusterKey != "" && hasTag(in.Tags, clusterKey)) {
-						instances = append(instances, in)
-					}
+		reservations, err := allPages(gctx, "DescribeInstances", ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeInstancesOutput) []ec2types.Reservation { return o.Reservations })
+		if err != nil {
+			return err
+		}
+		for _, r := range reservations {
+			for _, in := range r.Instances {
+				if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
+					continue
+				}
+				_, isNode := t.Instances[aws.ToString(in.InstanceId)]
+				if isNode || (clusterKey != "" && hasTag(in.Tags, clusterKey)) {
+					instances = append(instances, in)
 				}
 			}
 		}
-		var err error
 		types, err = instanceTypes(gctx, c, instances)
 		return err
 	})
-	g.Go(func() error {
-		gp := ec2.NewDescribeSecurityGroupsPaginator(c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-		for gp.HasMorePages() {
-			out, err := gp.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeSecurityGroups", err)
-			}
-			groups = append(groups, out.SecurityGroups...)
-		}
-		return nil
+	g.Go(func() (err error) {
+		groups, err = allPages(gctx, "DescribeSecurityGroups", ec2.NewDescribeSecurityGroupsPaginator(c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeSecurityGroupsOutput) []ec2types.SecurityGroup { return o.SecurityGroups })
+		return err
 	})
-	g.Go(func() error {
-		np := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)})
-		for np.HasMorePages() {
-			out, err := np.NextPage(gctx)
-			if err != nil {
-				return Explain("DescribeNetworkInterfaces", err)
-			}
-			enis = append(enis, out.NetworkInterfaces...)
-		}
-		return nil
+	g.Go(func() (err error) {
+		enis, err = allPages(gctx, "DescribeNetworkInterfaces", ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: vpcFilter, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeNetworkInterfacesOutput) []ec2types.NetworkInterface { return o.NetworkInterfaces })
+		return err
 	})
 	g.Go(func() error { return discoverLoadBalancers(gctx, c, &lbs, vpcID, clusterKey) })
 	if err := g.Wait(); err != nil {
@@ -465,6 +428,25 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 	}
 	sort.Slice(inv.NetworkInterfaces, func(a, b int) bool { return inv.NetworkInterfaces[a].ID < inv.NetworkInterfaces[b].ID })
 	return nil
+}
+
+// ec2Pager is what the SDK's EC2 paginators have in common.
+type ec2Pager[O any] interface {
+	HasMorePages() bool
+	NextPage(context.Context, ...func(*ec2.Options)) (O, error)
+}
+
+// allPages reads every page of an EC2 list and collects its items.
+func allPages[O, T any](ctx context.Context, op string, p ec2Pager[O], items func(O) []T) ([]T, error) {
+	var out []T
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, Explain(op, err)
+		}
+		out = append(out, items(page)...)
+	}
+	return out, nil
 }
 
 // activeState is false for disassociating/disassociated/failed blocks. moto
