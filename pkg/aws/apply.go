@@ -157,14 +157,14 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 			}
 			if !o.DryRunServer {
 				if err := o.Journal.PutAll(ctx, write); err != nil {
-					a.notRecorded(results, unrecorded, err)
+					notRecorded(results, unrecorded, err)
 					for _, i := range batch {
 						results[i] = resultOf(changes[i], StatusFailed, fmt.Sprintf("%s %s not attempted: %v", changes[i].Operation, changes[i].Resource, err))
 					}
 					failed = append(failed, err.Error())
-					unrecorded, batch = nil, nil
+					batch = nil
 				}
-				unrecorded = unrecorded[:0]
+				unrecorded = nil // written, or reported as not recorded
 			}
 			g, gctx := errgroup.WithContext(ctx)
 			g.SetLimit(limit)
@@ -207,7 +207,7 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 			err := o.Journal.PutAll(wctx, write)
 			cancel()
 			if err != nil {
-				a.notRecorded(results, unrecorded, err)
+				notRecorded(results, unrecorded, err)
 				failed = append(failed, err.Error())
 			}
 		}
@@ -284,7 +284,7 @@ func pendingEntry(c Change) journal.Entry {
 
 // notRecorded turns changes that were made but whose done record could not
 // be written into failures that say so.
-func (a *applier) notRecorded(results []Result, idx []int, err error) {
+func notRecorded(results []Result, idx []int, err error) {
 	for _, i := range idx {
 		r := &results[i]
 		r.Status = StatusFailed

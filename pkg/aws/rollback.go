@@ -104,7 +104,7 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 			marked = append(marked, len(results))
 		}
 		results = append(results, r)
-		if len(marks) >= rollbackBatch || len(failed) > 0 || i == len(entries)-1 {
+		if len(marks) >= rollbackBatch || len(failed) > 0 {
 			flush()
 		}
 		if o.Progress != nil {
