@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
@@ -90,6 +92,10 @@ type Runner struct {
 	Show func(plan string)
 	// Confirm is asked once the plan is shown; nil error means go ahead.
 	Confirm func(ctx context.Context) error
+	// Journal records the Service's patch or re-creation before it is made.
+	Journal Journal
+	// Log receives one-line notes (stderr).
+	Log io.Writer
 }
 
 // ErrClassic is returned when the gateway sits behind a Classic ELB and
@@ -99,13 +105,18 @@ var ErrClassic = errors.New("the ingress gateway is behind a Classic ELB, which 
 // Run makes the gateway Service dual-stack and its NLB dualstack, then waits
 // until the hostname answers A and AAAA.
 func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
+	want := Want{Policy: o.Policy}
+	if o.DryRun == cli.DryRunNone {
+		if res, err := r.resume(ctx, o, want); res != nil || err != nil {
+			return res, err
+		}
+	}
 	svc, err := Find(ctx, r.Kube, o.ServiceRef, o.Command+" gateway")
 	if err != nil {
 		return nil, err
 	}
 	ref := svc.Namespace + "/" + svc.Name
 	res := &Result{Service: ref, Hostname: hostname(svc)}
-	want := Want{Policy: o.Policy}
 
 	var lb *LoadBalancer
 	if res.Hostname != "" {
@@ -121,8 +132,10 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
 			"Re-run with --recreate to delete and re-create the Service as a dual-stack NLB (same ports, nodePorts, selector, labels and annotations; "+
 			"its hostname changes from %s, so update DNS records that point at it)", ErrClassic, ref, lb.Name, res.Hostname)
 	}
-	if lb != nil && !recreate && len(lb.SubnetsWithoutIPv6) > 0 {
-		return nil, fmt.Errorf("NLB %s of %s cannot become dualstack: its subnets %s have no IPv6 yet; run `%s aws apply` first",
+	// Every precondition before any change: a re-created NLB goes into the
+	// subnets the Classic ELB uses, so they need IPv6 as much.
+	if lb != nil && len(lb.SubnetsWithoutIPv6) > 0 {
+		return nil, fmt.Errorf("the load balancer %s of %s cannot become dualstack: its subnets %s have no IPv6 yet; run `%s aws apply` first",
 			lb.Name, ref, strings.Join(lb.SubnetsWithoutIPv6, ", "), o.Command)
 	}
 
@@ -172,28 +185,56 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
 		setStatus(res, "dry-run")
 		return res, kube.Explain("deleting service "+ref+" (server dry run)", err)
 	case recreate:
-		if err := r.recreate(ctx, svc, want, o); err != nil {
+		res.PreviousHostname = res.Hostname
+		deleted, err := r.recreate(ctx, svc, want, o)
+		res.Changed = deleted
+		if err != nil {
 			return res, err
 		}
-		res.PreviousHostname = res.Hostname
 		res.Hostname = ""
 		res.Actions[0].Status = "applied"
-	case patch != nil:
-		opts := metav1.PatchOptions{}
-		if o.DryRun == cli.DryRunServer {
-			opts.DryRun = []string{metav1.DryRunAll}
-		}
+	case patch != nil && o.DryRun == cli.DryRunServer:
+		opts := metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}
 		if _, err := r.Kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, patch, opts); err != nil {
 			return res, explainPatch(ref, err, o.Command)
 		}
-		res.Actions[0].Status = "applied"
-		if o.DryRun == cli.DryRunServer {
-			setStatus(res, "dry-run")
-			return res, nil
+		setStatus(res, "dry-run")
+		return res, nil
+	case patch != nil:
+		if err := r.patchRecorded(ctx, svc, patch, o); err != nil {
+			return res, err
 		}
+		res.Actions[0].Status = "applied"
 	}
 	res.Changed = true
+	return r.finishLB(ctx, o, want, svc, lb, res, recreate, nlbChange)
+}
 
+// patchRecorded patches the Service after recording the patch's inverse.
+func (r *Runner) patchRecorded(ctx context.Context, svc *corev1.Service, patch []byte, o Options) error {
+	ref := svc.Namespace + "/" + svc.Name
+	e, err := patchEntry(svc)
+	if err != nil {
+		return err
+	}
+	if err := r.Journal.PutAll(ctx, []journal.Entry{e}); err != nil {
+		return fmt.Errorf("recording the patch of %s before making it (nothing was changed): %w", ref, err)
+	}
+	if _, err := r.Kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			_ = setState(ctx, r.Journal, e, journal.Failed, nil)
+		}
+		return explainPatch(ref, err, o.Command)
+	}
+	if err := setState(ctx, r.Journal, e, journal.Done, nil); err != nil {
+		return fmt.Errorf("patched %s but could not record it as done (it stays recorded as pending, so rollback still finds it): %w", ref, err)
+	}
+	return nil
+}
+
+// finishLB waits for the (new) load balancer, makes it dualstack and waits
+// for its name to answer both families.
+func (r *Runner) finishLB(ctx context.Context, o Options, want Want, svc *corev1.Service, lb *LoadBalancer, res *Result, recreate, nlbChange bool) (*Result, error) {
 	// The load balancer: wait for the hostname (new after a re-creation), then dualstack.
 	if res.Hostname == "" || recreate {
 		host, err := r.waitHostname(ctx, svc.Namespace, svc.Name, res.PreviousHostname, o.Timeout)
@@ -321,8 +362,12 @@ func explainPatch(ref string, err error, command string) error {
 	return kube.Explain("patching service "+ref, err)
 }
 
-// recreate deletes svc, waits until it is gone, and creates its dual-stack NLB twin.
-func (r *Runner) recreate(ctx context.Context, svc *corev1.Service, w Want, o Options) error {
+// recreate records both manifests, deletes svc, waits until it is gone
+// and creates its dual-stack NLB twin; deleted says whether the delete
+// happened. Once the delete is made the replacement is created even after
+// Ctrl-C or a timeout, if the old Service goes within a grace period;
+// otherwise the journal keeps both manifests for a re-run or rollback.
+func (r *Runner) recreate(ctx context.Context, svc *corev1.Service, w Want, o Options) (deleted bool, err error) {
 	ref := svc.Namespace + "/" + svc.Name
 	fresh := Recreated(svc, w)
 	// A server-side dry run of the create first: a single-stack cluster or
@@ -335,29 +380,109 @@ func (r *Runner) recreate(ctx context.Context, svc *corev1.Service, w Want, o Op
 	}
 	probe.Spec.HealthCheckNodePort = 0
 	if _, err := r.Kube.CoreV1().Services(svc.Namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
-		return explainPatch(ref, err, o.Command)
+		return false, explainPatch(ref, err, o.Command)
+	}
+	e, err := recreateEntry(svc, fresh)
+	if err != nil {
+		return false, err
+	}
+	if err := r.Journal.PutAll(ctx, []journal.Entry{e}); err != nil {
+		return false, fmt.Errorf("recording %s before deleting it (nothing was changed): %w", ref, err)
 	}
 	uid := svc.UID
 	if err := r.Kube.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
-		return kube.Explain("deleting service "+ref, err)
+		if !apierrors.IsNotFound(err) {
+			_ = setState(ctx, r.Journal, e, journal.Failed, nil)
+			return false, kube.Explain("deleting service "+ref, err)
+		}
 	}
-	r.Progress.Start("waiting for " + ref + " to be deleted")
-	err := waitGone(ctx, r.Kube, svc.Namespace, svc.Name, o.Timeout)
-	if err != nil {
+	r.Progress.Start("waiting for " + ref + " to be deleted (its load balancer goes first)")
+	if err := waitGoneAfterDelete(ctx, r.Kube, svc.Namespace, svc.Name, o.Timeout, 30*time.Second); err != nil {
 		r.Progress.Done("")
-		return err
+		r.showManifest(e)
+		return true, errors.New(stuckMessage(ctx, r.Kube, svc.Namespace, svc.Name, o.Command, err))
 	}
-	if _, err := r.Kube.CoreV1().Services(svc.Namespace).Create(ctx, fresh, metav1.CreateOptions{}); err != nil {
+	if _, err := finishRecreation(ctx, r.Kube, r.Journal, e); err != nil {
 		r.Progress.Done("")
-		return fmt.Errorf("re-creating %s failed after it was deleted (recreate it from this spec: %+v): %w", ref, fresh.Spec, err)
+		r.showManifest(e)
+		return true, fmt.Errorf("re-creating %s failed after it was deleted; its manifest is in the journal (and above): run `%s gateway --recreate` to try again, or `%s rollback` to put the original back: %w", ref, o.Command, o.Command, err)
 	}
 	r.Progress.Done("re-created " + ref)
-	return nil
+	if err := ctx.Err(); err != nil {
+		return true, fmt.Errorf("interrupted after re-creating %s; run `%s gateway` to finish making its NLB dualstack: %w", ref, o.Command, err)
+	}
+	return true, nil
+}
+
+// showManifest prints the replacement Service, so it is never only in the
+// journal when something went wrong.
+func (r *Runner) showManifest(e journal.Entry) {
+	if r.Show != nil {
+		r.Show("The Service to create (recorded in the journal entry " + e.ID + "):\n" + e.Undo["replacement"])
+	}
+}
+
+// resume finishes a re-creation that an earlier run left half done (the old
+// Service deleted, the new one not created); nil, nil when there is none.
+func (r *Runner) resume(ctx context.Context, o Options, want Want) (*Result, error) {
+	if r.Journal == nil {
+		return nil, nil
+	}
+	e, err := pendingRecreation(ctx, r.Journal, o.ServiceRef)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	ns, name := e.Undo["namespace"], e.Undo["name"]
+	ref := ns + "/" + name
+	cur, err := r.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, kube.Explain("reading service "+ref, err)
+	case err == nil && string(cur.UID) != e.Undo["uid"]:
+		// Created since (by the last run, its answer lost, or by hand).
+		_ = setState(ctx, r.Journal, *e, journal.Done, map[string]string{"replacementUID": string(cur.UID)})
+		return nil, nil
+	case err == nil && cur.DeletionTimestamp == nil:
+		// The delete never happened: nothing to finish.
+		_ = setState(ctx, r.Journal, *e, journal.Failed, nil)
+		return nil, nil
+	}
+	fmt.Fprintf(r.progressOut(), "Finishing the re-creation of %s that an earlier run left half done (recorded in the journal).\n", ref)
+	res := &Result{Service: ref, PreviousHostname: e.Undo["previousHostname"],
+		Actions: []Action{{Kind: "recreate-service", Target: ref, Detail: "finish an interrupted re-creation from the journal", Status: "planned"}}}
+	if err == nil {
+		r.Progress.Start("waiting for " + ref + " to be deleted (its load balancer goes first)")
+		if werr := waitGoneAfterDelete(ctx, r.Kube, ns, name, o.Timeout, 30*time.Second); werr != nil {
+			r.Progress.Done("")
+			r.showManifest(*e)
+			return res, errors.New(stuckMessage(ctx, r.Kube, ns, name, o.Command, werr))
+		}
+		r.Progress.Done("")
+	}
+	created, err := finishRecreation(ctx, r.Kube, r.Journal, *e)
+	if err != nil {
+		r.showManifest(*e)
+		return res, fmt.Errorf("re-creating %s from the journal: %w", ref, err)
+	}
+	res.Actions[0].Status = "applied"
+	res.Changed = true
+	return r.finishLB(ctx, o, want, created, nil, res, true, false)
+}
+
+func (r *Runner) progressOut() io.Writer {
+	if r.Log != nil {
+		return r.Log
+	}
+	return io.Discard
 }
 
 func waitGone(ctx context.Context, kc kubernetes.Interface, ns, name string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Without a finalizer the delete is immediate: no watch needed.
+	if _, err := kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return nil
+	}
 	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, func(store cache.Store) (bool, error) {
 		return len(store.List()) == 0, nil
 	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
 
 type fakeLBs struct {
@@ -63,6 +64,7 @@ func runner(kc *fake.Clientset, lbs *fakeLBs, shown *bytes.Buffer) *Runner {
 		Kube: kc, AWS: lbs, Resolver: fakeDNS{lbs}, Progress: cli.NewProgress(&bytes.Buffer{}),
 		Show:    func(p string) { shown.WriteString(p + "\n") },
 		Confirm: func(context.Context) error { return nil },
+		Journal: journal.NewStore(kc, "", ""),
 	}
 }
 
@@ -131,5 +133,88 @@ func TestRunRefusals(t *testing.T) {
 	svc, _ := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{})
 	if svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack {
 		t.Fatal("nothing may change when the underlay is missing")
+	}
+}
+
+// The Service patch is recorded with its inverse before it is made, and
+// Rollback puts every field it touched back exactly.
+func TestPatchRecordedAndRolledBack(t *testing.T) {
+	ctx := context.Background()
+	host := "a1.elb.us-east-1.amazonaws.com"
+	before := withHost(gatewaySvc("istio-system", "istio-ingressgateway", map[string]string{AnnotationLBType: "nlb", "helm": "keep"}), host)
+	before.UID = "uid-1"
+	before.Spec.ClusterIPs = []string{"172.30.0.10"}
+	kc := fake.NewClientset(before.DeepCopy())
+	lbs := &fakeLBs{lbs: map[string]*LoadBalancer{host: {Name: "a1", Type: "network", IPAddressType: "ipv4", DNSName: host}}}
+	o := Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 5 * time.Second, Command: "kubectl dualstack"}
+	if _, err := runner(kc, lbs, &bytes.Buffer{}).Run(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	store := journal.NewStore(kc, "", "")
+	j, err := store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := j.Get("gateway/patch-service/istio-system/istio-ingressgateway")
+	if !ok || e.State != journal.Done || !strings.Contains(e.Undo["inversePatch"], `"SingleStack"`) {
+		t.Fatalf("journal entry %+v (found %v)", e, ok)
+	}
+	results, err := Rollback(ctx, kc, store, time.Second)
+	if err != nil || len(results) != 1 || results[0].Status != "undone" {
+		t.Fatalf("rollback: %+v %v", results, err)
+	}
+	after, _ := kc.CoreV1().Services("istio-system").Get(ctx, "istio-ingressgateway", metav1.GetOptions{})
+	if *after.Spec.IPFamilyPolicy != *before.Spec.IPFamilyPolicy || len(after.Spec.IPFamilies) != 1 ||
+		after.Annotations[AnnotationIPAddressType] != "" || after.Annotations[AnnotationLBType] != "nlb" || after.Annotations["helm"] != "keep" {
+		t.Fatalf("after rollback: %+v %v", after.Spec, after.Annotations)
+	}
+	if _, has := after.Annotations[AnnotationIPAddressType]; has {
+		t.Fatalf("the added annotation is still there: %v", after.Annotations)
+	}
+	// A second rollback finds nothing left to undo.
+	if results, err := Rollback(ctx, kc, store, time.Second); err != nil || len(results) != 0 {
+		t.Fatalf("second rollback: %+v %v", results, err)
+	}
+}
+
+// A re-creation records the original before deleting it; rollback deletes
+// the twin and creates the original again from the journal.
+func TestRecreateRecordedAndRolledBack(t *testing.T) {
+	ctx := context.Background()
+	host := "classic.elb.amazonaws.com"
+	orig := withHost(gatewaySvc("istio-system", "gw", map[string]string{"team": "edge"}), host)
+	orig.UID = "uid-orig"
+	kc := fake.NewClientset(orig.DeepCopy())
+	lbs := &fakeLBs{lbs: map[string]*LoadBalancer{host: {Name: "aclassic", Type: "classic", IPAddressType: "ipv4", DNSName: host}}}
+	o := Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 300 * time.Millisecond, Command: "kubectl dualstack", Recreate: true}
+	res, err := runner(kc, lbs, &bytes.Buffer{}).Run(ctx, o)
+	// No controller gives the fake's new Service a hostname: the wait for it times out, after the re-creation.
+	if err == nil || !res.Changed || res.PreviousHostname != host {
+		t.Fatalf("recreate: %+v %v", res, err)
+	}
+	store := journal.NewStore(kc, "", "")
+	j, _ := store.Load(ctx)
+	e, ok := j.Get("gateway/recreate-service/istio-system/gw")
+	if !ok || e.State != journal.Done || !strings.Contains(e.Undo["original"], "team: edge") || strings.Contains(e.Undo["original"], "uid-orig") || strings.Contains(e.Undo["original"], "status:") || strings.Contains(e.Undo["original"], "clusterIP") {
+		t.Fatalf("journal entry %+v", e)
+	}
+	now, _ := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{})
+	if now.Annotations[AnnotationLBType] != "nlb" {
+		t.Fatalf("re-created service: %v", now.Annotations)
+	}
+	now.UID = "uid-new" // the fake assigns none; the real apiserver does
+	if _, err := kc.CoreV1().Services("istio-system").Update(ctx, now, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetState(ctx, e.ID, journal.Done, map[string]string{"replacementUID": "uid-new"}); err != nil {
+		t.Fatal(err)
+	}
+	results, err := Rollback(ctx, kc, store, time.Second)
+	if err != nil || len(results) != 1 || results[0].Status != "undone" {
+		t.Fatalf("rollback: %+v %v", results, err)
+	}
+	back, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{})
+	if err != nil || back.Annotations[AnnotationLBType] != "" || back.Annotations["team"] != "edge" || *back.Spec.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack {
+		t.Fatalf("after rollback: %v %+v", err, back)
 	}
 }

@@ -135,6 +135,9 @@ func NewStore(client kubernetes.Interface, namespace, name string) *Store {
 		shardEntries: defaultShardEntries, shardBytes: defaultShardBytes}
 }
 
+// Namespace is where the journal is kept.
+func (s *Store) Namespace() string { return s.namespace }
+
 // Location is "namespace/name", for messages.
 func (s *Store) Location() string { return s.namespace + "/" + s.name }
 

@@ -15,7 +15,6 @@ import (
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
@@ -52,7 +51,7 @@ the AWS SDK's default chain (environment, profiles, SSO, AWS_ENDPOINT_URL).
 // awsTargetFlags say which cluster and AWS account: shared by every aws subcommand.
 type awsTargetFlags struct {
 	Region, VPCID, InfraID, Profile string
-	JournalNamespace                string
+	Journal                         journalFlag
 }
 
 func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
@@ -64,7 +63,7 @@ func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
 }
 
 func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.JournalNamespace, "journal-namespace", journal.DefaultNamespace, "Namespace of the ConfigMap "+journal.DefaultName+" that records every change")
+	f.Journal.add(cmd)
 }
 
 // awsSession is what every aws subcommand works with once resolved.
@@ -379,6 +378,18 @@ created and in the journal ConfigMap, so a re-run resumes and
 			if err != nil {
 				return err
 			}
+			store, err := f.Journal.store(ctx, s.kube.Kube)
+			if err != nil {
+				return err
+			}
+			if dry == cli.DryRunNone {
+				// Held from before the plan: what is applied is what was planned.
+				l, err := lock(ctx, s.kube.Kube, store, "aws apply")
+				if err != nil {
+					return err
+				}
+				defer l.Release()
+			}
 			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType})
 			res := AWSApplyResult{Cluster: p.Cluster, DryRun: string(dry), Notes: p.Notes, Changes: []awsx.Result{}}
 			for _, c := range p.Changes {
@@ -412,7 +423,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 			results, applyErr := awsx.Apply(ctx, s.aws, invn, p, awsx.ApplyOptions{
 				DryRunServer: dry == cli.DryRunServer,
 				Parallel:     parallel,
-				Journal:      journal.NewStore(s.kube.Kube, f.JournalNamespace, ""),
+				Journal:      store,
 				Progress: func(done, total int, r awsx.Result) {
 					msg := fmt.Sprintf("%d/%d %s %s: %s", done, total, r.Operation, r.Resource, r.Status)
 					if r.Error != "" {
@@ -434,7 +445,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 			if dry == cli.DryRunServer {
 				progress.Done(fmt.Sprintf("Dry run: %d changes accepted by EC2's DryRun, %d failed, %d not checkable (no DryRun in that API, or depend on an earlier change). Nothing was changed.", applied, failed, len(results)-applied-failed))
 			} else {
-				progress.Done(fmt.Sprintf("Applied %d of %d changes; recorded in the journal %s/%s", applied, len(results), f.JournalNamespace, journal.DefaultName))
+				progress.Done(fmt.Sprintf("Applied %d of %d changes; recorded in the journal %s", applied, len(results), store.Location()))
 			}
 			if err := out.Print(streams.Out, res, func(w io.Writer, _ bool) error { return printResults(w, results) }); err != nil {
 				return err
@@ -488,7 +499,17 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			if err != nil {
 				return err
 			}
-			store := journal.NewStore(s.kube.Kube, f.JournalNamespace, "")
+			store, err := f.Journal.store(ctx, s.kube.Kube)
+			if err != nil {
+				return err
+			}
+			if dry == cli.DryRunNone {
+				l, err := lock(ctx, s.kube.Kube, store, "aws rollback")
+				if err != nil {
+					return err
+				}
+				defer l.Release()
+			}
 			j, err := store.Load(ctx)
 			if err != nil {
 				return err
@@ -523,6 +544,7 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			if err := mut.Confirm(ctx, streams, inv.Command("aws rollback"), fmt.Sprintf("Undo these %d changes to VPC %s?", len(entries), invn.VPC.ID)); err != nil {
 				return err
 			}
+
 			progress := cli.NewProgress(streams.ErrOut)
 			progress.Start(fmt.Sprintf("Rolling back %d changes to VPC %s", len(entries), invn.VPC.ID))
 			results, rbErr := awsx.Rollback(ctx, s.aws, invn.VPC.ID, store, awsx.RollbackOptions{

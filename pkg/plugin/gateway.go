@@ -130,6 +130,17 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	store, err := o.Target.Journal.store(ctx, kc.Kube)
+	if err != nil {
+		return err
+	}
+	if o.dryRun == cli.DryRunNone {
+		l, err := lock(ctx, kc.Kube, store, "gateway")
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+	}
 	policy := corev1.IPFamilyPolicyRequireDualStack
 	if o.Prefer {
 		policy = corev1.IPFamilyPolicyPreferDualStack
@@ -140,7 +151,9 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 	}
 	r := &gateway.Runner{
 		Kube:     kc.Kube,
-		AWS:      &gatewayLBs{session: s, journal: journal.NewStore(kc.Kube, o.Target.JournalNamespace, "")},
+		AWS:      &gatewayLBs{session: s, journal: store},
+		Journal:  store,
+		Log:      o.ErrOut,
 		Resolver: resolver(o.DNSServer),
 		Progress: cli.NewProgress(o.ErrOut),
 		Show:     func(plan string) { fmt.Fprintln(planOut, plan) },
@@ -156,6 +169,9 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 		if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error { return printGateway(w, res) }); err != nil {
 			return err
 		}
+	}
+	if runErr != nil && ctx.Err() != nil && !strings.HasPrefix(runErr.Error(), "interrupted") {
+		return fmt.Errorf("interrupted: %w", runErr)
 	}
 	return runErr
 }

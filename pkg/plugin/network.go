@@ -55,10 +55,12 @@ type NetworkOptions struct {
 	Force          bool
 	Revert         bool
 	Timeout        time.Duration
+	Journal        journalFlag
 
 	inv      Invocation
 	factory  *kube.Factory
 	clients  *kube.Clients
+	store    *journal.Store
 	request  network.Request
 	dryRun   cli.DryRun
 	rangeSet bool // a range flag was given
@@ -157,6 +159,7 @@ Exit status: 0 done (or nothing to do, or a plan), 1 refused or failed,
 	f.BoolVar(&o.Force, "force", false, "Patch even where the network operator is known to refuse the conversion (OpenShift on AWS since 4.11).")
 	f.BoolVar(&o.Revert, "revert", false, "Remove the IPv6 entries this command added (as recorded in the journal), and nothing else.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the network operator to roll the change out.")
+	o.Journal.add(cmd)
 	o.Output.AddFlags(cmd)
 	o.Mutation.AddFlags(cmd)
 	return cmd
@@ -220,6 +223,16 @@ func (o *NetworkOptions) Run(ctx context.Context) error {
 	switch info.Kind {
 	case platform.OpenShift:
 		res.Mode = "openshift"
+		if o.store, err = o.Journal.store(ctx, o.clients.Kube); err != nil {
+			return err
+		}
+		if o.dryRun == cli.DryRunNone {
+			l, err := lock(ctx, o.clients.Kube, o.store, "network")
+			if err != nil {
+				return err
+			}
+			defer l.Release()
+		}
 		if o.Revert {
 			return o.revertOpenShift(ctx, res)
 		}
@@ -327,7 +340,7 @@ func (o *NetworkOptions) convertOpenShift(ctx context.Context, res *NetworkResul
 		return err
 	}
 
-	store := journal.NewStore(o.clients.Kube, "", "")
+	store := o.store
 	undo := map[string]string{
 		"clusterNetwork": entry.CIDR, "hostPrefix": strconv.FormatInt(entry.HostPrefix, 10), "serviceNetwork": o.request.ServiceNetwork.String(),
 	}
@@ -396,7 +409,7 @@ func definitelyRefused(err error) bool {
 // settlePendingPatch marks a pending journal entry done once the Network spec
 // shows the entries it recorded: the patch landed though its answer was lost.
 func (o *NetworkOptions) settlePendingPatch(ctx context.Context, inSpec *network.Added) {
-	store := journal.NewStore(o.clients.Kube, "", "")
+	store := o.store
 	j, err := store.Load(ctx)
 	if err != nil {
 		return
@@ -454,7 +467,7 @@ func (o *NetworkOptions) waitConverted(ctx context.Context, res *NetworkResult, 
 }
 
 func (o *NetworkOptions) revertOpenShift(ctx context.Context, res *NetworkResult) error {
-	store := journal.NewStore(o.clients.Kube, "", "")
+	store := o.store
 	j, err := store.Load(ctx)
 	if err != nil {
 		return kube.Explain("reading the journal", err)

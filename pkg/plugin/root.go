@@ -118,6 +118,7 @@ Start with a read-only look:
 		NewCmdNetwork(inv, streams, clients),
 		NewCmdGateway(inv, streams, clients),
 		NewCmdUpgrade(inv, streams, clients),
+		NewCmdRollback(inv, streams, clients),
 		NewCmdValidate(inv, streams, clients),
 		NewCmdProbe(inv, streams, clients),
 		NewCmdVersion(inv, streams),

@@ -72,6 +72,8 @@ type UpgradeOptions struct {
 	RecreateGateway bool
 	DNSServer       string
 	Timeout         time.Duration
+	NewInstanceType string
+	Parallel        int
 	Mutation        *cli.MutationFlags
 	Output          *cli.OutputFlags
 
@@ -126,11 +128,11 @@ func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *
 	o := &UpgradeOptions{
 		Phases:   append([]string(nil), AllPhases...),
 		Timeout:  10 * time.Minute,
+		Parallel: 4,
 		Mutation: cli.NewMutationFlags(),
 		Output:   cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
 		inv:      inv, factory: factory, IOStreams: streams,
 	}
-	o.Target.JournalNamespace = journal.DefaultNamespace
 	cmd := &cobra.Command{
 		Use:   "upgrade",
 		Short: "The whole conversion: plan every layer, ask once, then aws apply -> network -> gateway -> validate",
@@ -187,6 +189,8 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
 	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve load balancer hostnames with this DNS server (host:port), for gateway and validate.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
+	f.StringVar(&o.NewInstanceType, "allow-instance-type-change", "", "Change instances whose type has no IPv6 support to this type (aws apply --allow-instance-type-change)")
+	f.IntVar(&o.Parallel, "parallel", o.Parallel, "How many independent AWS changes to make at once (aws apply --parallel)")
 	o.Target.addFlags(cmd)
 	o.Target.addJournalFlag(cmd)
 	o.Mutation.AddFlags(cmd)
@@ -214,6 +218,9 @@ func (o *UpgradeOptions) Validate() error {
 	o.Phases = phases
 	if o.Timeout <= 0 {
 		return cli.Usagef("--timeout must be positive, e.g. --timeout 10m")
+	}
+	if o.Parallel < 1 {
+		return cli.Usagef("--parallel must be at least 1")
 	}
 	if o.DNSServer != "" {
 		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
@@ -301,13 +308,16 @@ func (o *UpgradeOptions) targetArgs() []string {
 func (o *UpgradeOptions) awsArgs(sub string) []string {
 	a := append([]string{"aws", sub, "-o", "json"}, o.targetArgs()...)
 	if sub == "apply" {
-		a = append(a, "--yes", "--journal-namespace="+o.Target.JournalNamespace)
+		a = append(a, "--yes", "--journal-namespace="+o.Target.Journal.String(), fmt.Sprintf("--parallel=%d", o.Parallel))
+	}
+	if o.NewInstanceType != "" {
+		a = append(a, "--allow-instance-type-change="+o.NewInstanceType)
 	}
 	return a
 }
 
 func (o *UpgradeOptions) networkArgs(dry bool) []string {
-	a := []string{"network", "-o", "json", "--timeout=" + o.Timeout.String()}
+	a := []string{"network", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.Journal.String()}
 	if dry {
 		a = append(a, "--dry-run=client")
 	} else {
@@ -320,7 +330,7 @@ func (o *UpgradeOptions) networkArgs(dry bool) []string {
 }
 
 func (o *UpgradeOptions) gatewayArgs(dry bool) []string {
-	a := append([]string{"gateway", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.JournalNamespace}, o.targetArgs()...)
+	a := append([]string{"gateway", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.Journal.String()}, o.targetArgs()...)
 	if dry {
 		a = append(a, "--dry-run=client")
 	} else {
@@ -360,7 +370,18 @@ func (o *UpgradeOptions) call(ctx context.Context, args []string, stderr io.Writ
 
 // Run plans, asks, runs the phases and summarises.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
-	store := journal.NewStore(o.kube, o.Target.JournalNamespace, "")
+	store, err := o.Target.Journal.store(ctx, o.kube)
+	if err != nil {
+		return err
+	}
+	if dry, _ := o.Mutation.Strategy(); dry == cli.DryRunNone {
+		// One lock for the whole run; the phases run in this process and share it.
+		l, err := lock(ctx, o.kube, store, "upgrade")
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+	}
 	earlier := map[string]journal.Entry{}
 	if j, err := store.Load(ctx); err == nil {
 		for _, e := range j.Layer(upgradeLayer) {

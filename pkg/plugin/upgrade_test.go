@@ -175,10 +175,11 @@ func newTestUpgrade(f *fakePhases, yes bool, phases ...string) (*UpgradeOptions,
 		o.Phases = phases
 	}
 	o.Mutation.Yes = yes
-	o.Target.JournalNamespace = journal.DefaultNamespace
+	_ = o.Target.Journal.Set(journal.DefaultNamespace)
+	o.Parallel = 4
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}, {Type: corev1.NodeInternalIP, Address: "2600::1"}}}}
-	o.kube = fake.NewClientset(node)
+	o.kube = fake.NewClientset(node, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: journal.DefaultNamespace}})
 	return o, out, errOut
 }
 
