@@ -15,7 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
@@ -246,7 +248,7 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, j Journal, timeout t
 	var failed []string
 	for _, e := range Undoable(jr) {
 		r := RollbackResult{Operation: e.Operation, Resource: e.Resource}
-		msg, err := undoOne(ctx, kc, e, timeout)
+		msg, err := undoOne(ctx, kc, j, e, timeout)
 		switch {
 		case err != nil:
 			r.Status, r.Message = "failed", err.Error()
@@ -275,7 +277,7 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, j Journal, timeout t
 
 // undoOne takes back one entry; a non-empty message says why nothing was
 // needed or possible.
-func undoOne(ctx context.Context, kc kubernetes.Interface, e journal.Entry, timeout time.Duration) (string, error) {
+func undoOne(ctx context.Context, kc kubernetes.Interface, j Journal, e journal.Entry, timeout time.Duration) (string, error) {
 	ns, name, uid := e.Undo["namespace"], e.Undo["name"], types.UID(e.Undo["uid"])
 	svcs := kc.CoreV1().Services(ns)
 	cur, err := svcs.Get(ctx, name, metav1.GetOptions{})
@@ -296,6 +298,10 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, e journal.Entry, time
 		if ferr != nil {
 			return "", ferr
 		}
+		if err == nil && e.Undo["restoredUID"] != "" && string(cur.UID) == e.Undo["restoredUID"] {
+			// An earlier rollback created the original again: wait for its load balancer.
+			return "", waitAnyHostname(ctx, kc, ns, name, timeout)
+		}
 		if err == nil {
 			switch {
 			case cur.UID == uid && cur.DeletionTimestamp == nil:
@@ -314,10 +320,37 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, e journal.Entry, time
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if _, err := svcs.Create(cctx, orig, metav1.CreateOptions{}); err != nil {
+		created, err := svcs.Create(cctx, orig, metav1.CreateOptions{})
+		if err != nil {
 			return "", fmt.Errorf("creating the original service %s/%s again (its manifest is in the journal entry %s): %w", ns, name, e.ID, err)
+		}
+		if err := setState(ctx, j, e, e.State, map[string]string{"restoredUID": string(created.UID)}); err != nil {
+			return "", fmt.Errorf("created the original service %s/%s again but could not record it: %w", ns, name, err)
+		}
+		if e.Undo["previousHostname"] != "" && orig.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			// Restored means serving again: wait for its new load balancer.
+			if err := waitAnyHostname(ctx, kc, ns, name, timeout); err != nil {
+				return "", fmt.Errorf("created the original service %s/%s again, but it has no load balancer yet: %w", ns, name, err)
+			}
 		}
 		return "", nil
 	}
 	return "", fmt.Errorf("unknown gateway operation %q in the journal", e.Operation)
+}
+
+// waitAnyHostname waits until the Service's status names a load balancer.
+func waitAnyHostname(ctx context.Context, kc kubernetes.Interface, ns, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if cur, err := kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && hostname(cur) != "" {
+		return nil
+	}
+	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, nil, func(ev watch.Event) (bool, error) {
+		svc, ok := ev.Object.(*corev1.Service)
+		return ok && hostname(svc) != "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("no load balancer hostname on %s/%s within %s (check its events: kubectl describe service -n %s %s): %w", ns, name, timeout, ns, name, err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -196,6 +197,13 @@ func awsSnapshot(t *testing.T, vpcID string) []string {
 	}
 	for _, lb := range lbs.LoadBalancers {
 		add("lb %s %s", aws.ToString(lb.LoadBalancerName), lb.IpAddressType)
+	}
+	classic, err := elb.NewFromConfig(cfg).DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lb := range classic.LoadBalancerDescriptions {
+		add("lb %s classic", aws.ToString(lb.LoadBalancerName))
 	}
 	sort.Strings(lines)
 	return lines

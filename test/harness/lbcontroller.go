@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,11 @@ import (
 // status. Like the real one it ignores the ip-address-type annotation (the
 // NLB stays ipv4 until someone calls SetIpAddressType), refuses to change
 // the type of an existing load balancer (event SyncLoadBalancerFailed), and
-// deletes the load balancer with the Service.
+// deletes the load balancer with the Service. Like the real service
+// controller it puts the finalizer service.kubernetes.io/load-balancer-cleanup
+// on a Service before creating its load balancer and removes it only after
+// deleting it, so a deleted Service stays (Terminating) until then; Hold
+// models a controller that is down or slow to get there.
 type LBController struct {
 	kube       kubernetes.Interface
 	elb        *elb.Client
@@ -40,6 +45,33 @@ type LBController struct {
 
 	mu   sync.Mutex
 	stop chan struct{}
+
+	held    bool // deletions wait: the controller is not acting on them
+	pending []*corev1.Service
+}
+
+// finalizerLBCleanup is the service controller's finalizer
+// (k8s.io/cloud-provider/controllers/service: servicehelper.LoadBalancerCleanupFinalizer).
+const finalizerLBCleanup = "service.kubernetes.io/load-balancer-cleanup"
+
+// Hold stops the controller from acting on deleted Services (their load
+// balancer stays and so does their finalizer) until Resume.
+func (c *LBController) Hold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = true
+}
+
+// Resume acts on the deletions held since Hold.
+func (c *LBController) Resume() {
+	c.mu.Lock()
+	c.held = false
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, svc := range pending {
+		c.cleanup(svc)
+	}
 }
 
 // Annotation and tag names of the AWS cloud provider.
@@ -99,7 +131,21 @@ type existingLB struct {
 }
 
 func (c *LBController) sync(svc *corev1.Service) {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+	if svc.DeletionTimestamp != nil {
+		if slices.Contains(svc.Finalizers, finalizerLBCleanup) {
+			c.mu.Lock()
+			held := c.held
+			if held {
+				c.pending = append(c.pending, svc)
+			}
+			c.mu.Unlock()
+			if !held {
+				c.cleanup(svc)
+			}
+		}
+		return
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return
 	}
 	c.mu.Lock()
@@ -107,6 +153,15 @@ func (c *LBController) sync(svc *corev1.Service) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ref := svc.Namespace + "/" + svc.Name
+	if !slices.Contains(svc.Finalizers, finalizerLBCleanup) {
+		upd := svc.DeepCopy()
+		upd.Finalizers = append(upd.Finalizers, finalizerLBCleanup)
+		got, err := c.kube.CoreV1().Services(svc.Namespace).Update(ctx, upd, metav1.UpdateOptions{})
+		if err != nil {
+			return // a newer version of the Service comes with its own event
+		}
+		svc = got
+	}
 	wantNLB := strings.EqualFold(svc.Annotations[annotationLBType], "nlb")
 	have, err := c.find(ctx, ref)
 	if err != nil {
@@ -220,6 +275,19 @@ func (c *LBController) create(ctx context.Context, svc *corev1.Service, ref stri
 		}
 	}
 	return &existingLB{nlb: true, name: name, arn: aws.ToString(lb.LoadBalancerArn), dnsName: aws.ToString(lb.DNSName)}, nil
+}
+
+// cleanup deletes a deleted Service's load balancer, then its finalizer.
+func (c *LBController) cleanup(svc *corev1.Service) {
+	c.delete(svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cur, err := c.kube.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
+	if err != nil || cur.UID != svc.UID {
+		return
+	}
+	cur.Finalizers = slices.DeleteFunc(cur.Finalizers, func(f string) bool { return f == finalizerLBCleanup })
+	_, _ = c.kube.CoreV1().Services(svc.Namespace).Update(ctx, cur, metav1.UpdateOptions{})
 }
 
 func (c *LBController) delete(svc *corev1.Service) {
