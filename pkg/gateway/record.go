@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -189,7 +190,7 @@ func finishRecreation(ctx context.Context, kc kubernetes.Interface, j Journal, e
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	created, err := kc.CoreV1().Services(fresh.Namespace).Create(cctx, fresh, metav1.CreateOptions{})
+	created, err := createService(cctx, kc, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +321,7 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, j Journal, e journal.
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		created, err := svcs.Create(cctx, orig, metav1.CreateOptions{})
+		created, err := createService(cctx, kc, orig)
 		if err != nil {
 			return "", fmt.Errorf("creating the original service %s/%s again (its manifest is in the journal entry %s): %w", ns, name, e.ID, err)
 		}
@@ -353,4 +354,24 @@ func waitAnyHostname(ctx context.Context, kc kubernetes.Interface, ns, name stri
 		return fmt.Errorf("no load balancer hostname on %s/%s within %s (check its events: kubectl describe service -n %s %s): %w", ns, name, timeout, ns, name, err)
 	}
 	return nil
+}
+
+// createService creates svc, retrying briefly while the apiserver still
+// holds the nodePorts of the Service just deleted (it releases them after
+// the delete is visible).
+func createService(ctx context.Context, kc kubernetes.Interface, svc *corev1.Service) (*corev1.Service, error) {
+	var created *corev1.Service
+	err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 100 * time.Millisecond, Factor: 1.5, Steps: 12, Cap: 2 * time.Second},
+		func(ctx context.Context) (bool, error) {
+			var err error
+			created, err = kc.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{})
+			if apierrors.IsInvalid(err) && strings.Contains(err.Error(), "already allocated") {
+				return false, nil
+			}
+			return err == nil, err
+		})
+	if wait.Interrupted(err) {
+		return nil, fmt.Errorf("creating service %s/%s: its ports are still allocated to the Service just deleted: %w", svc.Namespace, svc.Name, err)
+	}
+	return created, err
 }
