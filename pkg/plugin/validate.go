@@ -93,7 +93,12 @@ with a ServiceAccount of their own and no token. The families are checked
 concurrently; a check whose result was lost is retried, then reported
 INCONCLUSIVE, never PASS. Everything created is deleted at the end, also on
 Ctrl-C or --timeout, unless --keep. An existing namespace is never used unless
---namespace-reuse, and then only validate's own objects are removed.
+--namespace-reuse, and then only validate's own objects are removed; one
+still Terminating from an earlier run is waited for, within --timeout.
+
+The report (stdout and --junit-file) is written whatever happens: when the run
+stops early (Istio missing, pods never Ready, --timeout, Ctrl-C) every check
+it could not run says why.
 
 Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.DisplayName, DefaultValidateNamespace),
 		Example: fmt.Sprintf(`  # The whole proof, as a table

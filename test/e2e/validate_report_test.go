@@ -51,6 +51,7 @@ type junitReport struct {
 // all 12 checks, and a JUnit file that parses with 12 test cases.
 func stoppedRun(t *testing.T, r result, junit string, errWants ...string) (validateReport, junitReport) {
 	t.Helper()
+	t.Logf("stopped run, stderr:\n%s", r.Stderr)
 	if r.Code != 1 {
 		t.Errorf("exit %d, want 1\n%s", r.Code, r)
 	}
