@@ -67,7 +67,7 @@ func TestDeployWaitsForTerminatingNamespace(t *testing.T) {
 	var d Deployment
 	err := Deploy(ctx, cs, dc, s, &d)
 	var term *ErrNamespaceTerminating
-	if !errors.As(err, &term) || !strings.Contains(err.Error(), "still Terminating") || !strings.Contains(err.Error(), "-n") || strings.Contains(err.Error(), "left over") {
+	if !errors.As(err, &term) || !strings.Contains(err.Error(), "still Terminating") || !strings.Contains(err.Error(), "-n") || strings.Contains(err.Error(), "left over") || strings.HasPrefix(err.Error(), "looking up") {
 		t.Fatalf("want a Terminating error, got %v", err)
 	}
 	if len(heard) != 1 || !strings.Contains(heard[0], "Terminating") {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -271,6 +272,10 @@ func (d *Deployment) namespace(ctx context.Context) error {
 		// namespace goes once its pods have): wait for it, within the run's
 		// budget, then create it afresh.
 		existing, err = d.waitNamespaceGone(ctx)
+		var term *ErrNamespaceTerminating
+		if errors.As(err, &term) {
+			return err // says all there is to say
+		}
 	}
 	switch {
 	case err == nil:

@@ -247,7 +247,7 @@ func TestValidateWaitsForTerminatingNamespace(t *testing.T) {
 
 	junit := filepath.Join(t.TempDir(), "validate.xml")
 	r := plugin(t, c.API.Kubeconfig, nil, "validate", "-o", "json", "--junit-file", junit, "--dns-server", c.DNS.Addr, "--timeout", "4s")
-	stoppedRun(t, r, junit, `namespace "dualstack-validate" is still Terminating`, "-n")
+	stoppedRun(t, r, junit, `error: namespace "dualstack-validate" is still Terminating`, "--timeout 4s", "-n")
 	if strings.Contains(r.Stderr, "left over") {
 		t.Errorf("a Terminating namespace is not left over:\n%s", r.Stderr)
 	}
