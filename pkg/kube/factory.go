@@ -10,6 +10,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 )
 
 // Clients are the API clients a command needs.
@@ -43,7 +45,18 @@ func (f *Factory) Clients() (*Clients, error) {
 // Namespace is the namespace from -n or the kubeconfig context.
 func (f *Factory) Namespace() (string, error) {
 	ns, _, err := f.flags.ToRawKubeConfigLoader().Namespace()
-	return ns, err
+	if err != nil {
+		return "", badKubeconfig(err)
+	}
+	return ns, nil
+}
+
+// badKubeconfig marks an error from reading the kubeconfig as bad input
+// (exit 2): a --kubeconfig path that does not exist, an unknown --context,
+// a file that does not parse. All of them are fixed by the user's flags or
+// files, never by retrying.
+func badKubeconfig(err error) error {
+	return &cli.UsageError{Err: fmt.Errorf("reading kubeconfig: %w (check --kubeconfig, --context or $KUBECONFIG)", err)}
 }
 
 func (f *Factory) build() (*Clients, error) {
@@ -54,7 +67,7 @@ func (f *Factory) build() (*Clients, error) {
 	}
 	cfg, err := f.flags.ToRESTConfig()
 	if err != nil {
-		return nil, fmt.Errorf("reading kubeconfig: %w (check --kubeconfig, --context or $KUBECONFIG)", err)
+		return nil, badKubeconfig(err)
 	}
 	// Reports list whole clusters; the default 5 QPS would make them crawl.
 	cfg.QPS, cfg.Burst = 50, 100

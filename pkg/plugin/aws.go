@@ -290,6 +290,7 @@ func printPlan(w io.Writer, p *awsx.Plan, wide bool) error {
 			header += "\tPARAMETERS"
 		}
 		fmt.Fprintln(tw, header)
+		awsx.SortChanges(p.Changes) // rows in the order apply runs them: by phase
 		for _, c := range p.Changes {
 			row := fmt.Sprintf("%d\t%s\t%s\t%s", c.Phase, c.Operation, c.Resource, c.Reason)
 			if wide {

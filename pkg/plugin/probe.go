@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
@@ -113,24 +118,63 @@ func newCmdProbeDNS(inv Invocation, streams genericiooptions.IOStreams, factory 
 	return cmd
 }
 
-func (o *probeOptions) execer() (*probe.PodExecer, string, error) {
+// execer builds the exec client for the pod named on the command line and
+// checks that the pod can be exec'd in.
+func (o *probeOptions) execer(ctx context.Context, pod string) (*probe.PodExecer, probe.PodRef, error) {
 	c, err := o.factory.Clients()
 	if err != nil {
-		return nil, "", err
+		return nil, probe.PodRef{}, err
 	}
 	ns, err := o.factory.Namespace()
 	if err != nil {
-		return nil, "", err
+		return nil, probe.PodRef{}, err
 	}
-	return &probe.PodExecer{Config: c.Config, Client: c.Kube}, ns, nil
+	ref := probe.PodRef{Namespace: ns, Name: pod, Container: o.Container}
+	if err := checkPod(ctx, c.Kube, ref); err != nil {
+		return nil, ref, err
+	}
+	return &probe.PodExecer{Config: c.Config, Client: c.Kube}, ref, nil
+}
+
+// checkPod fails early, with one error on stderr, when the pod is missing,
+// not running or has no such container. Without it both families would
+// show the same exec failure as two rows of results on stdout, and the
+// apiserver's answer is lost on the way: the SPDY fallback turns it into
+// an untyped "unable to upgrade connection".
+func checkPod(ctx context.Context, kc kubernetes.Interface, ref probe.PodRef) error {
+	pod, err := kc.CoreV1().Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("pod %s not found: check the name and the namespace (-n); list them with `kubectl -n %s get pods`", ref, ref.Namespace)
+	case apierrors.IsForbidden(err):
+		// Exec may be allowed where reading pods is not: let it decide.
+		return nil
+	case err != nil:
+		return kube.Explain("reading pod "+ref.String(), err)
+	}
+	if ref.Container != "" {
+		var names []string
+		for _, c := range pod.Spec.Containers {
+			names = append(names, c.Name)
+		}
+		if !slices.Contains(names, ref.Container) {
+			return fmt.Errorf("pod %s has no container %q: pass -c with one of %s", ref, ref.Container, strings.Join(names, ", "))
+		}
+	}
+	if phase := pod.Status.Phase; phase != corev1.PodRunning {
+		if phase == "" {
+			phase = corev1.PodPending // as kubectl shows a pod with no status yet
+		}
+		return fmt.Errorf("pod %s is %s, not Running: nothing can run in it yet (see `kubectl -n %s describe pod %s`)", ref, phase, ref.Namespace, ref.Name)
+	}
+	return nil
 }
 
 func (o *probeOptions) runCurl(ctx context.Context, pod, url string) error {
-	e, ns, err := o.execer()
+	e, target, err := o.execer(ctx, pod)
 	if err != nil {
 		return err
 	}
-	target := probe.PodRef{Namespace: ns, Name: pod, Container: o.Container}
 	rows := make([]ProbeRow, len(probe.Families))
 	var wg sync.WaitGroup
 	for i, f := range probe.Families {
@@ -170,11 +214,10 @@ func (o *probeOptions) runDNS(ctx context.Context, host string) error {
 		rows = append(rows, row)
 	}
 	if o.From != "" {
-		e, ns, err := o.execer()
+		e, target, err := o.execer(ctx, o.From)
 		if err != nil {
 			return err
 		}
-		target := probe.PodRef{Namespace: ns, Name: o.From, Container: o.Container}
 		for _, f := range probe.Families {
 			row := ProbeRow{Family: f, Source: target.String()}
 			addrs, res, err := probe.InPodLookup(ctx, e, target, f, host)

@@ -44,10 +44,13 @@ type ValidateOptions struct {
 }
 
 // ValidateResult is what `validate -o json|yaml` prints. Field names are
-// stable: namespace, ingress, checks[], summary.
+// stable: namespace, ingress, error, checks[], summary.
 type ValidateResult struct {
 	Namespace string                `json:"namespace"`
 	Ingress   *probe.IngressAddress `json:"ingress,omitempty"`
+	// Error is why the run stopped before or during its checks (a setup
+	// failure, --timeout, Ctrl-C); the checks it could not run say so too.
+	Error string `json:"error,omitempty"`
 	report.Report
 }
 
@@ -90,7 +93,12 @@ with a ServiceAccount of their own and no token. The families are checked
 concurrently; a check whose result was lost is retried, then reported
 INCONCLUSIVE, never PASS. Everything created is deleted at the end, also on
 Ctrl-C or --timeout, unless --keep. An existing namespace is never used unless
---namespace-reuse, and then only validate's own objects are removed.
+--namespace-reuse, and then only validate's own objects are removed; one
+still Terminating from an earlier run is waited for, within --timeout.
+
+The report (stdout and --junit-file) is written whatever happens: when the run
+stops early (Istio missing, pods never Ready, --timeout, Ctrl-C) every check
+it could not run says why.
 
 Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.DisplayName, DefaultValidateNamespace),
 		Example: fmt.Sprintf(`  # The whole proof, as a table
@@ -107,7 +115,10 @@ Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.Displ
 				return err
 			}
 			if err := o.Complete(cmd); err != nil {
-				return err
+				// The flags were fine but name no cluster we can reach:
+				// still write the report, so a CI job has one to read.
+				v := &probe.Validator{Checks: o.Checks}
+				return o.emit(time.Now(), ValidateResult{Namespace: o.Scenario.Namespace, Report: v.NotRun(nil, report.Fail, err.Error(), "fix the kubeconfig or its flags and re-run")}, err)
 			}
 			return o.Run(cmd.Context())
 		},
@@ -171,29 +182,31 @@ func (o *ValidateOptions) Complete(cmd *cobra.Command) error {
 	return nil
 }
 
-// Run deploys, waits, checks, reports and cleans up.
+// Run deploys, waits, checks, reports and cleans up. The report (stdout and
+// --junit-file) is written whatever happens: a run that stops early reports
+// every check it could not run, and why.
 func (o *ValidateOptions) Run(ctx context.Context) (err error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("validate did not finish within --timeout %s", o.Timeout))
 	defer cancel()
-	progress := cli.NewProgress(o.ErrOut)
-	ns := o.Scenario.Namespace
 
 	var d probe.Deployment
 	defer func() {
-		progress.Done("")
 		if cerr := o.cleanup(ctx, &d); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
-	progress.Start(fmt.Sprintf("Deploying the validate scenario in namespace %s", ns))
-	if err := probe.Deploy(ctx, o.clients.Kube, o.clients.Dynamic, o.Scenario, &d); err != nil {
-		return interrupted(ctx, kube.Explain("deploying the validate scenario", err))
-	}
-	progress.Start("Waiting for the sleep and httpbin pods to be Ready")
-	if err := d.WaitReady(ctx, progress.Update); err != nil {
-		return interrupted(ctx, err)
-	}
+	res, runErr := o.prove(ctx, &d)
+	return o.emit(start, res, runErr)
+}
+
+// prove runs the scenario and returns the report so far and, when the run
+// stopped before its end, why.
+func (o *ValidateOptions) prove(ctx context.Context, d *probe.Deployment) (ValidateResult, error) {
+	progress := cli.NewProgress(o.ErrOut)
+	defer progress.Done("")
+	ns := o.Scenario.Namespace
+	res := ValidateResult{Namespace: ns}
 	v := &probe.Validator{
 		Kube: o.clients.Kube, Dynamic: o.clients.Dynamic,
 		Exec:     &probe.PodExecer{Config: o.clients.Config, Client: o.clients.Kube},
@@ -202,31 +215,106 @@ func (o *ValidateOptions) Run(ctx context.Context) (err error) {
 		Checks:   o.Checks,
 		Backoff:  300 * time.Millisecond,
 	}
+	// stopped fills in the checks a stopped run could not make: INCONCLUSIVE
+	// after Ctrl-C (nothing was observed), FAIL otherwise (the cluster did
+	// not let the proof happen, within --timeout).
+	stopped := func(err error, fix string) (ValidateResult, error) {
+		var term *probe.ErrNamespaceTerminating
+		if !errors.As(err, &term) { // which says itself that time ran out
+			err = interrupted(ctx, err)
+		}
+		status := report.Fail
+		if errors.Is(context.Cause(ctx), context.Canceled) {
+			status = report.Inconclusive
+		}
+		res.Error = err.Error()
+		res.Report = v.NotRun(d, status, err.Error(), fix)
+		return res, err
+	}
+
+	o.Scenario.Progress = progress.Update
+	progress.Start(fmt.Sprintf("Deploying the validate scenario in namespace %s", ns))
+	if err := probe.Deploy(ctx, o.clients.Kube, o.clients.Dynamic, o.Scenario, d); err != nil {
+		var mesh *probe.ErrMeshMissing
+		if errors.As(err, &mesh) {
+			return stopped(err, mesh.Fix)
+		}
+		var term *probe.ErrNamespaceTerminating
+		if errors.As(err, &term) {
+			return stopped(err, fmt.Sprintf("wait for namespace %s to go (`kubectl get namespace %s`), or pick another with -n", ns, ns))
+		}
+		return stopped(kube.Explain("deploying the validate scenario", err), "fix what the error names and re-run")
+	}
+	progress.Start("Waiting for the sleep and httpbin pods to be Ready")
+	if err := d.WaitReady(ctx, progress.Update); err != nil {
+		// Say why, from what the scheduler and kubelet reported, with a
+		// budget of its own: ctx may be the one that just ran out.
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		why := d.DiagnosePods(dctx)
+		dcancel()
+		switch {
+		case why != "" && ctx.Err() != nil:
+			err = fmt.Errorf("pods not Ready: %s", why)
+		case why != "":
+			err = fmt.Errorf("%w: not Ready: %s", err, why)
+		}
+		return stopped(err, fmt.Sprintf("fix what keeps the pods from starting (`kubectl -n %s describe pods`: scheduling, image pulls, admission), then re-run", ns))
+	}
 	if !o.Scenario.NoMesh && (len(o.Checks) == 0 || slices.Contains(o.Checks, probe.CheckDNSIngress) || slices.Contains(o.Checks, probe.CheckCurlIngress)) {
 		v.Ingress, v.IngressErr = probe.FindIngress(ctx, o.clients.Kube, o.IngressService, o.Scenario.IngressLabel)
 	}
 	progress.Start("Running the checks for IPv4 and IPv6")
-	r := v.Run(ctx, &d)
-	progress.Done("")
+	res.Report = v.Run(ctx, d)
+	res.Ingress = v.Ingress
 	if ctx.Err() != nil {
-		return interrupted(ctx, ctx.Err())
+		// The checks cut short are INCONCLUSIVE in the report already.
+		err := interrupted(ctx, ctx.Err())
+		res.Error = err.Error()
+		return res, err
 	}
-	res := ValidateResult{Namespace: ns, Ingress: v.Ingress, Report: r}
+	return res, nil
+}
+
+// emit writes the report to stdout and --junit-file and returns the error
+// to exit with: runErr when the run stopped early, else a silent failure
+// unless every check passed.
+func (o *ValidateOptions) emit(start time.Time, res ValidateResult, runErr error) error {
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
 	if o.JUnitFile != "" {
-		if err := writeJUnit(o.JUnitFile, &r, time.Since(start)); err != nil {
-			return err
+		if err := writeJUnit(o.JUnitFile, &res.Report, time.Since(start)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	paint := cli.NewPainter(o.Out)
 	if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error {
-		return r.PrintProofTable(w, paint)
+		return res.Report.PrintProofTable(w, paint)
 	}); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	if !r.AllPassed() {
+	switch {
+	case len(errs) > 0:
+		// The first error decides the exit code (a bad kubeconfig stays 2).
+		return joinFirst(errs)
+	case !res.AllPassed():
 		return cli.SilentFailure
 	}
 	return nil
+}
+
+// joinFirst joins errors on one line, keeping the first one's type (and so
+// its exit code) reachable through errors.As.
+func joinFirst(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	var rest []string
+	for _, e := range errs[1:] {
+		rest = append(rest, e.Error())
+	}
+	return fmt.Errorf("%w; also: %s", errs[0], strings.Join(rest, "; "))
 }
 
 func (o *ValidateOptions) cleanup(ctx context.Context, d *probe.Deployment) error {
@@ -249,15 +337,20 @@ func (o *ValidateOptions) cleanup(ctx context.Context, d *probe.Deployment) erro
 	return nil
 }
 
-// interrupted says why the run stopped when it was Ctrl-C or --timeout.
+// interrupted says why the run stopped when it was Ctrl-C or --timeout,
+// keeping what it was doing (err) in the message.
 func interrupted(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); cause != nil {
-		if errors.Is(cause, context.Canceled) {
-			return fmt.Errorf("interrupted: %w", err)
-		}
-		return fmt.Errorf("%w", cause)
+	cause := context.Cause(ctx)
+	switch {
+	case cause == nil:
+		return err
+	case errors.Is(cause, context.Canceled):
+		return fmt.Errorf("interrupted: %w", err)
+	case err == ctx.Err():
+		return cause
+	default:
+		return fmt.Errorf("%w: %v", cause, err)
 	}
-	return err
 }
 
 func writeJUnit(path string, r *report.Report, elapsed time.Duration) error {

@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +62,9 @@ type Scenario struct {
 	Host           string
 	CurlImage      string
 	HTTPBinImage   string
+	// Progress, when set, hears what Deploy is waiting for (a namespace
+	// still being deleted), so the user is not left staring at a spinner.
+	Progress func(string) `json:"-"`
 }
 
 // created is one object validate made, to delete it when done.
@@ -102,6 +107,33 @@ type ErrNamespaceExists struct {
 	Ours      bool
 }
 
+// ErrNamespaceTerminating is returned when the namespace is still being
+// deleted (usually by the previous run's cleanup) and did not go within the
+// run's time budget.
+type ErrNamespaceTerminating struct {
+	Namespace string
+	Err       error
+}
+
+func (e *ErrNamespaceTerminating) Error() string {
+	return fmt.Sprintf("namespace %q is still Terminating (an earlier run's cleanup, waiting for its pods to go) and did not go in time (%v): wait for it (`kubectl get namespace %s`), or pick another namespace with -n", e.Namespace, e.Err, e.Namespace)
+}
+
+func (e *ErrNamespaceTerminating) Unwrap() error { return e.Err }
+
+// ErrMeshMissing is returned, before anything is created, when the cluster
+// does not serve the API of the ingress route validate would create.
+type ErrMeshMissing struct {
+	GroupVersion string
+	Resources    []string
+	What         string // "Istio", "Gateway API"
+	Fix          string
+}
+
+func (e *ErrMeshMissing) Error() string {
+	return fmt.Sprintf("%s is not installed: the cluster does not serve %s (%s); %s", e.What, e.GroupVersion, strings.Join(e.Resources, ", "), e.Fix)
+}
+
 func (e *ErrNamespaceExists) Error() string {
 	if e.Ours {
 		return fmt.Sprintf("namespace %q is left over from an earlier validate run (--keep?): delete it with `kubectl delete namespace %s`, or pass --namespace-reuse", e.Namespace, e.Namespace)
@@ -113,6 +145,11 @@ func (e *ErrNamespaceExists) Error() string {
 // next step, so Cleanup removes it even when Deploy fails half way.
 func Deploy(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, s Scenario, d *Deployment) error {
 	*d = Deployment{Scenario: s, kube: kc, dyn: dc, Services: map[string]*corev1.Service{}, ServiceErrors: map[string]string{}, Pods: map[string]*corev1.Pod{}}
+	// Before anything is created: without the route's API the run would
+	// stop half way, after the namespace and pods were made for nothing.
+	if err := s.meshInstalled(kc); err != nil {
+		return err
+	}
 	if err := d.namespace(ctx); err != nil {
 		return err
 	}
@@ -191,9 +228,55 @@ func (d *Deployment) recordIfLanded(err error, kind, name string) {
 	}
 }
 
+// meshInstalled checks, through discovery, that the cluster serves the
+// resources of the ingress route (Istio's Gateway and VirtualService, or
+// Gateway API's HTTPRoute). --no-mesh creates no route and needs neither.
+func (s Scenario) meshInstalled(kc kubernetes.Interface) error {
+	if s.NoMesh {
+		return nil
+	}
+	want := &ErrMeshMissing{
+		GroupVersion: istioGatewayGVR.GroupVersion().String(), Resources: []string{istioGatewayGVR.Resource, virtualServiceGVR.Resource},
+		What: "Istio", Fix: "install Istio (its CRDs and istiod), or pass --no-mesh to prove the cluster network without the mesh",
+	}
+	if s.GatewayAPI {
+		want = &ErrMeshMissing{
+			GroupVersion: httpRouteGVR.GroupVersion().String(), Resources: []string{httpRouteGVR.Resource},
+			What: "Gateway API", Fix: "install the Gateway API CRDs, drop --gateway-api to use an Istio Gateway, or pass --no-mesh",
+		}
+	}
+	list, err := kc.Discovery().ServerResourcesForGroupVersion(want.GroupVersion)
+	switch {
+	case apierrors.IsNotFound(err):
+		return want
+	case err != nil:
+		return fmt.Errorf("asking the cluster whether it serves %s: %w", want.GroupVersion, err)
+	}
+	served := map[string]bool{}
+	for _, r := range list.APIResources {
+		served[r.Name] = true
+	}
+	for _, r := range want.Resources {
+		if !served[r] {
+			return want
+		}
+	}
+	return nil
+}
+
 func (d *Deployment) namespace(ctx context.Context) error {
 	s := d.Scenario
 	existing, err := d.kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+	if err == nil && existing.DeletionTimestamp != nil {
+		// Still being deleted, usually by the previous run's cleanup (the
+		// namespace goes once its pods have): wait for it, within the run's
+		// budget, then create it afresh.
+		existing, err = d.waitNamespaceGone(ctx)
+		var term *ErrNamespaceTerminating
+		if errors.As(err, &term) {
+			return err // says all there is to say
+		}
+	}
 	switch {
 	case err == nil:
 		if !s.NamespaceReuse {
@@ -228,6 +311,33 @@ func (d *Deployment) namespace(ctx context.Context) error {
 	}
 	d.ownNS = true
 	return nil
+}
+
+// waitNamespaceGone polls until the Terminating namespace is gone and
+// returns its NotFound (or the namespace, if someone re-created it
+// meanwhile), or an ErrNamespaceTerminating when ctx ends first.
+func (d *Deployment) waitNamespaceGone(ctx context.Context) (*corev1.Namespace, error) {
+	if d.Progress != nil {
+		d.Progress(fmt.Sprintf("namespace %s is still Terminating from an earlier run: waiting for it to go", d.Namespace))
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, &ErrNamespaceTerminating{Namespace: d.Namespace, Err: context.Cause(ctx)}
+		case <-tick.C:
+		}
+		ns, err := d.kube.CoreV1().Namespaces().Get(ctx, d.Namespace, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, err
+		case err == nil && ns.DeletionTimestamp == nil:
+			return ns, nil // re-created meanwhile: judged like any existing namespace
+		case err != nil && ctx.Err() == nil:
+			return nil, fmt.Errorf("waiting for namespace %s to be deleted: %w", d.Namespace, err)
+		}
+	}
 }
 
 func (s Scenario) service(name string, port, target int32) *corev1.Service {
@@ -485,3 +595,93 @@ func (d *Deployment) ours(ctx context.Context, o created) bool {
 
 // OwnNamespace reports whether validate created the namespace.
 func (d *Deployment) OwnNamespace() bool { return d.ownNS }
+
+// DiagnosePods says why the scenario's pods are not Ready, one clause per
+// app: the pod's phase and the most specific reason the cluster gave (a
+// waiting container's reason, a False condition's, else the pod's latest
+// Warning event), or that no pod exists. Events are best effort: a role
+// that may not read them still gets the phase and conditions.
+func (d *Deployment) DiagnosePods(ctx context.Context) string {
+	if d == nil || d.kube == nil {
+		return ""
+	}
+	pods, err := d.kube.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRun + "=" + d.RunID})
+	if err != nil {
+		return fmt.Sprintf("could not list the pods: %v", err)
+	}
+	warnings := map[string]corev1.Event{} // pod name -> latest Warning
+	if evs, err := d.kube.CoreV1().Events(d.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod,type=Warning"}); err == nil {
+		for _, e := range evs.Items {
+			if e.Type != corev1.EventTypeWarning {
+				continue
+			}
+			if last, ok := warnings[e.InvolvedObject.Name]; !ok || eventTime(e).After(eventTime(last)) {
+				warnings[e.InvolvedObject.Name] = e
+			}
+		}
+	}
+	byApp := map[string][]string{}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if podReady(p) {
+			continue
+		}
+		byApp[p.Labels["app"]] = append(byApp[p.Labels["app"]], describePod(p, warnings[p.Name]))
+	}
+	var parts []string
+	for _, app := range []string{SleepName, HTTPBinName} {
+		switch {
+		case len(byApp[app]) > 0:
+			parts = append(parts, strings.Join(byApp[app], "; "))
+		case !slices.ContainsFunc(pods.Items, func(p corev1.Pod) bool { return p.Labels["app"] == app }):
+			parts = append(parts, fmt.Sprintf("%s: no pod was created (see `kubectl -n %s get deployment,replicaset,events`)", app, d.Namespace))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func describePod(p *corev1.Pod, warning corev1.Event) string {
+	phase := p.Status.Phase
+	if phase == "" {
+		phase = corev1.PodPending
+	}
+	if p.DeletionTimestamp != nil {
+		phase = "Terminating"
+	}
+	var why string
+	for _, c := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+		if w := c.State.Waiting; w != nil && w.Reason != "" {
+			why = fmt.Sprintf("container %s %s: %s", c.Name, w.Reason, w.Message)
+			break
+		}
+	}
+	if why == "" {
+		// PodScheduled first: when it is False, it is the cause of the rest.
+		for _, t := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+			for _, c := range p.Status.Conditions {
+				if c.Type == t && c.Status != corev1.ConditionTrue && why == "" {
+					why = fmt.Sprintf("%s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
+				}
+			}
+		}
+	}
+	if warning.Reason != "" && (why == "" || !strings.Contains(why, warning.Message)) {
+		ev := fmt.Sprintf("event %s: %s", warning.Reason, warning.Message)
+		if why == "" {
+			why = ev
+		} else {
+			why += "; " + ev
+		}
+	}
+	if why == "" {
+		why = "no status from the kubelet or scheduler yet"
+	}
+	return fmt.Sprintf("pod %s %s (%s)", p.Name, phase, strings.TrimSuffix(strings.TrimSpace(why), ":"))
+}
+
+func eventTime(e corev1.Event) time.Time {
+	if !e.LastTimestamp.IsZero() {
+		return e.LastTimestamp.Time
+	}
+	return e.EventTime.Time
+}

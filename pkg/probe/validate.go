@@ -150,6 +150,16 @@ func (v *Validator) Run(ctx context.Context, d *Deployment) report.Report {
 		wg.Go(func() {
 			start := time.Now()
 			c := j.run(ctx, j.family)
+			if ctx.Err() != nil && c.Status != report.Pass && c.Status != report.Skip {
+				// Ctrl-C or --timeout ended it: whatever it saw last (a
+				// refused dial, a missing answer) may be the cut, not the
+				// cluster, so it is not a verdict.
+				c = report.Check{
+					Status:      report.Inconclusive,
+					Message:     fmt.Sprintf("cut short (%v): %s", context.Cause(ctx), c.Message),
+					Remediation: "re-run it to completion (a longer --timeout, or without interrupting)",
+				}
+			}
 			c.Layer, c.Name, c.Family = report.LayerProof, j.name, string(j.family)
 			c.DurationMs = time.Since(start).Milliseconds()
 			results[i] = c
@@ -159,6 +169,31 @@ func (v *Validator) Run(ctx context.Context, d *Deployment) report.Report {
 	var r report.Report
 	for _, c := range results {
 		r.Add(c)
+	}
+	return r
+}
+
+// NotRun is the report of a run that stopped before its checks (a setup
+// failure, pods that never became Ready, Ctrl-C): every selected check, for
+// both families, with status (FAIL, or INCONCLUSIVE when nothing could be
+// observed), why and what to do. service-ips needs only the Services, so it
+// is judged for real once Deploy made them.
+func (v *Validator) NotRun(d *Deployment, status report.Status, why, fix string) report.Report {
+	var r report.Report
+	for _, name := range AllChecks {
+		if !v.selected(name) {
+			continue
+		}
+		for _, f := range Families {
+			var c report.Check
+			if name == CheckServiceIPs && d != nil && d.Services[HTTPBinName] != nil && d.Services[SleepName] != nil {
+				c = v.serviceIPs(d, f)
+			} else {
+				c = report.Check{Status: status, Message: "not run: " + why, Remediation: fix}
+			}
+			c.Layer, c.Name, c.Family = report.LayerProof, name, string(f)
+			r.Add(c)
+		}
 	}
 	return r
 }

@@ -33,6 +33,7 @@ type PodSimulator struct {
 	Interval time.Duration
 
 	mu    sync.Mutex
+	noFit string // see SetNoFit
 	next  int
 	ips   map[string]int // pod UID -> index of its addresses
 	stop  context.CancelFunc
@@ -89,6 +90,8 @@ func (s *PodSimulator) pass(ctx context.Context) error {
 		switch {
 		case pod.DeletionTimestamp != nil:
 			err = s.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
+		case pod.Spec.NodeName == "" && s.noFitMessage() != "":
+			err = s.unschedulable(ctx, pod, s.noFitMessage())
 		case pod.Spec.NodeName == "":
 			err = s.bind(ctx, pod)
 		case pod.Status.Phase == "" || pod.Status.Phase == corev1.PodPending:
@@ -145,6 +148,52 @@ func (s *PodSimulator) deployments(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SetNoFit makes the scheduler find no node for pods not yet bound, as
+// kube-scheduler does when no node fits them (taints, resources, node
+// selectors): each stays Pending, unbound, with PodScheduled=False reason
+// Unschedulable and message, and gets a FailedScheduling Warning event.
+// "" schedules again.
+func (s *PodSimulator) SetNoFit(message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noFit = message
+}
+
+func (s *PodSimulator) noFitMessage() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noFit
+}
+
+// unschedulable records the scheduling failure once per pod, as the
+// scheduler's status update and event recorder would.
+func (s *PodSimulator) unschedulable(ctx context.Context, pod *corev1.Pod, message string) error {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return nil
+		}
+	}
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodPending
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: message, LastTransitionTime: now,
+	})
+	if _, err := s.Kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	_, err := s.Kube.CoreV1().Events(pod.Namespace).Create(ctx, &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: pod.Name + ".", Namespace: pod.Namespace},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+		},
+		Reason: "FailedScheduling", Message: message, Type: corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "default-scheduler"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}, metav1.CreateOptions{})
+	return err
 }
 
 func (s *PodSimulator) bind(ctx context.Context, pod *corev1.Pod) error {
