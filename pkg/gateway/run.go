@@ -165,6 +165,9 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if len(plan) == 0 {
 		res.Actions = append(res.Actions, Action{Kind: "service", Target: ref, Detail: "already dual-stack", Status: "unchanged"})
+		if o.DryRun != cli.DryRunNone {
+			return res, nil // planning never waits: DNS is the verify step's (and validate's) to report
+		}
 		if err := r.waitDNS(ctx, o, res); err != nil {
 			return res, err
 		}

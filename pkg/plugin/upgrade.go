@@ -82,6 +82,8 @@ type UpgradeOptions struct {
 	kube    kubernetes.Interface
 	// global are the kubeconfig flags the user gave, forwarded to every phase.
 	global []string
+	// userArgs are all the flags the user gave, for the resume hint.
+	userArgs []string
 	// exec runs one of the suite's commands in process (args without the
 	// program name); stdout is what it prints as data.
 	exec func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -177,6 +179,7 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 				return err
 			}
 			o.global = forwardedFlags(cmd)
+			o.userArgs = flagsGiven(cmd)
 			if err := o.Complete(); err != nil {
 				return err
 			}
@@ -460,6 +463,9 @@ func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.En
 	var plan UpgradePlan
 	block := func(p *PhasePlan, msg string) {
 		p.Action = PlanBlocked
+		if p.Summary == "" {
+			p.Summary = msg
+		}
 		plan.Blockers = append(plan.Blockers, p.Name+": "+msg)
 	}
 	for _, name := range AllPhases {
@@ -859,14 +865,19 @@ func (o *UpgradeOptions) printNext(w io.Writer, res *UpgradeResult) {
 			notDone = append(notDone, p.Name)
 		}
 	}
-	fmt.Fprintf(w, "Done: %s. Not done: %s.\n", orNone(strings.Join(done, ", ")), orNone(strings.Join(notDone, ", ")))
+	nothing := func(s []string) string {
+		if len(s) == 0 {
+			return "nothing"
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(w, "Done: %s. Not done: %s.\n", nothing(done), nothing(notDone))
 	if res.Outcome == "blocked" {
 		fmt.Fprintln(w, "Fix the blockers above (or leave their phase out with --phases), then run upgrade again.")
 		return
 	}
-	fmt.Fprintf(w, "To resume: fix the cause, then run `%s --yes` again: every phase is idempotent, finished ones are reported as already done.\n", o.inv.Command("upgrade"))
-	fmt.Fprintf(w, "To roll back: `%s` removes the IPv6 networks network added; `%s` undoes the AWS changes (and the NLB's dualstack switch). A re-created gateway Service stays an NLB.\n",
-		o.inv.Command("network --revert --yes"), o.inv.Command("aws rollback --yes"))
+	fmt.Fprintf(w, "To resume: fix the cause, then run `%s` again: every phase is idempotent, finished ones are reported as already done.\n", o.inv.Command(o.resumeCommand()))
+	fmt.Fprintf(w, "To roll back every layer (the gateway Service, the network, the AWS changes): `%s`.\n", o.inv.Command("rollback --yes"))
 }
 
 func printUpgradePlan(w io.Writer, plan UpgradePlan) {
@@ -910,4 +921,32 @@ func (iw *indentWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// resumeCommand is the upgrade command line to resume with: the flags the
+// user gave (but -o and --dry-run), then --yes.
+func (o *UpgradeOptions) resumeCommand() string {
+	parts := []string{"upgrade"}
+	for _, a := range o.userArgs {
+		parts = append(parts, a)
+	}
+	return strings.Join(append(parts, "--yes"), " ")
+}
+
+// flagsGiven lists the flags set on the command line, as --name=value,
+// for the resume hint; --yes, --dry-run and -o are left to the hint.
+func flagsGiven(cmd *cobra.Command) []string {
+	var out []string
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "yes", "dry-run", "output":
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			out = append(out, "--"+f.Name+"="+strings.Join(sv.GetSlice(), ","))
+			return
+		}
+		out = append(out, "--"+f.Name+"="+f.Value.String())
+	})
+	return out
 }

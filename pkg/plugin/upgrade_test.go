@@ -186,11 +186,12 @@ func newTestUpgrade(f *fakePhases, yes bool, phases ...string) (*UpgradeOptions,
 func TestUpgradeRunsThePhasesInOrderAndResumes(t *testing.T) {
 	f := &fakePhases{netFail: true}
 	o, out, errOut := newTestUpgrade(f, true)
+	o.userArgs = []string{"--timeout=1m0s"} // the resume hint keeps the flags given
 	err := o.Run(context.Background())
 	if err == nil {
 		t.Fatalf("a failed network phase should fail the run\n%s", out)
 	}
-	for _, want := range []string{"[after-underlay]", "after the underlay", "failed", "not run: phase network failed", "To resume", "network --revert --yes", "aws rollback --yes"} {
+	for _, want := range []string{"[after-underlay]", "after the underlay", "failed", "not run: phase network failed", "To resume", "kubectl dualstack upgrade --timeout=1m0s --yes", "kubectl dualstack rollback --yes", "Done: aws."} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output does not say %q:\n%s", want, out)
 		}
