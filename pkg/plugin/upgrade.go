@@ -84,6 +84,8 @@ type UpgradeOptions struct {
 	global []string
 	// userArgs are all the flags the user gave, for the resume hint.
 	userArgs []string
+	// underlay is the aws phase, typed.
+	underlay underlayPhase
 	// exec runs one of the suite's commands in process (args without the
 	// program name); stdout is what it prints as data.
 	exec func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -308,17 +310,6 @@ func (o *UpgradeOptions) targetArgs() []string {
 	return a
 }
 
-func (o *UpgradeOptions) awsArgs(sub string) []string {
-	a := append([]string{"aws", sub, "-o", "json"}, o.targetArgs()...)
-	if sub == "apply" {
-		a = append(a, "--yes", "--journal-namespace="+o.Target.Journal.String(), fmt.Sprintf("--parallel=%d", o.Parallel))
-	}
-	if o.NewInstanceType != "" {
-		a = append(a, "--allow-instance-type-change="+o.NewInstanceType)
-	}
-	return a
-}
-
 func (o *UpgradeOptions) networkArgs(dry bool) []string {
 	a := []string{"network", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.Journal.String()}
 	if dry {
@@ -384,6 +375,9 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 			return err
 		}
 		defer l.Release()
+	}
+	if o.underlay == nil {
+		o.underlay = &awsUnderlay{flags: awsPlanFlags{awsTargetFlags: o.Target, NewInstanceType: o.NewInstanceType}, factory: o.factory, store: store, parallel: o.Parallel}
 	}
 	earlier := map[string]journal.Entry{}
 	if j, err := store.Load(ctx); err == nil {
@@ -478,13 +472,12 @@ func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.En
 		var stderr bytes.Buffer
 		switch name {
 		case PhaseAWS:
-			var ap awsx.Plan
-			ok, err := o.call(ctx, o.awsArgs("plan"), &stderr, &ap)
-			if !ok {
-				block(&p, fmt.Sprintf("planning the underlay: %v", errText(err, &stderr)))
+			ap, err := o.underlay.Plan(ctx)
+			if err != nil {
+				block(&p, fmt.Sprintf("planning the underlay: %v", err))
 				break
 			}
-			p.AWS = &ap
+			p.AWS = ap
 			if len(ap.Changes) == 0 {
 				p.Action, p.Summary = PlanNothing, fmt.Sprintf("the underlay of VPC %s is already dual-stack", ap.Cluster.VPCID)
 			} else {
@@ -680,7 +673,7 @@ func (o *UpgradeOptions) runPhases(ctx context.Context, store *journal.Store, re
 		var err error
 		switch p.Name {
 		case PhaseAWS:
-			msg, didChange, err = o.runAWS(ctx, stderr)
+			msg, didChange, err = o.runAWS(ctx, p.AWS, progress, label)
 		case PhaseNetwork:
 			if err = o.waitNodesIPv6(ctx, progress, label); err == nil {
 				msg, didChange, err = o.runNetwork(ctx, stderr)
@@ -721,14 +714,17 @@ func (o *UpgradeOptions) record(ctx context.Context, store *journal.Store, phase
 	}
 }
 
-func (o *UpgradeOptions) runAWS(ctx context.Context, stderr io.Writer) (string, bool, error) {
-	var r AWSApplyResult
-	_, err := o.call(ctx, o.awsArgs("apply"), stderr, &r)
-	applied, failed := countStatus(r.Changes, awsx.StatusApplied), countStatus(r.Changes, awsx.StatusFailed)
+func (o *UpgradeOptions) runAWS(ctx context.Context, plan *awsx.Plan, progress *cli.Progress, label string) (string, bool, error) {
+	progress.Start(fmt.Sprintf("%s: applying %d changes", label, len(plan.Changes)))
+	results, err := o.underlay.Apply(ctx, plan, func(done, total int, r awsx.Result) {
+		progress.Update(fmt.Sprintf("%s: %d/%d %s %s: %s", label, done, total, r.Operation, r.Resource, r.Status))
+	})
+	progress.Done("")
+	applied, failed := countStatus(results, awsx.StatusApplied), countStatus(results, awsx.StatusFailed)
 	if err != nil {
-		return "", applied > 0, fmt.Errorf("aws apply: %d of %d changes applied, %d failed: %w", applied, len(r.Changes), failed, err)
+		return "", applied > 0, fmt.Errorf("aws apply: %d of %d changes applied, %d failed: %w", applied, len(plan.Changes), failed, err)
 	}
-	return fmt.Sprintf("applied %d of %d changes to VPC %s (recorded in the journal)", applied, len(r.Changes), r.Cluster.VPCID), applied > 0, nil
+	return fmt.Sprintf("applied %d of %d changes to VPC %s, exactly as planned (recorded in the journal)", applied, len(plan.Changes), plan.Cluster.VPCID), applied > 0, nil
 }
 
 // waitNodesIPv6 gives the nodes time to report the IPv6 addresses the

@@ -99,6 +99,35 @@ type fakePhases struct {
 	gwDone    bool
 	classic   bool
 	awsReject bool
+	awsDrift  bool
+	applied   *awsx.Plan
+}
+
+// The aws phase is typed: Plan and Apply, no command line.
+func (f *fakePhases) Plan(context.Context) (*awsx.Plan, error) {
+	f.ran = append(f.ran, "aws plan")
+	p := awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-1", Region: "r"}}
+	if !f.awsDone {
+		p.Changes = []awsx.Change{{Operation: "AssociateVpcCidrBlock", Resource: "vpc-1"}, {Operation: "AssociateSubnetCidrBlock", Resource: "subnet-1"}}
+	}
+	if f.awsReject {
+		return nil, errors.New("no AWS credentials")
+	}
+	return &p, nil
+}
+
+func (f *fakePhases) Apply(_ context.Context, p *awsx.Plan, _ func(int, int, awsx.Result)) ([]awsx.Result, error) {
+	f.ran = append(f.ran, "aws apply")
+	if f.awsDrift {
+		return nil, fmt.Errorf("the AWS network of VPC vpc-1 %w (1 change needed now that was not planned)", ErrPlanDrift)
+	}
+	f.applied = p
+	f.awsDone = true
+	out := make([]awsx.Result, len(p.Changes))
+	for i := range out {
+		out[i].Status = awsx.StatusApplied
+	}
+	return out, nil
 }
 
 func (f *fakePhases) exec(_ context.Context, args []string, stdout, _ io.Writer) error {
@@ -113,18 +142,6 @@ func (f *fakePhases) exec(_ context.Context, args []string, stdout, _ io.Writer)
 	f.ran = append(f.ran, key)
 	enc := json.NewEncoder(stdout)
 	switch {
-	case key == "aws plan":
-		p := awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-1", Region: "r"}}
-		if !f.awsDone {
-			p.Changes = []awsx.Change{{Operation: "AssociateVpcCidrBlock", Resource: "vpc-1"}, {Operation: "AssociateSubnetCidrBlock", Resource: "subnet-1"}}
-		}
-		if f.awsReject {
-			return errors.New("no AWS credentials")
-		}
-		return enc.Encode(p)
-	case key == "aws apply":
-		f.awsDone = true
-		return enc.Encode(AWSApplyResult{Cluster: awsx.Cluster{VPCID: "vpc-1"}, Changes: []awsx.Result{{Status: awsx.StatusApplied}, {Status: awsx.StatusApplied}}})
 	case key == "network (plan)":
 		r := NetworkResult{Mode: "openshift", Outcome: OutcomeDryRun, Added: &network.Added{ServiceNetwork: "fd02::/112"}, Patch: []network.PatchOp{{Op: "add"}}}
 		if f.netDone {
@@ -169,7 +186,7 @@ func newTestUpgrade(f *fakePhases, yes bool, phases ...string) (*UpgradeOptions,
 	o := &UpgradeOptions{
 		Phases: AllPhases, Timeout: time.Minute, Mutation: cli.NewMutationFlags(),
 		Output: cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON), inv: InvocationFrom("kubectl-dualstack"),
-		IOStreams: streams, exec: f.exec,
+		IOStreams: streams, exec: f.exec, underlay: f,
 	}
 	if len(phases) > 0 {
 		o.Phases = phases
@@ -266,5 +283,45 @@ func TestUpgradeNetworkAloneBlocksOnMissingNodeIPv6(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "network: 6 of 6 nodes have no IPv6 InternalIP") {
 		t.Errorf("output:\n%s", out)
+	}
+}
+
+// The plan applied is the plan confirmed; when AWS changed in between,
+// nothing is applied and the run stops saying so.
+func TestUpgradeAppliesTheConfirmedAWSPlanOrStopsOnDrift(t *testing.T) {
+	f := &fakePhases{}
+	o, _, _ := newTestUpgrade(f, true, "aws")
+	if err := o.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.applied == nil || len(f.applied.Changes) != 2 || f.applied.Changes[0].Operation != "AssociateVpcCidrBlock" {
+		t.Fatalf("applied %+v", f.applied)
+	}
+
+	f = &fakePhases{awsDrift: true}
+	o, out, _ := newTestUpgrade(f, true, "aws")
+	if err := o.Run(context.Background()); err == nil || !strings.Contains(out.String(), "changed since the plan was made") {
+		t.Fatalf("drift: %v\n%s", err, out)
+	}
+}
+
+func TestPlanDiff(t *testing.T) {
+	a := &awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-1"}, Changes: []awsx.Change{
+		{Operation: "AssociateSubnetCidrBlock", Resource: "subnet-1", Parameters: map[string]string{"subnetId": "subnet-1", "ipv6CidrBlock": "2600::/64"}},
+		{Operation: "CreateRoute", Resource: "rtb-1", Parameters: map[string]string{"routeTableId": "rtb-1"}},
+	}}
+	same := &awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-1"}, Changes: []awsx.Change{a.Changes[1], a.Changes[0]}}
+	if d := planDiff(a, same); d != "" {
+		t.Fatalf("same changes in another order: %q", d)
+	}
+	other := &awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-1"}, Changes: []awsx.Change{
+		{Operation: "AssociateSubnetCidrBlock", Resource: "subnet-1", Parameters: map[string]string{"subnetId": "subnet-1", "ipv6CidrBlock": "2600:0:0:1::/64"}},
+	}}
+	d := planDiff(a, other)
+	if !strings.Contains(d, "2 planned change(s) no longer needed or different") || !strings.Contains(d, "1 change(s) needed now") {
+		t.Fatalf("diff %q", d)
+	}
+	if d := planDiff(a, &awsx.Plan{Cluster: awsx.Cluster{VPCID: "vpc-2"}}); !strings.Contains(d, "vpc-2") {
+		t.Fatalf("another VPC: %q", d)
 	}
 }
