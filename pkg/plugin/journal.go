@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
 // journalFlag is --journal-namespace: where the journal and the lock of
@@ -91,7 +92,7 @@ func lock(ctx context.Context, kc kubernetes.Interface, store *journal.Store, wh
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w (the lock keeps two dualstack changes from running at once)", err)
+		return nil, kube.Explain("taking the lock that keeps two dualstack changes from running at once", err)
 	}
 	return l, nil
 }

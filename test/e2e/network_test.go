@@ -450,6 +450,7 @@ func TestNetworkForbiddenNamesVerbAndResource(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "create", "update"}},
 		{APIGroups: []string{"config.openshift.io"}, Resources: []string{"infrastructures", "clusterversions", "networks", "clusteroperators"}, Verbs: read},
 		{APIGroups: []string{"operator.openshift.io"}, Resources: []string{"networks"}, Verbs: read},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}, // the lock
 	}); err != nil {
 		t.Fatal(err)
 	}
