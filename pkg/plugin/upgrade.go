@@ -14,8 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/kubernetes"
@@ -730,37 +731,38 @@ func (o *UpgradeOptions) runAWS(ctx context.Context, plan *awsx.Plan, progress *
 // waitNodesIPv6 gives the nodes time to report the IPv6 addresses the
 // underlay gave their instances (the kubelets pick them up).
 func (o *UpgradeOptions) waitNodesIPv6(ctx context.Context, progress *cli.Progress, label string) error {
-	missing := func(ctx context.Context) (int, int, error) {
-		nodes, err := kube.ListNodes(ctx, o.kube, metav1.ListOptions{})
-		if err != nil {
-			return 0, 0, kube.Explain("listing nodes", err)
-		}
-		without := 0
-		for _, n := range nodes {
-			v6 := false
-			for _, a := range n.Status.Addresses {
-				if ip := net.ParseIP(a.Address); a.Type == "InternalIP" && ip != nil && ip.To4() == nil {
-					v6 = true
-				}
-			}
-			if !v6 {
-				without++
+	hasIPv6 := func(n *corev1.Node) bool {
+		for _, a := range n.Status.Addresses {
+			if ip := net.ParseIP(a.Address); a.Type == corev1.NodeInternalIP && ip != nil && ip.To4() == nil {
+				return true
 			}
 		}
-		return without, len(nodes), nil
+		return false
 	}
-	without, total, err := missing(ctx)
-	if err != nil || without == 0 {
-		return err
+	nodes, err := kube.ListNodes(ctx, o.kube, metav1.ListOptions{})
+	if err != nil {
+		return kube.Explain("listing nodes", err)
 	}
-	progress.Start(fmt.Sprintf("%s: waiting for %d of %d nodes to report an IPv6 InternalIP (timeout %s)", label, without, total, o.Timeout))
+	without := 0
+	for i := range nodes {
+		if !hasIPv6(&nodes[i]) {
+			without++
+		}
+	}
+	if without == 0 {
+		return nil
+	}
+	progress.Start(fmt.Sprintf("%s: waiting for %d of %d nodes to report an IPv6 InternalIP (timeout %s)", label, without, len(nodes), o.Timeout))
 	defer progress.Done("")
-	err = wait.PollUntilContextTimeout(ctx, time.Second, o.Timeout, true, func(ctx context.Context) (bool, error) {
-		w, t, err := missing(ctx)
-		if err != nil {
-			return false, err
+	err = kube.WaitAll(ctx, kube.NodesLW(o.kube), &corev1.Node{}, o.Timeout, func(objs map[string]runtime.Object) (bool, error) {
+		all := kube.Nodes(objs)
+		w := 0
+		for _, n := range all {
+			if !hasIPv6(n) {
+				w++
+			}
 		}
-		progress.Update(fmt.Sprintf("%s: %d of %d nodes without an IPv6 InternalIP", label, w, t))
+		progress.Update(fmt.Sprintf("%s: %d of %d nodes without an IPv6 InternalIP", label, w, len(all)))
 		return w == 0, nil
 	})
 	if err != nil {
