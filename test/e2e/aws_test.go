@@ -160,17 +160,33 @@ func awsSnapshot(t *testing.T, vpcID string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A load balancer's own group (the cloud provider's k8s-elb-<name>, or
+	// the one moto makes for a Classic ELB created without one) is named
+	// after it, so it gets a new ID whenever its Service is re-created:
+	// its lines carry "elb-sg" instead of the ID, like the lb lines' names.
+	elbGroup := map[string]bool{}
+	for _, g := range sgs.SecurityGroups {
+		if n := aws.ToString(g.GroupName); strings.HasPrefix(n, "k8s-elb-") || strings.HasPrefix(n, "default_elb_") {
+			elbGroup[aws.ToString(g.GroupId)] = true
+		}
+	}
+	sgName := func(id *string) string {
+		if elbGroup[aws.ToString(id)] {
+			return "elb-sg"
+		}
+		return aws.ToString(id)
+	}
 	for _, g := range sgs.SecurityGroups {
 		for dir, perms := range map[string][]ec2types.IpPermission{"in": g.IpPermissions, "out": g.IpPermissionsEgress} {
 			for _, p := range perms {
 				for _, r := range p.IpRanges {
-					add("sg %s %s %s %d-%d %s", aws.ToString(g.GroupId), dir, aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort), aws.ToString(r.CidrIp))
+					add("sg %s %s %s %d-%d %s", sgName(g.GroupId), dir, aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort), aws.ToString(r.CidrIp))
 				}
 				for _, r := range p.Ipv6Ranges {
-					add("sg %s %s %s %d-%d %s", aws.ToString(g.GroupId), dir, aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort), aws.ToString(r.CidrIpv6))
+					add("sg %s %s %s %d-%d %s", sgName(g.GroupId), dir, aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort), aws.ToString(r.CidrIpv6))
 				}
 				for _, r := range p.UserIdGroupPairs {
-					add("sg %s %s %s %d-%d %s", aws.ToString(g.GroupId), dir, aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort), aws.ToString(r.GroupId))
+					add("sg %s %s %s %d-%d %s", sgName(g.GroupId), dir, aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort), sgName(r.GroupId))
 				}
 			}
 		}

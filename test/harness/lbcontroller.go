@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -38,6 +39,7 @@ import (
 // models a controller that is down or slow to get there.
 type LBController struct {
 	kube       kubernetes.Interface
+	ec2        *ec2.Client
 	elb        *elb.Client
 	elbv2      *elbv2.Client
 	clusterTag string
@@ -84,7 +86,7 @@ const (
 // subnets (one per zone) the load balancers go in.
 func StartLBController(kc kubernetes.Interface, cfg aws.Config, clusterTag string, subnets []string) *LBController {
 	c := &LBController{
-		kube: kc, elb: elb.NewFromConfig(cfg), elbv2: elbv2.NewFromConfig(cfg),
+		kube: kc, ec2: ec2.NewFromConfig(cfg), elb: elb.NewFromConfig(cfg), elbv2: elbv2.NewFromConfig(cfg),
 		clusterTag: clusterTag, subnets: subnets, stop: make(chan struct{}),
 	}
 	factory := informers.NewSharedInformerFactory(kc, 30*time.Second)
@@ -303,7 +305,29 @@ func (c *LBController) delete(svc *corev1.Service) {
 		_, _ = c.elbv2.DeleteLoadBalancer(ctx, &elbv2.DeleteLoadBalancerInput{LoadBalancerArn: aws.String(have.arn)})
 		return
 	}
-	_, _ = c.elb.DeleteLoadBalancer(ctx, &elb.DeleteLoadBalancerInput{LoadBalancerName: aws.String(have.name)})
+	// The provider deletes the security group it made for a Classic ELB
+	// with it; moto makes one for an ELB created without one, and keeps it.
+	var groups []string
+	if d, err := c.elb.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{LoadBalancerNames: []string{have.name}}); err == nil {
+		for _, lb := range d.LoadBalancerDescriptions {
+			groups = append(groups, lb.SecurityGroups...)
+		}
+	}
+	if _, err := c.elb.DeleteLoadBalancer(ctx, &elb.DeleteLoadBalancerInput{LoadBalancerName: aws.String(have.name)}); err != nil {
+		return
+	}
+	if len(groups) == 0 {
+		return
+	}
+	sgs, err := c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: groups})
+	if err != nil {
+		return
+	}
+	for _, g := range sgs.SecurityGroups {
+		if n := aws.ToString(g.GroupName); strings.HasPrefix(n, "default_elb_") || strings.HasPrefix(n, "k8s-elb-") {
+			_, _ = c.ec2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: g.GroupId})
+		}
+	}
 }
 
 // fail records the error as the cloud provider does: an event on the Service.
