@@ -80,6 +80,9 @@ type Result struct {
 	IPv4             []string      `json:"ipv4,omitempty"`
 	IPv6             []string      `json:"ipv6,omitempty"`
 	Changed          bool          `json:"changed"`
+	// NeedsIPv6Subnets (plans only) are the load balancer's subnets that
+	// must get IPv6 (aws apply) before the plan can be applied.
+	NeedsIPv6Subnets []string `json:"needsIPv6Subnets,omitempty"`
 }
 
 // Runner carries what a run needs.
@@ -134,7 +137,11 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// Every precondition before any change: a re-created NLB goes into the
 	// subnets the Classic ELB uses, so they need IPv6 as much.
-	if lb != nil && len(lb.SubnetsWithoutIPv6) > 0 {
+	if lb != nil && len(lb.SubnetsWithoutIPv6) > 0 && o.DryRun == cli.DryRunClient {
+		// A plan, not a refusal: the caller (upgrade) knows whether its
+		// underlay phase gives these subnets IPv6 first.
+		res.NeedsIPv6Subnets = lb.SubnetsWithoutIPv6
+	} else if lb != nil && len(lb.SubnetsWithoutIPv6) > 0 {
 		return nil, fmt.Errorf("the load balancer %s of %s cannot become dualstack: its subnets %s have no IPv6 yet; run `%s aws apply` first",
 			lb.Name, ref, strings.Join(lb.SubnetsWithoutIPv6, ", "), o.Command)
 	}

@@ -513,9 +513,6 @@ func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.En
 			switch {
 			case errors.Is(err, gateway.ErrClassic):
 				block(&p, "the ingress gateway is behind a Classic ELB, which cannot serve IPv6: pass --recreate-gateway to re-create its Service as a dual-stack NLB (its hostname changes)")
-			case err != nil && strings.Contains(err.Error(), "no IPv6 yet") && o.selected(PhaseAWS):
-				p.Action = PlanAfterEarlier
-				p.Summary = "after the underlay: make the gateway Service dual-stack and switch its NLB to dualstack (its subnets get IPv6 in the aws phase)"
 			case err != nil || !ok:
 				block(&p, fmt.Sprintf("planning the gateway: %v", errText(err, &stderr)))
 			default:
@@ -532,6 +529,17 @@ func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.En
 				}
 				p.Action, p.Details = PlanChange, planned
 				p.Summary = fmt.Sprintf("make %s dual-stack", gr.Service)
+				if len(gr.NeedsIPv6Subnets) > 0 {
+					// Data, not an error message: the load balancer's subnets
+					// need IPv6 first, which the aws phase gives them or not.
+					if !o.selected(PhaseAWS) {
+						block(&p, fmt.Sprintf("the load balancer of %s is in subnets without IPv6 (%s): run the aws phase first (leave --phases out, or add aws)",
+							gr.Service, strings.Join(gr.NeedsIPv6Subnets, ", ")))
+						break
+					}
+					p.Action = PlanAfterEarlier
+					p.Summary = "after the underlay (its load balancer's subnets get IPv6 in the aws phase): " + p.Summary
+				}
 				if slices.ContainsFunc(gr.Actions, func(a gateway.Action) bool { return a.Kind == "recreate-service" }) {
 					p.Summary += fmt.Sprintf("; --recreate-gateway: its Classic ELB is replaced by a dual-stack NLB and the hostname %s changes", gr.Hostname)
 				}

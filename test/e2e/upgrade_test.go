@@ -113,7 +113,8 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 				t.Errorf("network plan %q: %s", p.Action, p.Summary)
 			}
 		case "gateway":
-			if p.Action != "change" || !strings.Contains(p.Summary, "--recreate-gateway") {
+			// The new NLB goes into the Classic ELB's subnets: after the underlay.
+			if p.Action != "after-underlay" || !strings.Contains(p.Summary, "--recreate-gateway") {
 				t.Errorf("gateway plan %q: %s", p.Action, p.Summary)
 			}
 		}
