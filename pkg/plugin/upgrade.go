@@ -75,6 +75,7 @@ type UpgradeOptions struct {
 	Timeout         time.Duration
 	NewInstanceType string
 	Parallel        int
+	PlanFile        string
 	Mutation        *cli.MutationFlags
 	Output          *cli.OutputFlags
 
@@ -87,6 +88,8 @@ type UpgradeOptions struct {
 	userArgs []string
 	// underlay is the aws phase, typed.
 	underlay underlayPhase
+	// saved is the plan of --plan.
+	saved *UpgradeResult
 	// exec runs one of the suite's commands in process (args without the
 	// program name); stdout is what it prints as data.
 	exec func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -104,8 +107,10 @@ type UpgradeResult struct {
 
 // UpgradePlan is the one combined plan, per phase.
 type UpgradePlan struct {
-	Phases   []PhasePlan `json:"phases"`
-	Blockers []string    `json:"blockers"`
+	Cluster  PlanCluster   `json:"cluster"`
+	Settings *PlanSettings `json:"settings,omitempty"`
+	Phases   []PhasePlan   `json:"phases"`
+	Blockers []string      `json:"blockers"`
 }
 
 // PhasePlan is what one phase will do.
@@ -197,6 +202,7 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
 	f.StringVar(&o.NewInstanceType, "allow-instance-type-change", "", "Change instances whose type has no IPv6 support to this type (aws apply --allow-instance-type-change)")
 	f.IntVar(&o.Parallel, "parallel", o.Parallel, "How many independent AWS changes to make at once (aws apply --parallel)")
+	f.StringVar(&o.PlanFile, "plan", "", "Apply exactly this plan, saved earlier with `upgrade --dry-run=client -o json > FILE`, after checking that the cluster and AWS still match it")
 	o.Target.addFlags(cmd)
 	o.Target.addJournalFlag(cmd)
 	o.Mutation.AddFlags(cmd)
@@ -227,6 +233,18 @@ func (o *UpgradeOptions) Validate() error {
 	}
 	if o.Parallel < 1 {
 		return cli.Usagef("--parallel must be at least 1")
+	}
+	if o.PlanFile != "" {
+		if dry == cli.DryRunClient {
+			return cli.Usagef("--plan applies a saved plan: it takes no --dry-run (the file is the plan)")
+		}
+		saved, err := loadPlan(o.PlanFile)
+		if err != nil {
+			return err
+		}
+		o.saved = saved
+		st := saved.Plan.Settings
+		o.Phases, o.ForceNetwork, o.RecreateGateway, o.NewInstanceType = st.Phases, st.ForceNetwork, st.RecreateGateway, st.NewInstanceType
 	}
 	if o.DNSServer != "" {
 		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
@@ -393,6 +411,32 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	progress.Start("Discovering the cluster and planning every layer")
 	plan := o.plan(ctx, earlier)
 	progress.Done("")
+	if plan.Cluster.ID, err = clusterID(ctx, o.kube); err != nil {
+		return err
+	}
+	plan.Cluster.CreatedAt = time.Now().UTC().Truncate(time.Second)
+	plan.Settings = &PlanSettings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType}
+	if o.factory != nil {
+		if c, err := o.factory.Clients(); err == nil && c.Config != nil {
+			plan.Cluster.Server = c.Config.Host
+		}
+	}
+	for _, p := range plan.Phases {
+		if p.AWS != nil {
+			plan.Cluster.VPCID = p.AWS.Cluster.VPCID
+		}
+	}
+	if o.saved != nil {
+		if diffs := comparePlans(o.saved.Plan, plan); len(diffs) > 0 {
+			res := &UpgradeResult{Plan: plan, Outcome: "plan-refused",
+				Message: fmt.Sprintf("%v: the plan in %s (made %s) no longer matches the cluster: %s; make a new plan with `%s`", ErrPlanRefused, o.PlanFile,
+					o.saved.Plan.Cluster.CreatedAt.Format(time.RFC3339), strings.Join(diffs, "; "), o.inv.Command("upgrade --dry-run=client -o json"))}
+			return o.finish(res, errors.New(res.Message))
+		}
+		// What is applied is the saved plan; what was just planned equals it.
+		plan.Phases, plan.Blockers = o.saved.Plan.Phases, o.saved.Plan.Blockers
+		fmt.Fprintf(o.ErrOut, "The plan in %s (made %s) still matches the cluster.\n", o.PlanFile, o.saved.Plan.Cluster.CreatedAt.Format(time.RFC3339))
+	}
 	res := &UpgradeResult{Plan: plan}
 	for _, p := range plan.Phases {
 		res.Phases = append(res.Phases, PhaseResult{Name: p.Name, Status: PhasePlanned, Message: p.Summary})
@@ -843,6 +887,10 @@ func (o *UpgradeOptions) finish(res *UpgradeResult, err error) error {
 
 func (o *UpgradeOptions) printSummary(w io.Writer, res *UpgradeResult) error {
 	fmt.Fprintln(w)
+	if len(res.Phases) == 0 {
+		_, err := fmt.Fprintln(w, res.Message)
+		return err
+	}
 	tw := printers.GetNewTabWriter(w)
 	fmt.Fprintln(tw, "PHASE\tSTATUS\tMESSAGE")
 	for _, p := range res.Phases {

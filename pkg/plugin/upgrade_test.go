@@ -325,3 +325,27 @@ func TestPlanDiff(t *testing.T) {
 		t.Fatalf("another VPC: %q", d)
 	}
 }
+
+func TestComparePlans(t *testing.T) {
+	net := func(value string) *NetworkResult {
+		return &NetworkResult{Patch: []network.PatchOp{{Op: "test", Path: "/spec/serviceNetwork", Value: []string{value}}}}
+	}
+	saved := UpgradePlan{Cluster: PlanCluster{ID: "c1"}, Phases: []PhasePlan{
+		{Name: "network", Action: PlanChange, Network: net("172.30.0.0/16")},
+		{Name: "gateway", Action: PlanChange, Gateway: &gateway.Result{}, Details: []string{"patch-service istio-system/gw"}},
+	}}
+	if d := comparePlans(saved, saved); len(d) != 0 {
+		t.Fatalf("a plan differs from itself: %v", d)
+	}
+	now := UpgradePlan{Cluster: PlanCluster{ID: "c1"}, Phases: []PhasePlan{
+		{Name: "network", Action: PlanChange, Network: net("172.31.0.0/16")},
+		{Name: "gateway", Action: PlanNothing, Summary: "already dual-stack"},
+	}}
+	d := comparePlans(saved, now)
+	if len(d) != 2 || !strings.Contains(d[0], "the Network config changed") || !strings.Contains(d[1], "was change, is now nothing-to-do") {
+		t.Fatalf("diffs %q", d)
+	}
+	if d := comparePlans(saved, UpgradePlan{Cluster: PlanCluster{ID: "c2"}}); len(d) != 1 || !strings.Contains(d[0], "another cluster") {
+		t.Fatalf("another cluster: %q", d)
+	}
+}

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
+)
+
+// Issue 11: a saved plan is applied exactly, after a check that the
+// cluster and its AWS network still match it; refused otherwise.
+func TestUpgradeAppliesASavedPlan(t *testing.T) {
+	s := conversionSandbox(t, harness.ConversionSandboxOptions{})
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	ctx := context.Background()
+	dir := t.TempDir()
+	start := awsSnapshot(t, s.World.AWS.VPC.ID)
+
+	r := plugin(t, kcfg, env, "upgrade", "--dry-run=client", "--recreate-gateway", "--dns-server", s.DNSAddr(), "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("plan:\n%s", r)
+	}
+	planFile := filepath.Join(dir, "plan.json")
+	if err := os.WriteFile(planFile, []byte(r.Stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A file that is not a plan: bad input.
+	bad := filepath.Join(dir, "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"outcome": "dry-run", "plan": {"phases": "nope"}}`), 0o600)
+	if r := plugin(t, kcfg, env, "upgrade", "--plan", bad, "--yes"); r.Code != 2 || !strings.Contains(r.Stderr, "is not a plan saved by") {
+		t.Fatalf("malformed plan:\n%s", r)
+	}
+
+	// A plan for another cluster.
+	var other map[string]any
+	_ = json.Unmarshal([]byte(r.Stdout), &other)
+	other["plan"].(map[string]any)["cluster"].(map[string]any)["id"] = "0b1c0d2e-0000-4000-8000-000000000000"
+	b, _ := json.Marshal(other)
+	otherFile := filepath.Join(dir, "other.json")
+	_ = os.WriteFile(otherFile, b, 0o600)
+	if r := plugin(t, kcfg, env, "upgrade", "--plan", otherFile, "--yes"); r.Code != 1 || !strings.Contains(r.Stdout, "for another cluster") {
+		t.Fatalf("plan of another cluster:\n%s", r)
+	}
+
+	// The VPC changes after planning (someone opens a port): refused,
+	// nothing changed; once it is as planned again, the plan applies.
+	cfg, err := awsTLS.AWSConfig(ctx, s.World.AWS.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ec2.NewFromConfig(cfg)
+	sg := s.World.AWS.SecurityGroups[0].ID
+	perm := []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(8443), ToPort: aws.Int32(8443), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}
+	if _, err := e.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(sg), IpPermissions: perm}); err != nil {
+		t.Fatal(err)
+	}
+	withRule := awsSnapshot(t, s.World.AWS.VPC.ID)
+	r = plugin(t, kcfg, env, "upgrade", "--plan", planFile, "--yes")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "no longer matches the cluster") || !strings.Contains(r.Stdout, "8443") {
+		t.Fatalf("plan after the VPC changed:\n%s", r)
+	}
+	if d := diffLines(withRule, awsSnapshot(t, s.World.AWS.VPC.ID)); d != "" {
+		t.Fatalf("a refused plan changed AWS:\n%s", d)
+	}
+	if _, err := e.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(sg), IpPermissions: perm}); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffLines(start, awsSnapshot(t, s.World.AWS.VPC.ID)); d != "" {
+		t.Fatalf("the VPC is not as planned again:\n%s", d)
+	}
+
+	r = plugin(t, kcfg, env, "upgrade", "--plan", planFile, "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	u := parseUpgrade(t, r)
+	if r.Code != 0 || u.Outcome != "converted" || !strings.Contains(r.Stderr, "still matches the cluster") {
+		t.Fatalf("upgrade --plan: %q\n%s", u.Outcome, r)
+	}
+	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "gateway": "done", "validate": "done"})
+	if n := awsPlanChanges(t, kcfg); n != 0 {
+		t.Errorf("aws plan after the saved plan was applied: %d changes", n)
+	}
+}
