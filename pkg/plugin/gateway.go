@@ -36,6 +36,10 @@ type GatewayOptions struct {
 	inv     Invocation
 	factory *kube.Factory
 	dryRun  cli.DryRun
+	// session, when set, is the AWS account already resolved (upgrade).
+	session *awsSession
+	// result is the last result, for upgrade, which runs gateway in process.
+	result *gateway.Result
 	genericiooptions.IOStreams
 }
 
@@ -126,9 +130,11 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 	}
 	o.warnIstio(facts)
 
-	s, err := o.Target.resolve(ctx, o.factory)
-	if err != nil {
-		return err
+	s := o.session
+	if s == nil {
+		if s, err = o.Target.resolve(ctx, o.factory); err != nil {
+			return err
+		}
 	}
 	store, err := o.Target.Journal.store(ctx, kc.Kube)
 	if err != nil {
@@ -165,6 +171,7 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 		ServiceRef: o.Service, Policy: policy, Recreate: o.Recreate, Timeout: o.Timeout,
 		DryRun: o.dryRun, Command: o.inv.DisplayName,
 	})
+	o.result = res
 	if res != nil {
 		if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error { return printGateway(w, res) }); err != nil {
 			return err

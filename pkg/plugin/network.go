@@ -64,6 +64,9 @@ type NetworkOptions struct {
 	request  network.Request
 	dryRun   cli.DryRun
 	rangeSet bool // a range flag was given
+	// result is the last result printed, for upgrade, which runs network
+	// in process.
+	result *NetworkResult
 	genericiooptions.IOStreams
 }
 
@@ -616,6 +619,7 @@ func (o *NetworkOptions) showPatch(ops []network.PatchOp) {
 // finish prints the result and returns err (already explained on stderr
 // where it needed more than one line).
 func (o *NetworkOptions) finish(res *NetworkResult, err error) error {
+	o.result = res
 	if perr := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error { return printNetworkResult(w, res) }); perr != nil {
 		return perr
 	}

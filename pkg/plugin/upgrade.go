@@ -82,17 +82,16 @@ type UpgradeOptions struct {
 	inv     Invocation
 	factory *kube.Factory
 	kube    kubernetes.Interface
-	// global are the kubeconfig flags the user gave, forwarded to every phase.
-	global []string
 	// userArgs are all the flags the user gave, for the resume hint.
 	userArgs []string
 	// underlay is the aws phase, typed.
 	underlay underlayPhase
 	// saved is the plan of --plan.
 	saved *UpgradeResult
-	// exec runs one of the suite's commands in process (args without the
-	// program name); stdout is what it prints as data.
-	exec func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// overlay, edge and proof are the network, gateway and validate phases.
+	overlay overlayPhase
+	edge    edgePhase
+	proof   proofPhase
 	genericiooptions.IOStreams
 }
 
@@ -186,7 +185,6 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			o.global = forwardedFlags(cmd)
 			o.userArgs = flagsGiven(cmd)
 			if err := o.Complete(); err != nil {
 				return err
@@ -276,27 +274,7 @@ func parsePhases(in []string) ([]string, error) {
 	return out, nil
 }
 
-// forwardedFlags are the global (kubeconfig, klog) flags the user set, as
-// arguments for the phases' commands.
-func forwardedFlags(cmd *cobra.Command) []string {
-	var out []string
-	// VisitAll: InheritedFlags is a fresh set that knows nothing was set on it.
-	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
-		if !f.Changed {
-			return
-		}
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			for _, v := range sv.GetSlice() {
-				out = append(out, "--"+f.Name+"="+v)
-			}
-			return
-		}
-		out = append(out, "--"+f.Name+"="+f.Value.String())
-	})
-	return out
-}
-
-// Complete builds the clients and the in-process runner of the phases.
+// Complete builds the clients.
 func (o *UpgradeOptions) Complete() error {
 	if o.kube == nil {
 		c, err := o.factory.Clients()
@@ -305,81 +283,10 @@ func (o *UpgradeOptions) Complete() error {
 		}
 		o.kube = c.Kube
 	}
-	if o.exec == nil {
-		o.exec = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			root := NewRootCmd(o.inv, genericiooptions.IOStreams{In: o.In, Out: stdout, ErrOut: stderr})
-			root.SetArgs(append(append([]string(nil), args...), o.global...))
-			_, err := root.ExecuteContextC(ctx)
-			return err
-		}
-	}
 	return nil
 }
 
 func (o *UpgradeOptions) selected(phase string) bool { return slices.Contains(o.Phases, phase) }
-
-func (o *UpgradeOptions) targetArgs() []string {
-	var a []string
-	for flag, v := range map[string]string{"--region": o.Target.Region, "--vpc-id": o.Target.VPCID, "--infra-id": o.Target.InfraID, "--aws-profile": o.Target.Profile} {
-		if v != "" {
-			a = append(a, flag+"="+v)
-		}
-	}
-	slices.Sort(a)
-	return a
-}
-
-func (o *UpgradeOptions) networkArgs(dry bool) []string {
-	a := []string{"network", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.Journal.String()}
-	if dry {
-		a = append(a, "--dry-run=client")
-	} else {
-		a = append(a, "--yes")
-	}
-	if o.ForceNetwork {
-		a = append(a, "--force")
-	}
-	return a
-}
-
-func (o *UpgradeOptions) gatewayArgs(dry bool) []string {
-	a := append([]string{"gateway", "-o", "json", "--timeout=" + o.Timeout.String(), "--journal-namespace=" + o.Target.Journal.String()}, o.targetArgs()...)
-	if dry {
-		a = append(a, "--dry-run=client")
-	} else {
-		a = append(a, "--yes")
-	}
-	if o.RecreateGateway {
-		a = append(a, "--recreate")
-	}
-	if o.DNSServer != "" {
-		a = append(a, "--dns-server="+o.DNSServer)
-	}
-	return a
-}
-
-func (o *UpgradeOptions) validateArgs() []string {
-	a := []string{"validate", "-o", "json", "--timeout=" + o.Timeout.String()}
-	if o.DNSServer != "" {
-		a = append(a, "--dns-server="+o.DNSServer)
-	}
-	return a
-}
-
-// call runs a phase command, decoding its -o json into v (when it printed
-// any). Its stderr goes to stderr.
-func (o *UpgradeOptions) call(ctx context.Context, args []string, stderr io.Writer, v any) (decoded bool, err error) {
-	var out bytes.Buffer
-	err = o.exec(ctx, args, &out, stderr)
-	if out.Len() > 0 && v != nil {
-		if jerr := json.Unmarshal(out.Bytes(), v); jerr == nil {
-			decoded = true
-		} else if err == nil {
-			err = fmt.Errorf("reading the output of %s: %w", o.inv.Command(strings.Join(args[:2], " ")), jerr)
-		}
-	}
-	return decoded, err
-}
 
 // Run plans, asks, runs the phases and summarises.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
@@ -397,6 +304,15 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	}
 	if o.underlay == nil {
 		o.underlay = &awsUnderlay{flags: awsPlanFlags{awsTargetFlags: o.Target, NewInstanceType: o.NewInstanceType}, factory: o.factory, store: store, parallel: o.Parallel}
+	}
+	if o.overlay == nil {
+		o.overlay = overlay{inProcess{o}}
+	}
+	if o.edge == nil {
+		o.edge = edge{inProcess{o}}
+	}
+	if o.proof == nil {
+		o.proof = proof{inProcess{o}}
 	}
 	earlier := map[string]journal.Entry{}
 	if j, err := store.Load(ctx); err == nil {
@@ -514,7 +430,6 @@ func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.En
 			plan.Phases = append(plan.Phases, p)
 			continue
 		}
-		var stderr bytes.Buffer
 		switch name {
 		case PhaseAWS:
 			ap, err := o.underlay.Plan(ctx)
@@ -543,24 +458,22 @@ func (o *UpgradeOptions) plan(ctx context.Context, earlier map[string]journal.En
 				p.Details = append(p.Details, "not changed: "+n.Resource+": "+n.Message)
 			}
 		case PhaseNetwork:
-			var nr NetworkResult
-			ok, err := o.call(ctx, o.networkArgs(true), &stderr, &nr)
-			if !ok {
-				block(&p, fmt.Sprintf("planning the overlay: %v", errText(err, &stderr)))
+			nr, err := o.overlay.Plan(ctx)
+			if nr == nil {
+				block(&p, fmt.Sprintf("planning the overlay: %v", err))
 				break
 			}
-			p.Network = &nr
-			o.planNetwork(&p, &nr, block)
+			p.Network = nr
+			o.planNetwork(&p, nr, block)
 		case PhaseGateway:
-			var gr gateway.Result
-			ok, err := o.call(ctx, o.gatewayArgs(true), &stderr, &gr)
+			gr, err := o.edge.Plan(ctx)
 			switch {
 			case errors.Is(err, gateway.ErrClassic):
 				block(&p, "the ingress gateway is behind a Classic ELB, which cannot serve IPv6: pass --recreate-gateway to re-create its Service as a dual-stack NLB (its hostname changes)")
-			case err != nil || !ok:
-				block(&p, fmt.Sprintf("planning the gateway: %v", errText(err, &stderr)))
+			case err != nil || gr == nil:
+				block(&p, fmt.Sprintf("planning the gateway: %v", err))
 			default:
-				p.Gateway = &gr
+				p.Gateway = gr
 				var planned []string
 				for _, a := range gr.Actions {
 					if a.Status == "planned" {
@@ -683,20 +596,6 @@ func (o *UpgradeOptions) planNetwork(p *PhasePlan, nr *NetworkResult, block func
 	default:
 		block(p, fmt.Sprintf("unexpected plan from network (%s): %s", nr.Outcome, nr.Message))
 	}
-}
-
-func errText(err error, stderr *bytes.Buffer) string {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	if s := strings.TrimSpace(stderr.String()); s != "" && msg == "" {
-		msg = s
-	}
-	if msg == "" {
-		msg = "no result"
-	}
-	return msg
 }
 
 // runPhases runs the planned phases in order, stopping at the first failure.
@@ -823,26 +722,24 @@ func (o *UpgradeOptions) waitNodesIPv6(ctx context.Context, progress *cli.Progre
 	return nil
 }
 
-func (o *UpgradeOptions) runNetwork(ctx context.Context, stderr io.Writer) (string, bool, error) {
-	var r NetworkResult
-	ok, err := o.call(ctx, o.networkArgs(false), stderr, &r)
-	if ok && r.Outcome == OutcomeAlreadyDualStack {
+func (o *UpgradeOptions) runNetwork(ctx context.Context, log io.Writer) (string, bool, error) {
+	r, err := o.overlay.Apply(ctx, log)
+	if r != nil && r.Outcome == OutcomeAlreadyDualStack {
 		return r.Message, false, nil
 	}
 	if err != nil {
-		if ok && r.Message != "" {
-			return "", ok, fmt.Errorf("network (%s): %s", r.Outcome, r.Message)
+		if r != nil && r.Message != "" {
+			return "", true, fmt.Errorf("network (%s): %s", r.Outcome, r.Message)
 		}
 		return "", false, fmt.Errorf("network: %w", err)
 	}
 	return r.Message, true, nil
 }
 
-func (o *UpgradeOptions) runGateway(ctx context.Context, stderr io.Writer) (string, bool, error) {
-	var r gateway.Result
-	_, err := o.call(ctx, o.gatewayArgs(false), stderr, &r)
+func (o *UpgradeOptions) runGateway(ctx context.Context, log io.Writer) (string, bool, error) {
+	r, err := o.edge.Apply(ctx, log)
 	if err != nil {
-		return "", r.Changed, fmt.Errorf("gateway: %w", err)
+		return "", r != nil && r.Changed, fmt.Errorf("gateway: %w", err)
 	}
 	msg := fmt.Sprintf("%s is dual-stack: %s answers A %s, AAAA %s", r.Service, r.Hostname, strings.Join(r.IPv4, " "), strings.Join(r.IPv6, " "))
 	if r.PreviousHostname != "" {
@@ -851,14 +748,16 @@ func (o *UpgradeOptions) runGateway(ctx context.Context, stderr io.Writer) (stri
 	return msg, r.Changed, nil
 }
 
-func (o *UpgradeOptions) runValidate(ctx context.Context, stderr io.Writer) (string, error) {
-	var r ValidateResult
-	ok, err := o.call(ctx, o.validateArgs(), stderr, &r)
-	if !ok {
+func (o *UpgradeOptions) runValidate(ctx context.Context, log io.Writer) (string, error) {
+	r, err := o.proof.Run(ctx, log)
+	if r == nil {
 		return "", fmt.Errorf("validate: %w", err)
 	}
 	msg := fmt.Sprintf("%d/%d checks passed", r.Summary.Pass, r.Summary.Total)
 	if err != nil || !r.AllPassed() {
+		if r.Error != "" {
+			return "", fmt.Errorf("validate: %s; %s", msg, r.Error)
+		}
 		var failed []string
 		for _, c := range r.Checks {
 			if c.Status != "PASS" {

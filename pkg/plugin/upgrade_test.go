@@ -3,7 +3,6 @@ package plugin
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -58,24 +56,6 @@ func TestUpgradeBadPhasesExit2(t *testing.T) {
 	code, _, stderr = run(t, "kubectl-dualstack", "upgrade", "--dry-run=server")
 	if code != cli.ExitBadUsage || !strings.Contains(stderr, "--dry-run=client") {
 		t.Fatalf("code %d, stderr %q", code, stderr)
-	}
-}
-
-func TestForwardedFlags(t *testing.T) {
-	root := NewRootCmd(InvocationFrom("kubectl-dualstack"), genericiooptions.NewTestIOStreamsDiscard())
-	var got []string
-	for _, c := range root.Commands() {
-		if c.Name() == "upgrade" {
-			c.RunE = func(cmd *cobra.Command, _ []string) error { got = forwardedFlags(cmd); return nil }
-		}
-	}
-	root.SetArgs([]string{"upgrade", "--context", "prod", "--as-group", "a", "--as-group", "b", "-n", "x", "--yes"})
-	if err := root.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"--as-group=a", "--as-group=b", "--context=prod", "--namespace=x"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("forwarded %q, want %q", got, want)
 	}
 }
 
@@ -130,55 +110,65 @@ func (f *fakePhases) Apply(_ context.Context, p *awsx.Plan, _ func(int, int, aws
 	return out, nil
 }
 
-func (f *fakePhases) exec(_ context.Context, args []string, stdout, _ io.Writer) error {
-	key := args[0]
-	if args[0] == "aws" {
-		key += " " + args[1]
+// The network phase.
+type fakeOverlay struct{ f *fakePhases }
+
+func (o fakeOverlay) Plan(context.Context) (*NetworkResult, error) {
+	f := o.f
+	f.ran = append(f.ran, "network (plan)")
+	r := &NetworkResult{Mode: "openshift", Outcome: OutcomeDryRun, Added: &network.Added{ServiceNetwork: "fd02::/112"}, Patch: []network.PatchOp{{Op: "add"}}}
+	if f.netDone {
+		r.Outcome, r.Patch = OutcomeAlreadyDualStack, nil
+	} else if !f.awsDone {
+		r.Outcome = OutcomePreflightFailed
+		r.Preflight = []network.Problem{{Check: "node-internal-ips", Message: "6 of 6 nodes have no IPv6 InternalIP"}}
+		return r, errors.New("preflight failed")
 	}
-	dry := slices.Contains(args, "--dry-run=client")
-	if dry {
-		key += " (plan)"
+	return r, nil
+}
+
+func (o fakeOverlay) Apply(context.Context, io.Writer) (*NetworkResult, error) {
+	f := o.f
+	f.ran = append(f.ran, "network")
+	if f.netFail {
+		return &NetworkResult{Mode: "openshift", Outcome: OutcomeTimedOut, Message: "the network operator did not finish within --timeout"}, errors.New("timed out")
 	}
-	f.ran = append(f.ran, key)
-	enc := json.NewEncoder(stdout)
-	switch {
-	case key == "network (plan)":
-		r := NetworkResult{Mode: "openshift", Outcome: OutcomeDryRun, Added: &network.Added{ServiceNetwork: "fd02::/112"}, Patch: []network.PatchOp{{Op: "add"}}}
-		if f.netDone {
-			r.Outcome, r.Patch = OutcomeAlreadyDualStack, nil
-		} else if !f.awsDone {
-			r.Outcome = OutcomePreflightFailed
-			r.Preflight = []network.Problem{{Check: "node-internal-ips", Message: "6 of 6 nodes have no IPv6 InternalIP"}}
-		}
-		_ = enc.Encode(r)
-		if r.Outcome == OutcomePreflightFailed {
-			return errors.New("preflight failed")
-		}
-		return nil
-	case key == "network":
-		if f.netFail {
-			_ = enc.Encode(NetworkResult{Mode: "openshift", Outcome: OutcomeTimedOut, Message: "the network operator did not finish within --timeout"})
-			return errors.New("timed out")
-		}
-		f.netDone = true
-		return enc.Encode(NetworkResult{Mode: "openshift", Outcome: OutcomeConverted, Message: "dual-stack"})
-	case key == "gateway (plan)":
-		if f.classic && !slices.Contains(args, "--recreate") {
-			return fmt.Errorf("%w: re-run with --recreate", gateway.ErrClassic)
-		}
-		if f.gwDone {
-			return enc.Encode(gateway.Result{Service: "istio-system/gw", Actions: []gateway.Action{{Kind: "service", Status: "unchanged"}}})
-		}
-		return enc.Encode(gateway.Result{Service: "istio-system/gw", Actions: []gateway.Action{{Kind: "patch-service", Status: "planned"}}})
-	case key == "gateway":
-		f.gwDone = true
-		return enc.Encode(gateway.Result{Service: "istio-system/gw", Hostname: "h", Changed: true, IPv4: []string{"1.2.3.4"}, IPv6: []string{"::1"}})
-	case key == "validate":
-		r := ValidateResult{}
-		r.Add(report.Check{Name: "pod-ips", Status: report.Pass})
-		return enc.Encode(r)
+	f.netDone = true
+	return &NetworkResult{Mode: "openshift", Outcome: OutcomeConverted, Message: "dual-stack"}, nil
+}
+
+// The gateway phase.
+type fakeEdge struct {
+	f        *fakePhases
+	recreate bool
+}
+
+func (e fakeEdge) Plan(context.Context) (*gateway.Result, error) {
+	f := e.f
+	f.ran = append(f.ran, "gateway (plan)")
+	if f.classic && !e.recreate {
+		return nil, fmt.Errorf("%w: re-run with --recreate", gateway.ErrClassic)
 	}
-	return fmt.Errorf("unexpected command %q", args)
+	if f.gwDone {
+		return &gateway.Result{Service: "istio-system/gw", Actions: []gateway.Action{{Kind: "service", Status: "unchanged"}}}, nil
+	}
+	return &gateway.Result{Service: "istio-system/gw", Actions: []gateway.Action{{Kind: "patch-service", Status: "planned"}}}, nil
+}
+
+func (e fakeEdge) Apply(context.Context, io.Writer) (*gateway.Result, error) {
+	e.f.ran = append(e.f.ran, "gateway")
+	e.f.gwDone = true
+	return &gateway.Result{Service: "istio-system/gw", Hostname: "h", Changed: true, IPv4: []string{"1.2.3.4"}, IPv6: []string{"::1"}}, nil
+}
+
+// The validate phase.
+type fakeProof struct{ f *fakePhases }
+
+func (p fakeProof) Run(context.Context, io.Writer) (*ValidateResult, error) {
+	p.f.ran = append(p.f.ran, "validate")
+	r := &ValidateResult{}
+	r.Add(report.Check{Name: "pod-ips", Status: report.Pass})
+	return r, nil
 }
 
 func newTestUpgrade(f *fakePhases, yes bool, phases ...string) (*UpgradeOptions, *bytes.Buffer, *bytes.Buffer) {
@@ -186,12 +176,13 @@ func newTestUpgrade(f *fakePhases, yes bool, phases ...string) (*UpgradeOptions,
 	o := &UpgradeOptions{
 		Phases: AllPhases, Timeout: time.Minute, Mutation: cli.NewMutationFlags(),
 		Output: cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON), inv: InvocationFrom("kubectl-dualstack"),
-		IOStreams: streams, exec: f.exec, underlay: f,
+		IOStreams: streams, underlay: f, overlay: fakeOverlay{f}, proof: fakeProof{f},
 	}
 	if len(phases) > 0 {
 		o.Phases = phases
 	}
 	o.Mutation.Yes = yes
+	o.edge = fakeEdge{f: f, recreate: o.RecreateGateway}
 	_ = o.Target.Journal.Set(journal.DefaultNamespace)
 	o.Parallel = 4
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{

@@ -40,6 +40,9 @@ type ValidateOptions struct {
 	inv     Invocation
 	factory *kube.Factory
 	clients *kube.Clients
+	// result is the last report emitted, for upgrade, which runs validate
+	// in process.
+	result *ValidateResult
 	genericiooptions.IOStreams
 }
 
@@ -54,9 +57,10 @@ type ValidateResult struct {
 	report.Report
 }
 
-// NewCmdValidate builds `validate`.
-func NewCmdValidate(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
-	o := &ValidateOptions{
+// newValidateOptions is validate with its defaults (upgrade runs it in
+// process with these).
+func newValidateOptions(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *ValidateOptions {
+	return &ValidateOptions{
 		Output:  cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
 		inv:     inv,
 		factory: factory,
@@ -72,6 +76,11 @@ func NewCmdValidate(inv Invocation, streams genericiooptions.IOStreams, factory 
 		MaxTime:        probe.DefaultCurlOptions.MaxTime,
 		IOStreams:      streams,
 	}
+}
+
+// NewCmdValidate builds `validate`.
+func NewCmdValidate(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
+	o := newValidateOptions(inv, streams, factory)
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Prove IPv4/IPv6 dual-stack end to end: pods, Services, in-mesh curl, DNS, the ingress",
@@ -279,6 +288,7 @@ func (o *ValidateOptions) prove(ctx context.Context, d *probe.Deployment) (Valid
 // to exit with: runErr when the run stopped early, else a silent failure
 // unless every check passed.
 func (o *ValidateOptions) emit(start time.Time, res ValidateResult, runErr error) error {
+	o.result = &res
 	var errs []error
 	if runErr != nil {
 		errs = append(errs, runErr)
