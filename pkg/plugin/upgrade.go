@@ -151,7 +151,9 @@ one combined plan: the underlay changes (as '%[1]s aws plan'), the
 overlay patch (as '%[1]s network'), the gateway actions (as
 '%[1]s gateway') and the checks validate will make. Then ask once
 (--yes skips the question; with no terminal on stdin and no --yes it stops
-after the plan), and run the phases in order, each through its own command:
+after the plan), and run the phases in order, in this process (the plan
+shown is the plan applied: the AWS changes are applied exactly as planned,
+after a check that AWS did not change in between):
 
   aws       aws apply: VPC, subnets, routes, security groups, ENIs get IPv6
   network   network: the IPv6 cluster and service networks (OpenShift)
@@ -167,8 +169,12 @@ since 4.11 without --force-network, a Classic ELB gateway without
 A failed phase stops the run; the summary says what was done, what was not,
 and how to go on. Every phase is idempotent: re-run upgrade to resume, it
 reports the phases already done and continues. Completed phases are
-recorded in the journal ConfigMap. To undo: '%[1]s network --revert',
-'%[1]s aws rollback'.
+recorded in the journal ConfigMap. To undo every layer: '%[1]s rollback'.
+
+A saved plan: '%[1]s upgrade --dry-run=client -o json > plan.json', then
+'%[1]s upgrade --plan plan.json --yes' applies exactly that plan, after
+checking that it is for this cluster and that nothing it was made from
+changed (else it stops, exit 1, and says what changed).
 
 Exit status: 0 converted (or nothing to do), 1 blocked, not confirmed or a
 phase failed, 2 bad usage.`, inv.DisplayName),
@@ -179,7 +185,11 @@ phase failed, 2 bad usage.`, inv.DisplayName),
   %[1]s upgrade --yes --recreate-gateway
 
   # Only the overlay and the proof
-  %[1]s upgrade --phases network,validate --yes`, inv.DisplayName),
+  %[1]s upgrade --phases network,validate --yes
+
+  # Review a plan, then apply exactly it
+  %[1]s upgrade --dry-run=client --recreate-gateway -o json > plan.json
+  %[1]s upgrade --plan plan.json --yes`, inv.DisplayName),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
