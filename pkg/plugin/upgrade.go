@@ -366,8 +366,11 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	res := &UpgradeResult{Plan: plan}
 	for _, p := range plan.Phases {
 		res.Phases = append(res.Phases, PhaseResult{Name: p.Name, Status: PhasePlanned, Message: p.Summary})
-		if p.Action == PlanSkipped {
+		switch p.Action {
+		case PlanSkipped:
 			res.Phases[len(res.Phases)-1].Status = PhaseSkipped
+		case PlanNothing: // nothing to do is not "not run", whatever stops the run
+			res.Phases[len(res.Phases)-1].Status = PhaseAlreadyDone
 		}
 	}
 	planOut := o.Out
