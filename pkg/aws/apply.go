@@ -156,6 +156,18 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 				}
 			}
 			if !o.DryRunServer {
+				if err := a.recordBefore(ctx, changes, entries, batch); err != nil {
+					for _, i := range batch {
+						results[i] = resultOf(changes[i], StatusFailed, fmt.Sprintf("%s %s not attempted: %v", changes[i].Operation, changes[i].Resource, err))
+					}
+					failed = append(failed, err.Error())
+					batch, write = nil, nil
+					for _, i := range unrecorded {
+						write = append(write, entries[i])
+					}
+				}
+			}
+			if !o.DryRunServer {
 				if err := o.Journal.PutAll(ctx, write); err != nil {
 					notRecorded(results, unrecorded, err)
 					for _, i := range batch {
@@ -280,6 +292,51 @@ func pendingEntry(c Change) journal.Entry {
 		e.Undo[k] = v
 	}
 	return e
+}
+
+// BeforeIPv6Key is the pending entry's record of the ENI's IPv6 addresses
+// just before AssignIpv6Addresses: a rollback of an entry whose answer was
+// never recorded removes only what is on the ENI beyond these.
+const BeforeIPv6Key = "ipv6AddressesBefore"
+
+// recordBefore reads, just before the batch's pending write, the state the
+// batch's changes could otherwise not tell apart from their own effect:
+// the IPv6 addresses already on each ENI that gets one. One paginated
+// Describe per batch, filtered by ID (a missing ENI is left out, not an
+// error: its change fails on its own).
+func (a *applier) recordBefore(ctx context.Context, changes []Change, entries []journal.Entry, batch []int) error {
+	var ids []string
+	for _, i := range batch {
+		if changes[i].Operation == "AssignIpv6Addresses" {
+			ids = append(ids, changes[i].Parameters["networkInterfaceId"])
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	have := map[string][]string{}
+	for start := 0; start < len(ids); start += 200 {
+		enis, err := allPages(ctx, "DescribeNetworkInterfaces", ec2.NewDescribeNetworkInterfacesPaginator(a.c.EC2, &ec2.DescribeNetworkInterfacesInput{
+			Filters: []ec2types.Filter{{Name: aws.String("network-interface-id"), Values: ids[start:min(start+200, len(ids))]}}, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeNetworkInterfacesOutput) []ec2types.NetworkInterface { return o.NetworkInterfaces })
+		if err != nil {
+			return fmt.Errorf("reading the network interfaces' IPv6 addresses before assigning one: %w", err)
+		}
+		for _, ni := range enis {
+			var addrs []string
+			for _, x := range ni.Ipv6Addresses {
+				addrs = append(addrs, aws.ToString(x.Ipv6Address))
+			}
+			sort.Strings(addrs)
+			have[aws.ToString(ni.NetworkInterfaceId)] = addrs
+		}
+	}
+	for _, i := range batch {
+		if changes[i].Operation == "AssignIpv6Addresses" {
+			entries[i].Undo[BeforeIPv6Key] = strings.Join(have[changes[i].Parameters["networkInterfaceId"]], ",")
+		}
+	}
+	return nil
 }
 
 // notRecorded turns changes that were made but whose done record could not

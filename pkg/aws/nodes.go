@@ -20,3 +20,14 @@ func NodeInstances(nodes []corev1.Node) map[string]bool {
 	}
 	return out
 }
+
+// NodeNames maps the nodes' EC2 instance IDs to the Nodes' names.
+func NodeNames(nodes []corev1.Node) map[string]string {
+	out := map[string]string{}
+	for _, n := range nodes {
+		if _, id, ok := platform.ParseAWSProviderID(n.Spec.ProviderID); ok {
+			out[id] = n.Name
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,14 +138,23 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duratio
 		_, err = c.ELBv2.SetIpAddressType(ctx, &elbv2.SetIpAddressTypeInput{LoadBalancerArn: aws.String(u["loadBalancerArn"]), IpAddressType: elbv2types.IpAddressType(prev)})
 	case "AssignIpv6Addresses":
 		addrs := splitList(u["ipv6Addresses"])
-		if len(addrs) == 0 { // pending: every address there now is ours
+		if len(addrs) == 0 {
+			// Pending: the answer (which address AWS picked) was never
+			// recorded. Ours is what the ENI has now beyond what it had just
+			// before the change. Entries written before that was recorded
+			// have no such list: the plan only assigns to ENIs that had no
+			// IPv6 address, so for them everything there is taken as ours.
+			before, recorded := u[BeforeIPv6Key]
+			keep := splitList(before)
 			out, derr := ec.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{u["networkInterfaceId"]}})
 			if derr != nil {
 				return ignoreCode(derr, notFound...)
 			}
 			for _, ni := range out.NetworkInterfaces {
 				for _, a := range ni.Ipv6Addresses {
-					addrs = append(addrs, aws.ToString(a.Ipv6Address))
+					if x := aws.ToString(a.Ipv6Address); !recorded || !slices.Contains(keep, x) {
+						addrs = append(addrs, x)
+					}
 				}
 			}
 		}
@@ -195,11 +205,11 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duratio
 	case "CreateEgressOnlyInternetGateway":
 		ids := splitList(u["egressOnlyInternetGatewayId"])
 		if len(ids) == 0 { // pending: find ours by tag
-			out, derr := ec.DescribeEgressOnlyInternetGateways(ctx, &ec2.DescribeEgressOnlyInternetGatewaysInput{})
+			own, derr := egressOnlyGateways(ctx, c, nil, []ec2types.Filter{{Name: aws.String("tag:" + ManagedByTag), Values: []string{ManagedByValue}}})
 			if derr != nil {
 				return derr
 			}
-			for _, g := range out.EgressOnlyInternetGateways {
+			for _, g := range own {
 				if tagValue(g.Tags, ManagedByTag) != ManagedByValue {
 					continue
 				}

@@ -53,6 +53,7 @@ the AWS SDK's default chain (environment, profiles, SSO, AWS_ENDPOINT_URL).
 type awsTargetFlags struct {
 	Region, VPCID, InfraID, Profile string
 	JournalNamespace                string
+	ForceVPC                        bool
 }
 
 func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
@@ -61,6 +62,7 @@ func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&f.VPCID, "vpc-id", "", "The cluster's VPC (default: found through the cluster)")
 	fl.StringVar(&f.InfraID, "infra-id", "", "The cluster's infrastructure ID, as in the kubernetes.io/cluster/<id> tag (default: found through the cluster)")
 	fl.StringVar(&f.Profile, "aws-profile", "", "AWS shared config profile (default: AWS_PROFILE, else the default chain)")
+	fl.BoolVar(&f.ForceVPC, "force-vpc", false, "Accept a --vpc-id that holds none of the nodes' instances and has no cluster tag (stated in the plan)")
 }
 
 func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
@@ -89,7 +91,8 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 	if err != nil {
 		return nil, err
 	}
-	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, Instances: awsx.NodeInstances(nodes)}}
+	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, ForceVPC: f.ForceVPC,
+		Instances: awsx.NodeInstances(nodes), NodeNames: awsx.NodeNames(nodes)}}
 	if !info.OnAWS() && f.VPCID == "" {
 		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region",
 			awsx.ErrNotOnAWS, describeNotAWS(info))
@@ -116,7 +119,12 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 }
 
 func (s *awsSession) discover(ctx context.Context) (*awsx.Inventory, error) {
-	return awsx.Discover(ctx, s.aws, s.target)
+	inv, err := awsx.Discover(ctx, s.aws, s.target)
+	var foreign *awsx.ForeignVPCError
+	if errors.As(err, &foreign) {
+		return nil, &cli.UsageError{Err: err} // a --vpc-id that is not the cluster's is bad input
+	}
+	return inv, err
 }
 
 // inventory resolves the cluster's AWS account and reads its network.
@@ -224,7 +232,11 @@ func printInventory(w io.Writer, inv *awsx.Inventory) error {
 	}
 	fmt.Fprintf(tw, "\n%d subnets, %d route tables, %d security groups, %d instances, %d network interfaces, %d load balancers\n",
 		len(inv.Subnets), len(inv.RouteTables), len(inv.SecurityGroups), len(inv.Instances), len(inv.NetworkInterfaces), len(inv.LoadBalancers))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	printNotes(w, inv.Notes)
+	return nil
 }
 
 func kindWord(public bool) string {
