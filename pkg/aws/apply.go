@@ -70,7 +70,15 @@ type ApplyOptions struct {
 	Journal Journal
 	// WaitTimeout bounds waits for AWS state (VPC block, instance stop/start).
 	WaitTimeout time.Duration
+	// NodeReady, if set, waits until the Node of an instance (providerID
+	// aws:///<zone>/<instance-id>) is Ready: an instance type change goes on
+	// to the next instance only then. Given by the caller, so this package
+	// needs no Kubernetes client.
+	NodeReady NodeReadyFunc
 }
+
+// NodeReadyFunc waits, at most timeout, until the Node of the EC2 instance is Ready.
+type NodeReadyFunc func(ctx context.Context, instanceID string, timeout time.Duration) error
 
 type applier struct {
 	c    *Clients
@@ -183,6 +191,18 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 			var mu sync.Mutex
 			for _, i := range batch {
 				g.Go(func() error {
+					if phase == PhaseInstanceType {
+						// One instance at a time, and none after one failed:
+						// a second node must not go down while the first is
+						// in doubt.
+						mu.Lock()
+						stop := len(failed) > 0
+						mu.Unlock()
+						if stop {
+							results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier instance type change failed")
+							return nil
+						}
+					}
 					r, undo := a.one(gctx, changes[i])
 					results[i] = r
 					mu.Lock()
@@ -360,12 +380,12 @@ func (a *applier) one(ctx context.Context, c Change) (Result, map[string]string)
 		case errorCode(err) == "DryRunOperation":
 			return resultOf(c, StatusDryRun, ""), nil
 		default:
-			return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error()), nil
+			return resultOf(c, StatusFailed, explainChange(c, err)), nil
 		}
 	}
 	undo := map[string]string{}
 	if err := a.do(ctx, c, false, undo); err != nil {
-		return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error()), nil
+		return resultOf(c, StatusFailed, explainChange(c, err)), nil
 	}
 	return resultOf(c, StatusApplied, ""), undo
 }
@@ -450,7 +470,7 @@ func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]st
 		_, err := e.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(p["groupId"]), IpPermissions: []ec2types.IpPermission{perm}, DryRun: dr})
 		return ignoreCode(err, "InvalidPermission.Duplicate")
 	case "ModifyInstanceAttribute":
-		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], dry)
+		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], p["previousState"] != "stopped", dry)
 	case "AssignIpv6Addresses":
 		if dry {
 			return nil
@@ -519,19 +539,37 @@ func (a *applier) waitVPCBlock(ctx context.Context) error {
 	}
 }
 
-func (a *applier) changeInstanceType(ctx context.Context, id, typ string, dry bool) error {
+func (a *applier) changeInstanceType(ctx context.Context, id, typ string, start, dry bool) error {
 	e := a.c.EC2
 	if dry {
 		_, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}, DryRun: aws.Bool(true)})
 		return err
 	}
-	return setInstanceType(ctx, e, id, typ, a.o.WaitTimeout)
+	return setInstanceType(ctx, e, id, typ, a.o.WaitTimeout, start, a.o.NodeReady)
 }
 
-func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time.Duration) error {
+// setInstanceType stops the instance, changes its type and, when start,
+// starts it again and waits for its Node to be Ready (nodeReady, if set).
+// Once StopInstances has been asked, any failure (an error, a timeout,
+// Ctrl-C) still starts the instance again, with a context of its own,
+// bounded by timeout: a failed change must not leave a node down.
+func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time.Duration, start bool, nodeReady NodeReadyFunc) (err error) {
 	if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 		return fmt.Errorf("StopInstances: %w", err)
 	}
+	started := false
+	defer func() {
+		if err == nil || started || !start {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		if serr := startInstance(rctx, e, id, timeout); serr != nil {
+			err = &instanceNote{err: err, note: fmt.Sprintf("starting %s again failed too (%v): start it by hand (aws ec2 start-instances --instance-ids %s)", id, serr, id)}
+			return
+		}
+		err = &instanceNote{err: err, note: id + " was started again with its type unchanged"}
+	}()
 	if err := ec2.NewInstanceStoppedWaiter(e).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
 		return fmt.Errorf("waiting for %s to stop: %w", id, err)
 	}
@@ -539,6 +577,43 @@ func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time
 		InstanceType: &ec2types.AttributeValue{Value: aws.String(typ)}}); err != nil {
 		return err
 	}
+	if !start {
+		return nil // it was stopped before: it stays so
+	}
+	if err := startInstance(ctx, e, id, timeout); err != nil {
+		return err
+	}
+	started = true
+	if nodeReady != nil {
+		if err := nodeReady(ctx, id, timeout); err != nil {
+			return fmt.Errorf("%s runs again as a %s, but its Node is not Ready: %w; check the node before re-running", id, typ, err)
+		}
+	}
+	return nil
+}
+
+// instanceNote is an instance change's error plus what was done about it
+// (started again, or not): kept apart so Explain's one-line summary of the
+// AWS error does not drop it.
+type instanceNote struct {
+	err  error
+	note string
+}
+
+func (e *instanceNote) Error() string { return e.err.Error() + "; " + e.note }
+func (e *instanceNote) Unwrap() error { return e.err }
+
+// explainChange is Explain for one change, with an instance's note.
+func explainChange(c Change, err error) string {
+	msg := Explain(c.Operation+" "+c.Resource, err).Error()
+	var n *instanceNote
+	if errors.As(err, &n) {
+		msg += "; " + n.note
+	}
+	return msg
+}
+
+func startInstance(ctx context.Context, e EC2API, id string, timeout time.Duration) error {
 	if _, err := e.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 		return fmt.Errorf("StartInstances: %w", err)
 	}

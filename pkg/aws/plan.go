@@ -63,6 +63,10 @@ type PlanOptions struct {
 	// NewInstanceType, when set, is the type instances without IPv6 support
 	// are changed to (stop, modify, start). Empty: they are only reported.
 	NewInstanceType string
+	// AllowControlPlaneRestart lets a type change stop control-plane
+	// instances too (they serve the API and etcd): without it they are
+	// only reported.
+	AllowControlPlaneRestart bool
 }
 
 // ClusterOf is the plan's cluster section for an inventory.
@@ -284,6 +288,10 @@ func planInstances(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]b
 				p.Notes = append(p.Notes, Note{Resource: in.ID,
 					Message: fmt.Sprintf("instance %s is a %s, a type without IPv6 support: it gets no IPv6 address", nameOrID(in.Name, in.ID), in.Type),
 					Fix:     "re-run with --allow-instance-type-change=<a current type, e.g. m6i.large> (stops and starts it), or replace the machine"})
+			} else if in.ControlPlane && !o.AllowControlPlaneRestart {
+				p.Notes = append(p.Notes, Note{Resource: in.ID,
+					Message: fmt.Sprintf("control-plane instance %s is a %s, a type without IPv6 support: not stopped to change its type (it serves the API server and etcd), so it gets no IPv6 address", nameOrID(in.Name, in.ID), in.Type),
+					Fix:     "re-run with --allow-control-plane-restart too (one instance at a time, each Node Ready again before the next), or replace the machine"})
 			} else {
 				canIPv6 = true
 				role := "worker"
@@ -293,7 +301,7 @@ func planInstances(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]b
 				p.add(Change{Operation: "ModifyInstanceAttribute", Resource: in.ID, Phase: PhaseInstanceType,
 					Reason: fmt.Sprintf("%s instance %s is a %s without IPv6 support: stop, change the type to %s, start (one instance at a time)", role, nameOrID(in.Name, in.ID), in.Type, o.NewInstanceType),
 					Parameters: map[string]string{"instanceId": in.ID, "instanceType": o.NewInstanceType, "previousInstanceType": in.Type,
-						"controlPlane": strconv.FormatBool(in.ControlPlane), "vpcId": inv.VPC.ID}})
+						"controlPlane": strconv.FormatBool(in.ControlPlane), "previousState": in.State, "vpcId": inv.VPC.ID}})
 			}
 		}
 		e, ok := enis[in.PrimaryENI]

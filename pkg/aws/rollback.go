@@ -55,6 +55,9 @@ const rollbackBatch = 64
 type RollbackOptions struct {
 	Progress    func(done, total int, r Result)
 	WaitTimeout time.Duration
+	// NodeReady, if set, waits for an instance's Node after it is started
+	// again (see ApplyOptions.NodeReady).
+	NodeReady NodeReadyFunc
 }
 
 // Rollback undoes, in reverse dependency order, exactly what the journal
@@ -96,7 +99,7 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 			break
 		}
 		r := Result{Operation: e.Operation, Resource: e.Resource, Parameters: e.Undo, Status: StatusUndone}
-		if err := undo(ctx, c, e, o.WaitTimeout); err != nil {
+		if err := undo(ctx, c, e, o); err != nil {
 			r.Status, r.Error = StatusFailed, Explain("undoing "+e.Operation+" "+e.Resource, err).Error()
 			failed = append(failed, r.Error)
 		} else {
@@ -125,7 +128,8 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 	return results, nil
 }
 
-func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duration) error {
+func undo(ctx context.Context, c *Clients, e journal.Entry, o RollbackOptions) error {
+	timeout := o.WaitTimeout
 	u := e.Undo
 	ec := c.EC2
 	var err error
@@ -167,10 +171,28 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duratio
 		if derr != nil {
 			return ignoreCode(derr, notFound...)
 		}
+		// The type back, and the state it had: running (the entry says so;
+		// entries from before that was recorded leave the state as it is)
+		// or stopped.
+		wasStopped := u["previousState"] == "stopped"
 		for _, r := range out.Reservations {
 			for _, in := range r.Instances {
-				if string(in.InstanceType) != u["previousInstanceType"] {
-					err = setInstanceType(ctx, ec, u["instanceId"], u["previousInstanceType"], timeout)
+				state := ""
+				if in.State != nil {
+					state = string(in.State.Name)
+				}
+				switch {
+				case string(in.InstanceType) != u["previousInstanceType"]:
+					err = setInstanceType(ctx, ec, u["instanceId"], u["previousInstanceType"], timeout, !wasStopped, o.NodeReady)
+				case u["previousState"] == "running" && (state == "stopped" || state == "stopping"):
+					if state == "stopping" {
+						if err = ec2.NewInstanceStoppedWaiter(ec).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{u["instanceId"]}}, timeout); err != nil {
+							return err
+						}
+					}
+					if err = startInstance(ctx, ec, u["instanceId"], timeout); err == nil && o.NodeReady != nil {
+						err = o.NodeReady(ctx, u["instanceId"], timeout)
+					}
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -245,5 +246,104 @@ func TestEgressOnlyGatewaysNarrowedAndPaginated(t *testing.T) {
 	f.eigwCalls = nil
 	if _, err := egressOnlyGateways(context.Background(), c, nil, nil); err != nil || len(f.eigwCalls) != 0 {
 		t.Errorf("no IDs and no filter must make no call: %d calls", len(f.eigwCalls))
+	}
+}
+
+// fakeInstance is one EC2 instance whose stop/start/modify take effect at once.
+type fakeInstance struct {
+	EC2API
+	typ, state string
+	modifyErr  error
+	calls      []string
+	startCtxOK bool // StartInstances ran with a live context
+}
+
+func (f *fakeInstance) DescribeInstances(ctx context.Context, _ *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: []ec2types.Instance{{InstanceId: aws.String("i-1"),
+		InstanceType: ec2types.InstanceType(f.typ), State: &ec2types.InstanceState{Name: ec2types.InstanceStateName(f.state)}}}}}}, nil
+}
+
+func (f *fakeInstance) StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	f.calls, f.state = append(f.calls, "stop"), "stopped"
+	return &ec2.StopInstancesOutput{}, nil
+}
+
+func (f *fakeInstance) StartInstances(ctx context.Context, _ *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.calls, f.state, f.startCtxOK = append(f.calls, "start"), "running", true
+	return &ec2.StartInstancesOutput{}, nil
+}
+
+func (f *fakeInstance) ModifyInstanceAttribute(ctx context.Context, in *ec2.ModifyInstanceAttributeInput, _ ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error) {
+	f.calls = append(f.calls, "modify")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.modifyErr != nil {
+		return nil, f.modifyErr
+	}
+	f.typ = aws.ToString(in.InstanceType.Value)
+	return &ec2.ModifyInstanceAttributeOutput{}, nil
+}
+
+func TestSetInstanceTypeStartsAgainOnFailure(t *testing.T) {
+	// A failed modify: the instance runs again, the error says so.
+	f := &fakeInstance{typ: "m1.large", state: "running", modifyErr: errors.New("Unsupported")}
+	err := setInstanceType(context.Background(), f, "i-1", "m6i.large", time.Minute, true, nil)
+	if err == nil || !strings.Contains(err.Error(), "started again") || f.state != "running" || f.typ != "m1.large" {
+		t.Fatalf("err %v, state %s, calls %v", err, f.state, f.calls)
+	}
+	// Ctrl-C once StopInstances was sent (the context is cancelled): it is
+	// started again with a context of its own.
+	ctx, cancel := context.WithCancel(context.Background())
+	f = &fakeInstance{typ: "m1.large", state: "running"}
+	cancel()
+	err = setInstanceType(ctx, f, "i-1", "m6i.large", time.Minute, true, nil)
+	if !errors.Is(err, context.Canceled) || f.state != "running" || !f.startCtxOK {
+		t.Fatalf("err %v, state %s, calls %v, start with a live context %t", err, f.state, f.calls, f.startCtxOK)
+	}
+
+	// The Node is waited for, and only after the instance runs.
+	f = &fakeInstance{typ: "m1.large", state: "running"}
+	waited := ""
+	err = setInstanceType(context.Background(), f, "i-1", "m6i.large", time.Minute, true, func(_ context.Context, id string, _ time.Duration) error {
+		waited = id + " " + f.state
+		return nil
+	})
+	if err != nil || waited != "i-1 running" || f.typ != "m6i.large" || !slices.Equal(f.calls, []string{"stop", "modify", "start"}) {
+		t.Fatalf("err %v, waited %q, calls %v", err, waited, f.calls)
+	}
+}
+
+func TestRollbackInstanceRestoresRunningState(t *testing.T) {
+	// The type was never changed but the instance was left stopped.
+	f := &fakeInstance{typ: "m1.large", state: "stopped"}
+	u := map[string]string{"instanceId": "i-1", "previousInstanceType": "m1.large", "previousState": "running", "vpcId": "vpc-1", "phase": "4"}
+	j := &fakeJournal{j: journal.Journal{Entries: []journal.Entry{{ID: "x", Layer: Layer, Operation: "ModifyInstanceAttribute", Resource: "i-1", State: journal.Pending, Undo: u}}}}
+	if _, err := Rollback(context.Background(), &Clients{EC2: f}, "vpc-1", j, RollbackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.state != "running" || !slices.Equal(f.calls, []string{"start"}) {
+		t.Fatalf("state %s, calls %v", f.state, f.calls)
+	}
+}
+
+func TestPlanControlPlaneTypeChangeNeedsFlag(t *testing.T) {
+	inv := inventory()
+	inv.Instances = []Instance{{ID: "i-cp", Type: "m1.large", ControlPlane: true, PrimaryENI: "eni-1", State: "running"}}
+	p := MakePlan(inv, PlanOptions{NewInstanceType: "m6i.large"})
+	for _, c := range p.Changes {
+		if c.Resource == "i-cp" || c.Resource == "eni-1" {
+			t.Errorf("without --allow-control-plane-restart: %s %s", c.Operation, c.Resource)
+		}
+	}
+	p = MakePlan(inv, PlanOptions{NewInstanceType: "m6i.large", AllowControlPlaneRestart: true})
+	if i := slices.IndexFunc(p.Changes, func(c Change) bool { return c.Resource == "i-cp" }); i < 0 || p.Changes[i].Parameters["previousState"] != "running" {
+		t.Errorf("with the flag the change is planned, recording the state before: %+v", p.Changes)
 	}
 }

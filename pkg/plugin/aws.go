@@ -7,8 +7,10 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -116,6 +118,13 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 		return nil, err
 	}
 	return s, nil
+}
+
+// nodeReady waits for an instance's Node to be Ready (instance type changes).
+func (s *awsSession) nodeReady() awsx.NodeReadyFunc {
+	return awsx.WaitNodeReady(func(ctx context.Context) ([]corev1.Node, error) {
+		return kube.ListNodes(ctx, s.kube.Kube, metav1.ListOptions{})
+	}, 2*time.Second)
 }
 
 func (s *awsSession) discover(ctx context.Context) (*awsx.Inventory, error) {
@@ -257,13 +266,16 @@ func orDash(s string) string {
 
 type awsPlanFlags struct {
 	awsTargetFlags
-	NewInstanceType string
+	NewInstanceType          string
+	AllowControlPlaneRestart bool
 }
 
 func (f *awsPlanFlags) addFlags(cmd *cobra.Command) {
 	f.awsTargetFlags.addFlags(cmd)
 	cmd.Flags().StringVar(&f.NewInstanceType, "allow-instance-type-change", "",
-		"Change instances whose type has no IPv6 support to this type (each is stopped, modified and started, one at a time)")
+		"Change instances whose type has no IPv6 support to this type (each is stopped, modified and started, one at a time, its Node Ready again before the next)")
+	cmd.Flags().BoolVar(&f.AllowControlPlaneRestart, "allow-control-plane-restart", false,
+		"With --allow-instance-type-change, change control-plane instances too (else they are only reported)")
 }
 
 func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
@@ -283,7 +295,7 @@ func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *
 			if err != nil {
 				return err
 			}
-			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType})
+			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
 			return out.Print(streams.Out, p, func(w io.Writer, wide bool) error { return printPlan(w, p, wide) })
 		},
 	}
@@ -391,7 +403,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 			if err != nil {
 				return err
 			}
-			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType})
+			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
 			res := AWSApplyResult{Cluster: p.Cluster, DryRun: string(dry), Notes: p.Notes, Changes: []awsx.Result{}}
 			for _, c := range p.Changes {
 				res.Changes = append(res.Changes, awsx.Result{Operation: c.Operation, Resource: c.Resource, Reason: c.Reason, Parameters: c.Parameters, Status: "planned"})
@@ -424,6 +436,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 			results, applyErr := awsx.Apply(ctx, s.aws, invn, p, awsx.ApplyOptions{
 				DryRunServer: dry == cli.DryRunServer,
 				Parallel:     parallel,
+				NodeReady:    s.nodeReady(),
 				Journal:      journal.NewStore(s.kube.Kube, f.JournalNamespace, ""),
 				Progress: func(done, total int, r awsx.Result) {
 					msg := fmt.Sprintf("%d/%d %s %s: %s", done, total, r.Operation, r.Resource, r.Status)
@@ -538,6 +551,7 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			progress := cli.NewProgress(streams.ErrOut)
 			progress.Start(fmt.Sprintf("Rolling back %d changes to VPC %s", len(entries), invn.VPC.ID))
 			results, rbErr := awsx.Rollback(ctx, s.aws, invn.VPC.ID, store, awsx.RollbackOptions{
+				NodeReady: s.nodeReady(),
 				Progress: func(done, total int, r awsx.Result) {
 					progress.Update(fmt.Sprintf("%d/%d undo %s %s: %s %s", done, total, r.Operation, r.Resource, r.Status, r.Error))
 				},

@@ -4,11 +4,15 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
@@ -55,10 +59,11 @@ func ipv6DefaultRoute(t *testing.T, e *ec2.Client, table string) string {
 	return ""
 }
 
+// noteFor is the plan's note on resource: its message and its fix.
 func noteFor(p awsPlanJSON, resource string) string {
 	for _, n := range p.Notes {
 		if n.Resource == resource {
-			return n.Message
+			return n.Message + " (fix: " + n.Fix + ")"
 		}
 	}
 	return ""
@@ -361,6 +366,139 @@ func TestAWSSafetyEgressOnlyGatewayListing(t *testing.T) {
 	for _, rt := range world.AWS.RouteTables {
 		if got := ipv6DefaultRoute(t, e, rt.ID); !rt.Public && !strings.HasPrefix(got, "eigw-") {
 			t.Errorf("private table %s: ::/0 -> %q", rt.Name, got)
+		}
+	}
+}
+
+// setNodeReady sets the Ready condition of a Node, as its kubelet (Ready)
+// or the node lifecycle controller (Unknown, the machine stopped) would.
+func setNodeReady(ctx context.Context, t *testing.T, api *harness.APIServer, name string, status corev1.ConditionStatus) {
+	n, err := api.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			n.Status.Conditions[i].Status = status
+			n.Status.Conditions[i].LastTransitionTime = metav1.Now()
+		}
+	}
+	if _, err := api.Kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Error(err)
+	}
+}
+
+func instanceState(t *testing.T, e *ec2.Client, id string) (typ, state string) {
+	t.Helper()
+	out, err := e.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := out.Reservations[0].Instances[0]
+	return string(in.InstanceType), string(in.State.Name)
+}
+
+// TestAWSSafetyInstanceTypeChange (item 3): control-plane instances are
+// only reported without --allow-control-plane-restart; a failure after
+// StopInstances starts the instance again; the next instance is stopped
+// only once the previous one's Node is Ready again; rollback restores the
+// type and the running state.
+func TestAWSSafetyInstanceTypeChange(t *testing.T) {
+	ctx := context.Background()
+	api, world, motoEnv := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{IPI: moto.IPIOptions{ControlPlane: 1, Workers: 2,
+		ControlPlaneInstanceType: "m1.large", WorkerInstanceType: "m1.large"}})
+	proxy := awsProxy(t)
+	env := proxy.Env(motoEnv)
+	e := safetyEC2(t)
+	cp := world.AWS.InstancesByRole(moto.RoleControlPlane)[0]
+	workers := world.AWS.InstancesByRole(moto.RoleWorker)
+	node := map[string]string{}
+	for _, in := range world.AWS.Instances {
+		node[in.ID] = in.PrivateDNSName
+	}
+
+	r := plugin(t, api.Kubeconfig, env, "aws", "plan", "--allow-instance-type-change=m6i.large", "-o", "json")
+	p := parseAWSPlan(t, r)
+	if r.Code != 0 || p.count("ModifyInstanceAttribute") != len(workers) || !strings.Contains(noteFor(p, cp.ID), "--allow-control-plane-restart") {
+		t.Fatalf("the control-plane instance must only be reported (a note naming --allow-control-plane-restart):\n%s", r)
+	}
+	for _, c := range p.Changes {
+		if c.Resource == cp.ID {
+			t.Errorf("plan changes the control-plane instance: %s", c.Operation)
+		}
+	}
+	r = plugin(t, api.Kubeconfig, env, "aws", "plan", "--allow-instance-type-change=m6i.large", "--allow-control-plane-restart", "-o", "json")
+	if p := parseAWSPlan(t, r); r.Code != 0 || p.count("ModifyInstanceAttribute") != len(workers)+1 {
+		t.Fatalf("--allow-control-plane-restart should plan the control-plane instance too:\n%s", r)
+	}
+
+	// The type change fails after the instance was stopped: it runs again.
+	proxy.Fail("ModifyInstanceAttribute", 1, harness.AWSFault{Status: 400, Code: "Unsupported", Message: "The requested configuration is currently not supported."})
+	if r := plugin(t, api.Kubeconfig, env, "aws", "apply", "--yes", "--allow-instance-type-change=m6i.large"); r.Code != 1 || !strings.Contains(r.Stderr, "started again") {
+		t.Fatalf("apply should fail and say the instance was started again:\n%s", r)
+	}
+	for _, w := range workers {
+		if typ, state := instanceState(t, e, w.ID); typ != "m1.large" || state != "running" {
+			t.Errorf("after the failed change %s is a %s, %s; want m1.large, running", w.Name, typ, state)
+		}
+	}
+
+	// The next instance is stopped only once the previous one's Node is
+	// Ready again: the Node goes NotReady with the machine and its kubelet
+	// reports Ready a while after the machine runs again.
+	proxy.Heal()
+	proxy.Reset()
+	var readyAt time.Time
+	var mu sync.Mutex
+	done := make(chan struct{})
+	proxy.OnCall("StartInstances", func() {
+		id := ""
+		for _, op := range proxy.Ops() {
+			if op.Action == "StartInstances" {
+				id = op.Params.Get("InstanceId.1")
+			}
+		}
+		setNodeReady(ctx, t, api, node[id], corev1.ConditionUnknown)
+		go func() {
+			defer close(done)
+			time.Sleep(3 * time.Second)
+			mu.Lock()
+			readyAt = time.Now()
+			mu.Unlock()
+			setNodeReady(ctx, t, api, node[id], corev1.ConditionTrue)
+		}()
+	})
+	if r := plugin(t, api.Kubeconfig, env, "aws", "apply", "--yes", "--allow-instance-type-change=m6i.large"); r.Code != 0 {
+		t.Fatalf("apply:\n%s", r)
+	}
+	<-done
+	var stops []time.Time
+	for _, op := range proxy.Ops() {
+		if op.Action == "StopInstances" {
+			stops = append(stops, op.At)
+		}
+	}
+	mu.Lock()
+	if len(stops) != len(workers) || !stops[1].After(readyAt) {
+		t.Errorf("the second instance was stopped at %v, before the first one's Node was Ready again (%v)", stops, readyAt)
+	}
+	mu.Unlock()
+	for _, w := range workers {
+		if typ, state := instanceState(t, e, w.ID); typ != "m6i.large" || state != "running" {
+			t.Errorf("after apply %s is a %s, %s; want m6i.large, running", w.Name, typ, state)
+		}
+	}
+	if typ, _ := instanceState(t, e, cp.ID); typ != "m1.large" {
+		t.Errorf("the control-plane instance was changed to %s", typ)
+	}
+
+	if r := plugin(t, api.Kubeconfig, env, "aws", "rollback", "--yes"); r.Code != 0 {
+		t.Fatalf("rollback:\n%s", r)
+	}
+	for _, w := range workers {
+		if typ, state := instanceState(t, e, w.ID); typ != "m1.large" || state != "running" {
+			t.Errorf("after rollback %s is a %s, %s; want m1.large, running", w.Name, typ, state)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type AWSOp struct {
 	DryRun  bool   // the request asked for EC2's DryRun
 	// Params are the query-protocol parameters (EC2, ELB): what the call asked for.
 	Params url.Values
+	At     time.Time // when the proxy received it
 }
 
 // IAM is the IAM action name of the call, e.g. ec2:DescribeVpcs.
@@ -81,7 +82,7 @@ func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error)
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body.Close()
-		op := AWSOp{Action: actionOf(r, body), DryRun: dryRunOf(body)}
+		op := AWSOp{Action: actionOf(r, body), DryRun: dryRunOf(body), At: time.Now()}
 		op.Params, _ = url.ParseQuery(string(body))
 		if m := scopeService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			op.Service = m[1]
