@@ -222,6 +222,9 @@ func Discover(ctx context.Context, c *Clients, t Target) (*Inventory, error) {
 				inv.InfraID = clusterTag(in.Tags)
 			}
 		}
+		if inv.InfraID != "" {
+			inv.ResolvedBy = append(inv.ResolvedBy, "infraID from the instances' "+ClusterTagPrefix+"<id> tag")
+		}
 	}
 	if vpcID == "" {
 		if t.InfraID == "" && len(t.Instances) == 0 {

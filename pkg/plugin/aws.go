@@ -96,7 +96,7 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, ForceVPC: f.ForceVPC,
 		Instances: awsx.NodeInstances(nodes), NodeNames: awsx.NodeNames(nodes)}}
 	if !info.OnAWS() && f.VPCID == "" {
-		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region",
+		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region (and --force-vpc unless it carries the --infra-id cluster tag)",
 			awsx.ErrNotOnAWS, describeNotAWS(info))
 	}
 	region := f.Region
