@@ -70,7 +70,15 @@ type ApplyOptions struct {
 	Journal Journal
 	// WaitTimeout bounds waits for AWS state (VPC block, instance stop/start).
 	WaitTimeout time.Duration
+	// NodeReady, if set, waits until the Node of an instance (providerID
+	// aws:///<zone>/<instance-id>) is Ready: an instance type change goes on
+	// to the next instance only then. Given by the caller, so this package
+	// needs no Kubernetes client.
+	NodeReady NodeReadyFunc
 }
+
+// NodeReadyFunc waits, at most timeout, until the Node of the EC2 instance is Ready.
+type NodeReadyFunc func(ctx context.Context, instanceID string, timeout time.Duration) error
 
 type applier struct {
 	c    *Clients
@@ -156,6 +164,18 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 				}
 			}
 			if !o.DryRunServer {
+				if err := a.recordBefore(ctx, changes, entries, batch); err != nil {
+					for _, i := range batch {
+						results[i] = resultOf(changes[i], StatusFailed, fmt.Sprintf("%s %s not attempted: %v", changes[i].Operation, changes[i].Resource, err))
+					}
+					failed = append(failed, err.Error())
+					batch, write = nil, nil
+					for _, i := range unrecorded {
+						write = append(write, entries[i])
+					}
+				}
+			}
+			if !o.DryRunServer {
 				if err := o.Journal.PutAll(ctx, write); err != nil {
 					notRecorded(results, unrecorded, err)
 					for _, i := range batch {
@@ -171,6 +191,18 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 			var mu sync.Mutex
 			for _, i := range batch {
 				g.Go(func() error {
+					if phase == PhaseInstanceType {
+						// One instance at a time, and none after one failed:
+						// a second node must not go down while the first is
+						// in doubt.
+						mu.Lock()
+						stop := len(failed) > 0
+						mu.Unlock()
+						if stop {
+							results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier instance type change failed")
+							return nil
+						}
+					}
 					r, undo := a.one(gctx, changes[i])
 					results[i] = r
 					mu.Lock()
@@ -282,6 +314,51 @@ func pendingEntry(c Change) journal.Entry {
 	return e
 }
 
+// BeforeIPv6Key is the pending entry's record of the ENI's IPv6 addresses
+// just before AssignIpv6Addresses: a rollback of an entry whose answer was
+// never recorded removes only what is on the ENI beyond these.
+const BeforeIPv6Key = "ipv6AddressesBefore"
+
+// recordBefore reads, just before the batch's pending write, the state the
+// batch's changes could otherwise not tell apart from their own effect:
+// the IPv6 addresses already on each ENI that gets one. One paginated
+// Describe per batch, filtered by ID (a missing ENI is left out, not an
+// error: its change fails on its own).
+func (a *applier) recordBefore(ctx context.Context, changes []Change, entries []journal.Entry, batch []int) error {
+	var ids []string
+	for _, i := range batch {
+		if changes[i].Operation == "AssignIpv6Addresses" {
+			ids = append(ids, changes[i].Parameters["networkInterfaceId"])
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	have := map[string][]string{}
+	for start := 0; start < len(ids); start += 200 {
+		enis, err := allPages(ctx, "DescribeNetworkInterfaces", ec2.NewDescribeNetworkInterfacesPaginator(a.c.EC2, &ec2.DescribeNetworkInterfacesInput{
+			Filters: []ec2types.Filter{{Name: aws.String("network-interface-id"), Values: ids[start:min(start+200, len(ids))]}}, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeNetworkInterfacesOutput) []ec2types.NetworkInterface { return o.NetworkInterfaces })
+		if err != nil {
+			return fmt.Errorf("reading the network interfaces' IPv6 addresses before assigning one: %w", err)
+		}
+		for _, ni := range enis {
+			var addrs []string
+			for _, x := range ni.Ipv6Addresses {
+				addrs = append(addrs, aws.ToString(x.Ipv6Address))
+			}
+			sort.Strings(addrs)
+			have[aws.ToString(ni.NetworkInterfaceId)] = addrs
+		}
+	}
+	for _, i := range batch {
+		if changes[i].Operation == "AssignIpv6Addresses" {
+			entries[i].Undo[BeforeIPv6Key] = strings.Join(have[changes[i].Parameters["networkInterfaceId"]], ",")
+		}
+	}
+	return nil
+}
+
 // notRecorded turns changes that were made but whose done record could not
 // be written into failures that say so.
 func notRecorded(results []Result, idx []int, err error) {
@@ -303,12 +380,12 @@ func (a *applier) one(ctx context.Context, c Change) (Result, map[string]string)
 		case errorCode(err) == "DryRunOperation":
 			return resultOf(c, StatusDryRun, ""), nil
 		default:
-			return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error()), nil
+			return resultOf(c, StatusFailed, explainChange(c, err)), nil
 		}
 	}
 	undo := map[string]string{}
 	if err := a.do(ctx, c, false, undo); err != nil {
-		return resultOf(c, StatusFailed, Explain(c.Operation+" "+c.Resource, err).Error()), nil
+		return resultOf(c, StatusFailed, explainChange(c, err)), nil
 	}
 	return resultOf(c, StatusApplied, ""), undo
 }
@@ -393,7 +470,7 @@ func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]st
 		_, err := e.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(p["groupId"]), IpPermissions: []ec2types.IpPermission{perm}, DryRun: dr})
 		return ignoreCode(err, "InvalidPermission.Duplicate")
 	case "ModifyInstanceAttribute":
-		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], dry)
+		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], p["previousState"] != "stopped", dry)
 	case "AssignIpv6Addresses":
 		if dry {
 			return nil
@@ -462,19 +539,37 @@ func (a *applier) waitVPCBlock(ctx context.Context) error {
 	}
 }
 
-func (a *applier) changeInstanceType(ctx context.Context, id, typ string, dry bool) error {
+func (a *applier) changeInstanceType(ctx context.Context, id, typ string, start, dry bool) error {
 	e := a.c.EC2
 	if dry {
 		_, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}, DryRun: aws.Bool(true)})
 		return err
 	}
-	return setInstanceType(ctx, e, id, typ, a.o.WaitTimeout)
+	return setInstanceType(ctx, e, id, typ, a.o.WaitTimeout, start, a.o.NodeReady)
 }
 
-func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time.Duration) error {
+// setInstanceType stops the instance, changes its type and, when start,
+// starts it again and waits for its Node to be Ready (nodeReady, if set).
+// Once StopInstances has been asked, any failure (an error, a timeout,
+// Ctrl-C) still starts the instance again, with a context of its own,
+// bounded by timeout: a failed change must not leave a node down.
+func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time.Duration, start bool, nodeReady NodeReadyFunc) (err error) {
 	if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 		return fmt.Errorf("StopInstances: %w", err)
 	}
+	started := false
+	defer func() {
+		if err == nil || started || !start {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		if serr := startInstance(rctx, e, id, timeout); serr != nil {
+			err = &instanceNote{err: err, note: fmt.Sprintf("starting %s again failed too (%v): start it by hand (aws ec2 start-instances --instance-ids %s)", id, serr, id)}
+			return
+		}
+		err = &instanceNote{err: err, note: id + " was started again with its type unchanged"}
+	}()
 	if err := ec2.NewInstanceStoppedWaiter(e).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
 		return fmt.Errorf("waiting for %s to stop: %w", id, err)
 	}
@@ -482,6 +577,43 @@ func setInstanceType(ctx context.Context, e EC2API, id, typ string, timeout time
 		InstanceType: &ec2types.AttributeValue{Value: aws.String(typ)}}); err != nil {
 		return err
 	}
+	if !start {
+		return nil // it was stopped before: it stays so
+	}
+	if err := startInstance(ctx, e, id, timeout); err != nil {
+		return err
+	}
+	started = true
+	if nodeReady != nil {
+		if err := nodeReady(ctx, id, timeout); err != nil {
+			return fmt.Errorf("%s runs again as a %s, but its Node is not Ready: %w; check the node before re-running", id, typ, err)
+		}
+	}
+	return nil
+}
+
+// instanceNote is an instance change's error plus what was done about it
+// (started again, or not): kept apart so Explain's one-line summary of the
+// AWS error does not drop it.
+type instanceNote struct {
+	err  error
+	note string
+}
+
+func (e *instanceNote) Error() string { return e.err.Error() + "; " + e.note }
+func (e *instanceNote) Unwrap() error { return e.err }
+
+// explainChange is Explain for one change, with an instance's note.
+func explainChange(c Change, err error) string {
+	msg := Explain(c.Operation+" "+c.Resource, err).Error()
+	var n *instanceNote
+	if errors.As(err, &n) {
+		msg += "; " + n.note
+	}
+	return msg
+}
+
+func startInstance(ctx context.Context, e EC2API, id string, timeout time.Duration) error {
 	if _, err := e.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 		return fmt.Errorf("StartInstances: %w", err)
 	}

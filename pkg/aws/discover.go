@@ -33,8 +33,16 @@ type Target struct {
 	// Instances are the cluster's nodes by EC2 instance ID (from the
 	// providerIDs), with whether each is a control-plane node.
 	Instances map[string]bool
+	// NodeNames are the Nodes' names by EC2 instance ID, so a node whose
+	// instance is gone can be named.
+	NodeNames map[string]string
 	// ResolvedBy explains where the region and infraID came from.
 	ResolvedBy []string
+	// ForceVPC accepts a VPCID that holds none of the nodes' instances and
+	// has no cluster tag (the user's --force-vpc): a VPC given by mistake
+	// would otherwise be changed, and an egress-only gateway tagged owned
+	// by this cluster created in it.
+	ForceVPC bool
 }
 
 // Inventory is what belongs to the cluster in AWS. Field names are stable (discover -o json).
@@ -52,6 +60,9 @@ type Inventory struct {
 	Instances          []Instance      `json:"instances"`
 	NetworkInterfaces  []ENI           `json:"networkInterfaces"`
 	LoadBalancers      []LoadBalancer  `json:"loadBalancers"`
+	// Notes are what discovery skipped or could not prove, and why; the
+	// plan repeats them.
+	Notes []Note `json:"notes,omitempty"`
 }
 
 // VPC is the cluster's VPC.
@@ -89,6 +100,13 @@ type RouteTable struct {
 	IPv6Default string `json:"ipv6DefaultTarget,omitempty"`
 	// InternetGateway is the igw- this table routes to, if any (so it is public).
 	InternetGateway string `json:"internetGateway,omitempty"`
+	// OtherCluster is the infraID of another cluster the table is tagged
+	// for (kubernetes.io/cluster/<other>, without this cluster's tag, or
+	// =owned): the plan leaves such a table alone.
+	OtherCluster string `json:"otherCluster,omitempty"`
+	// ForeignSubnetIDs are subnets of the VPC that use this table (for the
+	// main table: also implicitly) and are not the cluster's.
+	ForeignSubnetIDs []string `json:"foreignSubnetIds,omitempty"`
 }
 
 // Gateway is an internet, egress-only internet or NAT gateway.
@@ -165,37 +183,46 @@ func Discover(ctx context.Context, c *Clients, t Target) (*Inventory, error) {
 		inv.ResolvedBy = append(inv.ResolvedBy, "VPC from --vpc-id")
 	}
 	if vpcID == "" && t.InfraID != "" {
-		out, err := c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []ec2types.Filter{
-			{Name: aws.String("tag-key"), Values: []string{ClusterTagPrefix + t.InfraID}},
-		}})
+		id, err := taggedVPC(ctx, c, t.InfraID)
 		if err != nil {
-			return nil, Explain("DescribeVpcs", err)
+			return nil, err
 		}
-		if len(out.Vpcs) == 1 {
-			vpcID = aws.ToString(out.Vpcs[0].VpcId)
+		if id != "" {
+			vpcID = id
 			inv.ResolvedBy = append(inv.ResolvedBy, "VPC tagged "+ClusterTagPrefix+t.InfraID)
 		}
 	}
-	if vpcID == "" && len(t.Instances) > 0 {
-		ids := sortedKeys(t.Instances)
-		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
-		if err != nil {
-			return nil, Explain("DescribeInstances", err)
+	// The nodes' instances are read when they resolve the VPC, and when a
+	// --vpc-id has to be proven to be the cluster's.
+	var nodes []ec2types.Instance
+	if len(t.Instances) > 0 && (vpcID == "" || t.VPCID != "") {
+		var err error
+		if nodes, err = nodeInstances(ctx, c, inv, t); err != nil {
+			return nil, err
 		}
-		for _, r := range out.Reservations {
-			for _, in := range r.Instances {
-				if vpcID == "" && aws.ToString(in.VpcId) != "" {
-					vpcID = aws.ToString(in.VpcId)
-				}
-				if inv.InfraID == "" {
-					inv.InfraID = clusterTag(in.Tags)
-				}
+	}
+	if vpcID == "" {
+		for _, in := range nodes {
+			if vpcID == "" && aws.ToString(in.VpcId) != "" {
+				vpcID = aws.ToString(in.VpcId)
+			}
+			if inv.InfraID == "" {
+				inv.InfraID = clusterTag(in.Tags)
 			}
 		}
 		if vpcID != "" {
 			inv.ResolvedBy = append(inv.ResolvedBy, "VPC of the nodes' instances (spec.providerID)")
 		}
 		if inv.InfraID != "" && t.InfraID == "" {
+			inv.ResolvedBy = append(inv.ResolvedBy, "infraID from the instances' "+ClusterTagPrefix+"<id> tag")
+		}
+	} else if t.VPCID != "" && inv.InfraID == "" {
+		for _, in := range nodes {
+			if inv.InfraID == "" {
+				inv.InfraID = clusterTag(in.Tags)
+			}
+		}
+		if inv.InfraID != "" {
 			inv.ResolvedBy = append(inv.ResolvedBy, "infraID from the instances' "+ClusterTagPrefix+"<id> tag")
 		}
 	}
@@ -205,13 +232,134 @@ func Discover(ctx context.Context, c *Clients, t Target) (*Inventory, error) {
 		}
 		return nil, fmt.Errorf("no VPC found in %s for the cluster (infraID %q, %d node instances); check --region, or pass --vpc-id", c.Region, t.InfraID, len(t.Instances))
 	}
-	if err := discoverVPC(ctx, c, inv, vpcID, t); err != nil {
+	check := func(v ec2types.Vpc, infraID string) error { return nil }
+	if t.VPCID != "" {
+		check = func(v ec2types.Vpc, infraID string) error { return checkGivenVPC(ctx, c, inv, v, infraID, nodes, t) }
+	}
+	if err := discoverVPC(ctx, c, inv, vpcID, t, check); err != nil {
 		return nil, err
 	}
 	return inv, nil
 }
 
-func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, t Target) error {
+// taggedVPC is the one VPC tagged for the cluster, or "".
+func taggedVPC(ctx context.Context, c *Clients, infraID string) (string, error) {
+	out, err := c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag-key"), Values: []string{ClusterTagPrefix + infraID}},
+	}})
+	if err != nil {
+		return "", Explain("DescribeVpcs", err)
+	}
+	if len(out.Vpcs) == 1 {
+		return aws.ToString(out.Vpcs[0].VpcId), nil
+	}
+	return "", nil
+}
+
+// nodeInstances reads the nodes' instances with a filter on their IDs rather
+// than by ID: DescribeInstances by ID fails as a whole with
+// InvalidInstanceID.NotFound when one instance is gone, while a filter just
+// leaves it out. A node whose instance is gone (or terminated) is named in a
+// note and skipped: one stale Node must not hide the rest of the cluster.
+func nodeInstances(ctx context.Context, c *Clients, inv *Inventory, t Target) ([]ec2types.Instance, error) {
+	ids := sortedKeys(t.Instances)
+	var out []ec2types.Instance
+	found := map[string]bool{}
+	for start := 0; start < len(ids); start += 200 { // EC2 takes up to 200 values per filter
+		batch := ids[start:min(start+200, len(ids))]
+		res, err := allPages(ctx, "DescribeInstances", ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{
+			Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: batch}}, MaxResults: aws.Int32(pageSize)}),
+			func(o *ec2.DescribeInstancesOutput) []ec2types.Reservation { return o.Reservations })
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range res {
+			for _, in := range r.Instances {
+				if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
+					continue
+				}
+				found[aws.ToString(in.InstanceId)] = true
+				out = append(out, in)
+			}
+		}
+	}
+	for _, id := range ids {
+		if found[id] {
+			continue
+		}
+		node := t.NodeNames[id]
+		if node == "" {
+			node = "with instance " + id
+		}
+		inv.Notes = append(inv.Notes, Note{Resource: "node/" + node,
+			Message: fmt.Sprintf("node %s has providerID instance %s, which does not exist (or is terminated) in %s: skipped", node, id, c.Region),
+			Fix:     fmt.Sprintf("if the machine is gone, delete the Node (kubectl delete node %s); if it runs in another region, pass --region", node)})
+	}
+	return out, nil
+}
+
+// ForeignVPCError is a --vpc-id that holds none of the cluster's instances
+// and has no cluster tag: the commands refuse it as bad input.
+type ForeignVPCError struct {
+	VPCID   string
+	InfraID string
+	Nodes   int
+	// ClusterVPC is the VPC the cluster resolves to without --vpc-id, and
+	// ResolvedBy how; both empty when nothing resolves one.
+	ClusterVPC, ResolvedBy string
+}
+
+func (e *ForeignVPCError) Error() string {
+	tag := "no cluster tag (the infraID is not known)"
+	if e.InfraID != "" {
+		tag = "no " + ClusterTagPrefix + e.InfraID + " tag"
+	}
+	found := "the cluster's own VPC could not be resolved without it"
+	if e.ClusterVPC != "" {
+		found = fmt.Sprintf("the cluster's VPC is %s (%s)", e.ClusterVPC, e.ResolvedBy)
+	}
+	return fmt.Sprintf("--vpc-id %s is not the cluster's VPC: it holds none of the %d nodes' instances and has %s; %s; drop --vpc-id, or pass --force-vpc if this layout really needs it",
+		e.VPCID, e.Nodes, tag, found)
+}
+
+// checkGivenVPC proves that a --vpc-id is the cluster's: it holds one of
+// the nodes' instances or carries the cluster tag. Otherwise it returns a
+// *ForeignVPCError, or, with ForceVPC, a note that the plan shows.
+func checkGivenVPC(ctx context.Context, c *Clients, inv *Inventory, v ec2types.Vpc, infraID string, nodes []ec2types.Instance, t Target) error {
+	id := aws.ToString(v.VpcId)
+	if infraID != "" && hasTag(v.Tags, ClusterTagPrefix+infraID) {
+		return nil
+	}
+	for _, in := range nodes {
+		if aws.ToString(in.VpcId) == id {
+			return nil
+		}
+	}
+	e := &ForeignVPCError{VPCID: id, InfraID: infraID, Nodes: len(t.Instances)}
+	if infraID != "" {
+		other, err := taggedVPC(ctx, c, infraID)
+		if err != nil {
+			return err
+		}
+		if other != "" {
+			e.ClusterVPC, e.ResolvedBy = other, "tagged "+ClusterTagPrefix+infraID
+		}
+	}
+	for _, in := range nodes {
+		if e.ClusterVPC == "" && aws.ToString(in.VpcId) != "" {
+			e.ClusterVPC, e.ResolvedBy = aws.ToString(in.VpcId), "the VPC of the nodes' instances, from their spec.providerID"
+		}
+	}
+	if !t.ForceVPC {
+		return e
+	}
+	inv.Notes = append(inv.Notes, Note{Resource: id,
+		Message: fmt.Sprintf("VPC %s is used only because of --force-vpc: it holds none of the %d nodes' instances and has no cluster tag", id, len(t.Instances)),
+		Fix:     "check that this VPC really is the cluster's before applying"})
+	return nil
+}
+
+func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, t Target, check func(ec2types.Vpc, string) error) error {
 	vpcFilter := []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{vpcID}}}
 	vpcs, err := c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{vpcID}})
 	if err != nil {
@@ -239,6 +387,11 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		}
 		inv.VPC.IPv6CIDR, inv.VPC.IPv6AssociationID = aws.ToString(a.Ipv6CidrBlock), aws.ToString(a.AssociationId)
 		break
+	}
+	// Checked before the VPC's own tag can name the cluster: a foreign VPC
+	// tagged for another cluster must not prove itself.
+	if err := check(v, inv.InfraID); err != nil {
+		return err
 	}
 	if inv.InfraID == "" {
 		inv.InfraID = clusterTag(v.Tags)
@@ -268,9 +421,20 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 			func(o *ec2.DescribeSubnetsOutput) []ec2types.Subnet { return o.Subnets })
 		return err
 	})
+	var routedEIGWs, ownEIGWs []ec2types.EgressOnlyInternetGateway
 	g.Go(func() (err error) {
 		tables, err = allPages(gctx, "DescribeRouteTables", ec2.NewDescribeRouteTablesPaginator(c.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)}),
 			func(o *ec2.DescribeRouteTablesOutput) []ec2types.RouteTable { return o.RouteTables })
+		if err != nil {
+			return err
+		}
+		routedEIGWs, err = egressOnlyGateways(gctx, c, routedEgressOnlyGateways(tables), nil)
+		return err
+	})
+	g.Go(func() (err error) {
+		// The gateway an earlier apply created may not be routed yet (it
+		// stopped in between): found by the tag it was created with.
+		ownEIGWs, err = egressOnlyGateways(gctx, c, nil, []ec2types.Filter{{Name: aws.String("tag:" + ManagedByTag), Values: []string{ManagedByValue}}})
 		return err
 	})
 	g.Go(func() error {
@@ -282,14 +446,6 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		}
 		igws = out.InternetGateways
 		return nil
-	})
-	g.Go(func() (err error) {
-		// Filters on this call are not honoured everywhere (moto ignores them): decide in code.
-		eigws, err = allPages(gctx, "DescribeEgressOnlyInternetGateways", ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2, &ec2.DescribeEgressOnlyInternetGatewaysInput{MaxResults: aws.Int32(255)}),
-			func(o *ec2.DescribeEgressOnlyInternetGatewaysOutput) []ec2types.EgressOnlyInternetGateway {
-				return o.EgressOnlyInternetGateways
-			})
-		return err
 	})
 	g.Go(func() (err error) {
 		nats, err = allPages(gctx, "DescribeNatGateways", ec2.NewDescribeNatGatewaysPaginator(c.EC2, &ec2.DescribeNatGatewaysInput{Filter: vpcFilter, MaxResults: aws.Int32(pageSize)}),
@@ -333,6 +489,13 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		return err
 	}
 	inv.LoadBalancers = lbs.LoadBalancers
+	eigws = append(routedEIGWs, ownEIGWs...)
+	slices.SortStableFunc(eigws, func(a, b ec2types.EgressOnlyInternetGateway) int {
+		return strings.Compare(aws.ToString(a.EgressOnlyInternetGatewayId), aws.ToString(b.EgressOnlyInternetGatewayId))
+	})
+	eigws = slices.CompactFunc(eigws, func(a, b ec2types.EgressOnlyInternetGateway) bool {
+		return aws.ToString(a.EgressOnlyInternetGatewayId) == aws.ToString(b.EgressOnlyInternetGatewayId)
+	})
 
 	// Subnets: those tagged for the cluster, or all of the VPC when none is.
 	for _, s := range subnets {
@@ -342,8 +505,13 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 			}
 		}
 	}
+	allSubnets := subnets
 	if clusterKey != "" && slices.ContainsFunc(subnets, func(s ec2types.Subnet) bool { return hasTag(s.Tags, clusterKey) }) {
-		subnets = slices.DeleteFunc(subnets, func(s ec2types.Subnet) bool { return !hasTag(s.Tags, clusterKey) })
+		subnets = slices.DeleteFunc(slices.Clone(subnets), func(s ec2types.Subnet) bool { return !hasTag(s.Tags, clusterKey) })
+	} else {
+		// No subnet names the cluster: all of the VPC's are taken, except
+		// those another cluster owns (a shared VPC).
+		subnets = slices.DeleteFunc(slices.Clone(subnets), func(s ec2types.Subnet) bool { return otherCluster(s.Tags, clusterKey) != "" })
 	}
 	for _, g := range igws {
 		inv.InternetGateways = append(inv.InternetGateways, Gateway{ID: aws.ToString(g.InternetGatewayId), Name: tagValue(g.Tags, "Name")})
@@ -365,7 +533,7 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		}
 		inv.NATGateways = append(inv.NATGateways, Gateway{ID: aws.ToString(g.NatGatewayId), Name: tagValue(g.Tags, "Name")})
 	}
-	inv.Subnets, inv.RouteTables = classifySubnets(subnets, tables)
+	inv.Subnets, inv.RouteTables = classifySubnets(subnets, allSubnets, tables, clusterKey)
 
 	groupIDs := map[string]bool{}
 	for _, in := range instances {
@@ -430,6 +598,46 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 	return nil
 }
 
+// routedEgressOnlyGateways are the egress-only gateways the tables route to
+// (active routes only: a blackhole route names a deleted gateway, which
+// DescribeEgressOnlyInternetGateways by ID would refuse).
+func routedEgressOnlyGateways(tables []ec2types.RouteTable) []string {
+	var ids []string
+	for _, t := range tables {
+		for _, r := range t.Routes {
+			if id := aws.ToString(r.EgressOnlyInternetGatewayId); id != "" && r.State != ec2types.RouteStateBlackhole && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// egressOnlyGateways lists egress-only internet gateways narrowed on the
+// server, never the whole region: by ID, or by filters (this call has no
+// VPC filter; its documented filters are tag:<key> and tag-key). The caller
+// still checks each one's VPC attachment. Paginated.
+func egressOnlyGateways(ctx context.Context, c *Clients, ids []string, filters []ec2types.Filter) ([]ec2types.EgressOnlyInternetGateway, error) {
+	items := func(o *ec2.DescribeEgressOnlyInternetGatewaysOutput) []ec2types.EgressOnlyInternetGateway {
+		return o.EgressOnlyInternetGateways
+	}
+	if len(filters) > 0 {
+		return allPages(ctx, "DescribeEgressOnlyInternetGateways", ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2,
+			&ec2.DescribeEgressOnlyInternetGatewaysInput{Filters: filters, MaxResults: aws.Int32(255)}), items)
+	}
+	var out []ec2types.EgressOnlyInternetGateway
+	for start := 0; start < len(ids); start += 200 {
+		page, err := allPages(ctx, "DescribeEgressOnlyInternetGateways", ec2.NewDescribeEgressOnlyInternetGatewaysPaginator(c.EC2,
+			&ec2.DescribeEgressOnlyInternetGatewaysInput{EgressOnlyInternetGatewayIds: ids[start:min(start+200, len(ids))]}), items)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+	}
+	return out, nil
+}
+
 // ec2Pager is what the SDK's EC2 paginators have in common.
 type ec2Pager[O any] interface {
 	HasMorePages() bool
@@ -456,13 +664,17 @@ func activeState(s string) bool {
 	return !strings.Contains(s, "disassociat") && !strings.Contains(s, "fail")
 }
 
-func classifySubnets(subnets []ec2types.Subnet, tables []ec2types.RouteTable) ([]Subnet, []RouteTable) {
+// classifySubnets turns the cluster's subnets and the VPC's route tables
+// into the inventory's, keeping the tables the cluster's subnets use. all
+// are every subnet of the VPC: a table that subnets outside the cluster use
+// too lists them, so the plan can leave it alone.
+func classifySubnets(subnets, all []ec2types.Subnet, tables []ec2types.RouteTable, clusterKey string) ([]Subnet, []RouteTable) {
 	explicit := map[string]string{}
 	mainTable := ""
 	byID := map[string]*RouteTable{}
 	var rts []*RouteTable
 	for _, t := range tables {
-		rt := &RouteTable{ID: aws.ToString(t.RouteTableId), Name: tagValue(t.Tags, "Name")}
+		rt := &RouteTable{ID: aws.ToString(t.RouteTableId), Name: tagValue(t.Tags, "Name"), OtherCluster: otherCluster(t.Tags, clusterKey)}
 		for _, a := range t.Associations {
 			if aws.ToBool(a.Main) {
 				rt.Main, mainTable = true, rt.ID
@@ -513,10 +725,24 @@ func classifySubnets(subnets []ec2types.Subnet, tables []ec2types.RouteTable) ([
 		out = append(out, sub)
 	}
 	sort.Slice(out, func(a, b int) bool { return ipv4Less(out[a].IPv4CIDR, out[b].IPv4CIDR) })
+	for _, s := range all {
+		id := aws.ToString(s.SubnetId)
+		if slices.ContainsFunc(out, func(c Subnet) bool { return c.ID == id }) {
+			continue
+		}
+		table := explicit[id]
+		if table == "" {
+			table = mainTable // implicitly: what makes the main table risky to change
+		}
+		if rt := byID[table]; rt != nil {
+			rt.ForeignSubnetIDs = append(rt.ForeignSubnetIDs, id)
+		}
+	}
 	var tablesOut []RouteTable
 	for _, rt := range rts {
 		if used[rt.ID] {
 			sort.Strings(rt.SubnetIDs)
+			sort.Strings(rt.ForeignSubnetIDs)
 			tablesOut = append(tablesOut, *rt)
 		}
 	}
@@ -660,6 +886,23 @@ func portOr(p *int32) int32 {
 func clusterTag(tags []ec2types.Tag) string {
 	for _, t := range tags {
 		if k := aws.ToString(t.Key); strings.HasPrefix(k, ClusterTagPrefix) {
+			return strings.TrimPrefix(k, ClusterTagPrefix)
+		}
+	}
+	return ""
+}
+
+// otherCluster is the infraID of another cluster that tags name: one that
+// owns the resource, or any when this cluster's own tag is absent (a
+// resource shared by other clusters only). "" when none.
+func otherCluster(tags []ec2types.Tag, clusterKey string) string {
+	mine := clusterKey != "" && hasTag(tags, clusterKey)
+	for _, t := range tags {
+		k := aws.ToString(t.Key)
+		if !strings.HasPrefix(k, ClusterTagPrefix) || k == clusterKey {
+			continue
+		}
+		if !mine || aws.ToString(t.Value) == "owned" {
 			return strings.TrimPrefix(k, ClusterTagPrefix)
 		}
 	}

@@ -63,6 +63,10 @@ type PlanOptions struct {
 	// NewInstanceType, when set, is the type instances without IPv6 support
 	// are changed to (stop, modify, start). Empty: they are only reported.
 	NewInstanceType string
+	// AllowControlPlaneRestart lets a type change stop control-plane
+	// instances too (they serve the API and etcd): without it they are
+	// only reported.
+	AllowControlPlaneRestart bool
 }
 
 // ClusterOf is the plan's cluster section for an inventory.
@@ -73,7 +77,10 @@ func ClusterOf(inv *Inventory) Cluster {
 // MakePlan computes the changes from the discovered state alone; a state
 // that is already dual-stack gives no changes.
 func MakePlan(inv *Inventory, o PlanOptions) *Plan {
-	p := &Plan{Cluster: ClusterOf(inv), Changes: []Change{}, Notes: []Note{}}
+	p := &Plan{Cluster: ClusterOf(inv), Changes: []Change{}, Notes: slices.Clone(inv.Notes)}
+	if p.Notes == nil {
+		p.Notes = []Note{}
+	}
 	vpc := inv.VPC.ID
 	vpc6 := inv.VPC.IPv6CIDR
 	if vpc6 == "" {
@@ -141,25 +148,43 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 		if rt.IPv6Default != "" {
 			continue
 		}
-		if rt.InternetGateway != "" {
+		name := nameOrID(rt.Name, rt.ID)
+		leave := func(msg, fix string) {
+			p.Notes = append(p.Notes, Note{Resource: rt.ID, Message: "route table " + name + " gets no ::/0 route: " + msg, Fix: fix})
+		}
+		// An IPv6 default route only mirrors an IPv4 one of the same kind:
+		// anything else would open a way out that IPv4 does not have, or
+		// change another cluster's or another subnet's routing.
+		switch v4 := rt.IPv4Default; {
+		case rt.OtherCluster != "":
+			leave("it is tagged for another cluster ("+ClusterTagPrefix+rt.OtherCluster+")", "that cluster's owner adds its IPv6 routes")
+		case rt.Main && len(rt.ForeignSubnetIDs) > 0:
+			leave(fmt.Sprintf("it is the VPC's main table, and subnets that are not the cluster's use it (%s)", strings.Join(rt.ForeignSubnetIDs, ", ")),
+				"give the cluster's subnets a route table of their own, or add ::/0 by hand if every subnet using the main table should have it")
+		case v4 == "":
+			leave("it has no IPv4 default route (an isolated subnet): an IPv6 one would widen its egress", "add ::/0 by hand if these subnets should reach the internet over IPv6")
+		case strings.HasPrefix(v4, "igw-"):
 			p.add(Change{Operation: "CreateRoute", Resource: rt.ID, Phase: PhaseSubnetsRules,
-				Reason:     fmt.Sprintf("public route table %s sends 0.0.0.0/0 to %s; IPv6 needs ::/0 there too", nameOrID(rt.Name, rt.ID), rt.InternetGateway),
-				Parameters: map[string]string{"routeTableId": rt.ID, "destinationIpv6CidrBlock": "::/0", "gatewayId": rt.InternetGateway, "vpcId": vpc}})
-			continue
-		}
-		if eigw == "" {
-			eigw = EgressIGWPlaceholder
-			tags := "Name=" + firstNonEmpty(inv.InfraID, vpc) + "-eigw"
-			if inv.InfraID != "" {
-				tags += "," + ClusterTagPrefix + inv.InfraID + "=owned"
+				Reason:     fmt.Sprintf("public route table %s sends 0.0.0.0/0 to %s; IPv6 needs ::/0 there too", name, v4),
+				Parameters: map[string]string{"routeTableId": rt.ID, "destinationIpv6CidrBlock": "::/0", "gatewayId": v4, "vpcId": vpc}})
+		case strings.HasPrefix(v4, "nat-"):
+			if eigw == "" {
+				eigw = EgressIGWPlaceholder
+				tags := "Name=" + firstNonEmpty(inv.InfraID, vpc) + "-eigw"
+				if inv.InfraID != "" {
+					tags += "," + ClusterTagPrefix + inv.InfraID + "=owned"
+				}
+				p.add(Change{Operation: "CreateEgressOnlyInternetGateway", Resource: vpc, Phase: PhaseVPC,
+					Reason:     "private subnets reach the internet over IPv6 through an egress-only internet gateway (tagged owned, so the cluster's destroy removes it)",
+					Parameters: map[string]string{"vpcId": vpc, "tags": tags + "," + ManagedByTag + "=" + ManagedByValue}})
 			}
-			p.add(Change{Operation: "CreateEgressOnlyInternetGateway", Resource: vpc, Phase: PhaseVPC,
-				Reason:     "private subnets reach the internet over IPv6 through an egress-only internet gateway (tagged owned, so the cluster's destroy removes it)",
-				Parameters: map[string]string{"vpcId": vpc, "tags": tags + "," + ManagedByTag + "=" + ManagedByValue}})
+			p.add(Change{Operation: "CreateRoute", Resource: rt.ID, Phase: PhaseSubnetsRules,
+				Reason:     fmt.Sprintf("private route table %s sends 0.0.0.0/0 to NAT gateway %s; ::/0 goes to the egress-only internet gateway", name, v4),
+				Parameters: map[string]string{"routeTableId": rt.ID, "destinationIpv6CidrBlock": "::/0", "egressOnlyInternetGatewayId": eigw, "vpcId": vpc}})
+		default:
+			leave("its IPv4 default route goes to "+v4+", neither an internet nor a NAT gateway, so there is no known IPv6 counterpart",
+				"add ::/0 by hand if that path carries IPv6")
 		}
-		p.add(Change{Operation: "CreateRoute", Resource: rt.ID, Phase: PhaseSubnetsRules,
-			Reason:     fmt.Sprintf("private route table %s has no IPv6 default route; ::/0 goes to the egress-only internet gateway", nameOrID(rt.Name, rt.ID)),
-			Parameters: map[string]string{"routeTableId": rt.ID, "destinationIpv6CidrBlock": "::/0", "egressOnlyInternetGatewayId": eigw, "vpcId": vpc}})
 	}
 
 	planSecurityGroups(p, inv, vpc6)
@@ -263,6 +288,10 @@ func planInstances(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]b
 				p.Notes = append(p.Notes, Note{Resource: in.ID,
 					Message: fmt.Sprintf("instance %s is a %s, a type without IPv6 support: it gets no IPv6 address", nameOrID(in.Name, in.ID), in.Type),
 					Fix:     "re-run with --allow-instance-type-change=<a current type, e.g. m6i.large> (stops and starts it), or replace the machine"})
+			} else if in.ControlPlane && !o.AllowControlPlaneRestart {
+				p.Notes = append(p.Notes, Note{Resource: in.ID,
+					Message: fmt.Sprintf("control-plane instance %s is a %s, a type without IPv6 support: not stopped to change its type (it serves the API server and etcd), so it gets no IPv6 address", nameOrID(in.Name, in.ID), in.Type),
+					Fix:     "re-run with --allow-control-plane-restart too (one instance at a time, each Node Ready again before the next), or replace the machine"})
 			} else {
 				canIPv6 = true
 				role := "worker"
@@ -272,7 +301,7 @@ func planInstances(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]b
 				p.add(Change{Operation: "ModifyInstanceAttribute", Resource: in.ID, Phase: PhaseInstanceType,
 					Reason: fmt.Sprintf("%s instance %s is a %s without IPv6 support: stop, change the type to %s, start (one instance at a time)", role, nameOrID(in.Name, in.ID), in.Type, o.NewInstanceType),
 					Parameters: map[string]string{"instanceId": in.ID, "instanceType": o.NewInstanceType, "previousInstanceType": in.Type,
-						"controlPlane": strconv.FormatBool(in.ControlPlane), "vpcId": inv.VPC.ID}})
+						"controlPlane": strconv.FormatBool(in.ControlPlane), "previousState": in.State, "vpcId": inv.VPC.ID}})
 			}
 		}
 		e, ok := enis[in.PrimaryENI]

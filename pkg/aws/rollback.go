@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ const rollbackBatch = 64
 type RollbackOptions struct {
 	Progress    func(done, total int, r Result)
 	WaitTimeout time.Duration
+	// NodeReady, if set, waits for an instance's Node after it is started
+	// again (see ApplyOptions.NodeReady).
+	NodeReady NodeReadyFunc
 }
 
 // Rollback undoes, in reverse dependency order, exactly what the journal
@@ -95,7 +99,7 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 			break
 		}
 		r := Result{Operation: e.Operation, Resource: e.Resource, Parameters: e.Undo, Status: StatusUndone}
-		if err := undo(ctx, c, e, o.WaitTimeout); err != nil {
+		if err := undo(ctx, c, e, o); err != nil {
 			r.Status, r.Error = StatusFailed, Explain("undoing "+e.Operation+" "+e.Resource, err).Error()
 			failed = append(failed, r.Error)
 		} else {
@@ -124,7 +128,8 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 	return results, nil
 }
 
-func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duration) error {
+func undo(ctx context.Context, c *Clients, e journal.Entry, o RollbackOptions) error {
+	timeout := o.WaitTimeout
 	u := e.Undo
 	ec := c.EC2
 	var err error
@@ -137,14 +142,23 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duratio
 		_, err = c.ELBv2.SetIpAddressType(ctx, &elbv2.SetIpAddressTypeInput{LoadBalancerArn: aws.String(u["loadBalancerArn"]), IpAddressType: elbv2types.IpAddressType(prev)})
 	case "AssignIpv6Addresses":
 		addrs := splitList(u["ipv6Addresses"])
-		if len(addrs) == 0 { // pending: every address there now is ours
+		if len(addrs) == 0 {
+			// Pending: the answer (which address AWS picked) was never
+			// recorded. Ours is what the ENI has now beyond what it had just
+			// before the change. Entries written before that was recorded
+			// have no such list: the plan only assigns to ENIs that had no
+			// IPv6 address, so for them everything there is taken as ours.
+			before, recorded := u[BeforeIPv6Key]
+			keep := splitList(before)
 			out, derr := ec.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{u["networkInterfaceId"]}})
 			if derr != nil {
 				return ignoreCode(derr, notFound...)
 			}
 			for _, ni := range out.NetworkInterfaces {
 				for _, a := range ni.Ipv6Addresses {
-					addrs = append(addrs, aws.ToString(a.Ipv6Address))
+					if x := aws.ToString(a.Ipv6Address); !recorded || !slices.Contains(keep, x) {
+						addrs = append(addrs, x)
+					}
 				}
 			}
 		}
@@ -157,10 +171,28 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duratio
 		if derr != nil {
 			return ignoreCode(derr, notFound...)
 		}
+		// The type back, and the state it had: running (the entry says so;
+		// entries from before that was recorded leave the state as it is)
+		// or stopped.
+		wasStopped := u["previousState"] == "stopped"
 		for _, r := range out.Reservations {
 			for _, in := range r.Instances {
-				if string(in.InstanceType) != u["previousInstanceType"] {
-					err = setInstanceType(ctx, ec, u["instanceId"], u["previousInstanceType"], timeout)
+				state := ""
+				if in.State != nil {
+					state = string(in.State.Name)
+				}
+				switch {
+				case string(in.InstanceType) != u["previousInstanceType"]:
+					err = setInstanceType(ctx, ec, u["instanceId"], u["previousInstanceType"], timeout, !wasStopped, o.NodeReady)
+				case u["previousState"] == "running" && (state == "stopped" || state == "stopping"):
+					if state == "stopping" {
+						if err = ec2.NewInstanceStoppedWaiter(ec).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{u["instanceId"]}}, timeout); err != nil {
+							return err
+						}
+					}
+					if err = startInstance(ctx, ec, u["instanceId"], timeout); err == nil && o.NodeReady != nil {
+						err = o.NodeReady(ctx, u["instanceId"], timeout)
+					}
 				}
 			}
 		}
@@ -195,11 +227,11 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, timeout time.Duratio
 	case "CreateEgressOnlyInternetGateway":
 		ids := splitList(u["egressOnlyInternetGatewayId"])
 		if len(ids) == 0 { // pending: find ours by tag
-			out, derr := ec.DescribeEgressOnlyInternetGateways(ctx, &ec2.DescribeEgressOnlyInternetGatewaysInput{})
+			own, derr := egressOnlyGateways(ctx, c, nil, []ec2types.Filter{{Name: aws.String("tag:" + ManagedByTag), Values: []string{ManagedByValue}}})
 			if derr != nil {
 				return derr
 			}
-			for _, g := range out.EgressOnlyInternetGateways {
+			for _, g := range own {
 				if tagValue(g.Tags, ManagedByTag) != ManagedByValue {
 					continue
 				}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -52,6 +54,7 @@ the AWS SDK's default chain (environment, profiles, SSO, AWS_ENDPOINT_URL).
 type awsTargetFlags struct {
 	Region, VPCID, InfraID, Profile string
 	Journal                         journalFlag
+	ForceVPC                        bool
 }
 
 func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
@@ -60,6 +63,7 @@ func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&f.VPCID, "vpc-id", "", "The cluster's VPC (default: found through the cluster)")
 	fl.StringVar(&f.InfraID, "infra-id", "", "The cluster's infrastructure ID, as in the kubernetes.io/cluster/<id> tag (default: found through the cluster)")
 	fl.StringVar(&f.Profile, "aws-profile", "", "AWS shared config profile (default: AWS_PROFILE, else the default chain)")
+	fl.BoolVar(&f.ForceVPC, "force-vpc", false, "Accept a --vpc-id that holds none of the nodes' instances and has no cluster tag (stated in the plan)")
 }
 
 func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
@@ -88,9 +92,10 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 	if err != nil {
 		return nil, err
 	}
-	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, Instances: awsx.NodeInstances(nodes)}}
+	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, ForceVPC: f.ForceVPC,
+		Instances: awsx.NodeInstances(nodes), NodeNames: awsx.NodeNames(nodes)}}
 	if !info.OnAWS() && f.VPCID == "" {
-		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region",
+		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region (and --force-vpc unless it carries the --infra-id cluster tag)",
 			awsx.ErrNotOnAWS, describeNotAWS(info))
 	}
 	region := f.Region
@@ -114,8 +119,20 @@ func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*a
 	return s, nil
 }
 
+// nodeReady waits for an instance's Node to be Ready (instance type changes).
+func (s *awsSession) nodeReady() awsx.NodeReadyFunc {
+	return awsx.WaitNodeReady(func(ctx context.Context) ([]corev1.Node, error) {
+		return kube.ListNodes(ctx, s.kube.Kube, metav1.ListOptions{})
+	}, 2*time.Second)
+}
+
 func (s *awsSession) discover(ctx context.Context) (*awsx.Inventory, error) {
-	return awsx.Discover(ctx, s.aws, s.target)
+	inv, err := awsx.Discover(ctx, s.aws, s.target)
+	var foreign *awsx.ForeignVPCError
+	if errors.As(err, &foreign) {
+		return nil, &cli.UsageError{Err: err} // a --vpc-id that is not the cluster's is bad input
+	}
+	return inv, err
 }
 
 // inventory resolves the cluster's AWS account and reads its network.
@@ -223,7 +240,11 @@ func printInventory(w io.Writer, inv *awsx.Inventory) error {
 	}
 	fmt.Fprintf(tw, "\n%d subnets, %d route tables, %d security groups, %d instances, %d network interfaces, %d load balancers\n",
 		len(inv.Subnets), len(inv.RouteTables), len(inv.SecurityGroups), len(inv.Instances), len(inv.NetworkInterfaces), len(inv.LoadBalancers))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	printNotes(w, inv.Notes)
+	return nil
 }
 
 func kindWord(public bool) string {
@@ -244,13 +265,16 @@ func orDash(s string) string {
 
 type awsPlanFlags struct {
 	awsTargetFlags
-	NewInstanceType string
+	NewInstanceType          string
+	AllowControlPlaneRestart bool
 }
 
 func (f *awsPlanFlags) addFlags(cmd *cobra.Command) {
 	f.awsTargetFlags.addFlags(cmd)
 	cmd.Flags().StringVar(&f.NewInstanceType, "allow-instance-type-change", "",
-		"Change instances whose type has no IPv6 support to this type (each is stopped, modified and started, one at a time)")
+		"Change instances whose type has no IPv6 support to this type (each is stopped, modified and started, one at a time, its Node Ready again before the next)")
+	cmd.Flags().BoolVar(&f.AllowControlPlaneRestart, "allow-control-plane-restart", false,
+		"With --allow-instance-type-change, change control-plane instances too (else they are only reported)")
 }
 
 func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
@@ -270,7 +294,7 @@ func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *
 			if err != nil {
 				return err
 			}
-			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType})
+			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
 			return out.Print(streams.Out, p, func(w io.Writer, wide bool) error { return printPlan(w, p, wide) })
 		},
 	}
@@ -391,7 +415,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 				}
 				defer l.Release()
 			}
-			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType})
+			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
 			res := AWSApplyResult{Cluster: p.Cluster, DryRun: string(dry), Notes: p.Notes, Changes: []awsx.Result{}}
 			for _, c := range p.Changes {
 				res.Changes = append(res.Changes, awsx.Result{Operation: c.Operation, Resource: c.Resource, Reason: c.Reason, Parameters: c.Parameters, Status: "planned"})
@@ -424,6 +448,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 			results, applyErr := awsx.Apply(ctx, s.aws, invn, p, awsx.ApplyOptions{
 				DryRunServer: dry == cli.DryRunServer,
 				Parallel:     parallel,
+				NodeReady:    s.nodeReady(),
 				Journal:      store,
 				Progress: func(done, total int, r awsx.Result) {
 					msg := fmt.Sprintf("%d/%d %s %s: %s", done, total, r.Operation, r.Resource, r.Status)
@@ -549,6 +574,7 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			progress := cli.NewProgress(streams.ErrOut)
 			progress.Start(fmt.Sprintf("Rolling back %d changes to VPC %s", len(entries), invn.VPC.ID))
 			results, rbErr := awsx.Rollback(ctx, s.aws, invn.VPC.ID, store, awsx.RollbackOptions{
+				NodeReady: s.nodeReady(),
 				Progress: func(done, total int, r awsx.Result) {
 					progress.Update(fmt.Sprintf("%d/%d undo %s %s: %s %s", done, total, r.Operation, r.Resource, r.Status, r.Error))
 				},

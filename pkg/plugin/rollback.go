@@ -198,6 +198,7 @@ func (o *RollbackOptions) Run(ctx context.Context) error {
 	if session != nil && len(failed) == 0 {
 		progress.Start("Rolling back the AWS changes to VPC " + vpc)
 		results, aerr := awsx.Rollback(ctx, session.aws, vpc, store, awsx.RollbackOptions{
+			NodeReady: session.nodeReady(),
 			Progress: func(done, total int, r awsx.Result) {
 				progress.Update(fmt.Sprintf("%d/%d undo %s %s: %s %s", done, total, r.Operation, r.Resource, r.Status, r.Error))
 			},

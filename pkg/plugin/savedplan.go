@@ -35,6 +35,9 @@ type PlanSettings struct {
 	ForceNetwork    bool     `json:"forceNetwork,omitempty"`
 	RecreateGateway bool     `json:"recreateGateway,omitempty"`
 	NewInstanceType string   `json:"allowInstanceTypeChange,omitempty"`
+	// AllowControlPlaneRestart and ForceVPC are the flags of the same names.
+	AllowControlPlaneRestart bool `json:"allowControlPlaneRestart,omitempty"`
+	ForceVPC                 bool `json:"forceVpc,omitempty"`
 }
 
 // clusterID reads the identity of the cluster.

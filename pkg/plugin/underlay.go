@@ -42,7 +42,7 @@ func (u *awsUnderlay) Plan(ctx context.Context) (*awsx.Plan, error) {
 		return nil, err
 	}
 	u.session = s
-	return awsx.MakePlan(inv, awsx.PlanOptions{NewInstanceType: u.flags.NewInstanceType}), nil
+	return awsx.MakePlan(inv, u.planOptions()), nil
 }
 
 func (u *awsUnderlay) Apply(ctx context.Context, p *awsx.Plan, progress func(done, total int, r awsx.Result)) ([]awsx.Result, error) {
@@ -55,11 +55,15 @@ func (u *awsUnderlay) Apply(ctx context.Context, p *awsx.Plan, progress func(don
 	if err != nil {
 		return nil, err
 	}
-	now := awsx.MakePlan(inv, awsx.PlanOptions{NewInstanceType: u.flags.NewInstanceType})
+	now := awsx.MakePlan(inv, u.planOptions())
 	if d := planDiff(p, now); d != "" {
 		return nil, fmt.Errorf("the AWS network of VPC %s %w (%s); nothing was applied: run upgrade again to plan from the current state", p.Cluster.VPCID, ErrPlanDrift, d)
 	}
-	return awsx.Apply(ctx, u.session.aws, inv, p, awsx.ApplyOptions{Parallel: u.parallel, Journal: u.store, Progress: progress})
+	return awsx.Apply(ctx, u.session.aws, inv, p, awsx.ApplyOptions{Parallel: u.parallel, Journal: u.store, Progress: progress, NodeReady: u.session.nodeReady()})
+}
+
+func (u *awsUnderlay) planOptions() awsx.PlanOptions {
+	return awsx.PlanOptions{NewInstanceType: u.flags.NewInstanceType, AllowControlPlaneRestart: u.flags.AllowControlPlaneRestart}
 }
 
 // planDiff says how two plans of the same VPC differ ("" when they make

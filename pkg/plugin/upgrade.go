@@ -74,10 +74,12 @@ type UpgradeOptions struct {
 	DNSServer       string
 	Timeout         time.Duration
 	NewInstanceType string
-	Parallel        int
-	PlanFile        string
-	Mutation        *cli.MutationFlags
-	Output          *cli.OutputFlags
+	// AllowControlPlaneRestart lets an instance type change stop control-plane instances.
+	AllowControlPlaneRestart bool
+	Parallel                 int
+	PlanFile                 string
+	Mutation                 *cli.MutationFlags
+	Output                   *cli.OutputFlags
 
 	inv     Invocation
 	factory *kube.Factory
@@ -209,6 +211,7 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve load balancer hostnames with this DNS server (host:port), for gateway and validate.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
 	f.StringVar(&o.NewInstanceType, "allow-instance-type-change", "", "Change instances whose type has no IPv6 support to this type (aws apply --allow-instance-type-change)")
+	f.BoolVar(&o.AllowControlPlaneRestart, "allow-control-plane-restart", false, "With --allow-instance-type-change: change control-plane instances too, one at a time (aws apply --allow-control-plane-restart)")
 	f.IntVar(&o.Parallel, "parallel", o.Parallel, "How many independent AWS changes to make at once (aws apply --parallel)")
 	f.StringVar(&o.PlanFile, "plan", "", "Apply exactly this plan, saved earlier with `upgrade --dry-run=client -o json > FILE`, after checking that the cluster and AWS still match it")
 	o.Target.addFlags(cmd)
@@ -253,6 +256,7 @@ func (o *UpgradeOptions) Validate() error {
 		o.saved = saved
 		st := saved.Plan.Settings
 		o.Phases, o.ForceNetwork, o.RecreateGateway, o.NewInstanceType = st.Phases, st.ForceNetwork, st.RecreateGateway, st.NewInstanceType
+		o.AllowControlPlaneRestart, o.Target.ForceVPC = st.AllowControlPlaneRestart, st.ForceVPC
 	}
 	if o.DNSServer != "" {
 		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
@@ -313,7 +317,8 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 		defer l.Release()
 	}
 	if o.underlay == nil {
-		o.underlay = &awsUnderlay{flags: awsPlanFlags{awsTargetFlags: o.Target, NewInstanceType: o.NewInstanceType}, factory: o.factory, store: store, parallel: o.Parallel}
+		o.underlay = &awsUnderlay{flags: awsPlanFlags{awsTargetFlags: o.Target, NewInstanceType: o.NewInstanceType, AllowControlPlaneRestart: o.AllowControlPlaneRestart},
+			factory: o.factory, store: store, parallel: o.Parallel}
 	}
 	if o.overlay == nil {
 		o.overlay = overlay{inProcess{o}}
@@ -341,7 +346,8 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 		return err
 	}
 	plan.Cluster.CreatedAt = time.Now().UTC().Truncate(time.Second)
-	plan.Settings = &PlanSettings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType}
+	plan.Settings = &PlanSettings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType,
+		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC}
 	if o.factory != nil {
 		if c, err := o.factory.Clients(); err == nil && c.Config != nil {
 			plan.Cluster.Server = c.Config.Host

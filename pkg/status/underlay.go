@@ -30,7 +30,7 @@ func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node
 	if err != nil {
 		return &UnderlayFacts{Err: err}
 	}
-	inv, err := awsx.Discover(ctx, c, awsx.Target{InfraID: info.InfraID, Instances: awsx.NodeInstances(nodes)})
+	inv, err := awsx.Discover(ctx, c, awsx.Target{InfraID: info.InfraID, Instances: awsx.NodeInstances(nodes), NodeNames: awsx.NodeNames(nodes)})
 	return &UnderlayFacts{Inventory: inv, Err: err}
 }
 
@@ -41,11 +41,34 @@ func underlayChecks(u *UnderlayFacts, command string) []report.Check {
 	}
 	underlayFix := command + " aws plan, then " + command + " aws apply"
 	if u.Err != nil {
+		// Blame the credentials only when AWS said so: any other failure
+		// (a throttled call, a region without the cluster) has its own fix,
+		// and the message already names it.
+		fix := "fix what the message says, then re-run; `" + command + " aws discover` shows the same error in full"
+		if msg := strings.ToLower(u.Err.Error()); strings.Contains(msg, "credentials") || strings.Contains(msg, "access denied") {
+			fix = "provide AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID...) with the read-only policy of `" + command + " aws iam-policy --for plan`"
+		}
 		return []report.Check{{Layer: report.LayerUnderlay, Name: "aws-reachable", Status: report.Warn,
 			Message:     "cannot read the cluster's AWS network, so the underlay is not checked: " + u.Err.Error(),
-			Remediation: "provide AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID...) with the read-only policy of `" + command + " aws iam-policy --for plan`"}}
+			Remediation: fix}}
 	}
 	inv := u.Inventory
+	var out []report.Check
+	// Nodes whose instance is gone were skipped by discovery: say so by name.
+	var gone []string
+	fix := ""
+	for _, n := range inv.Notes {
+		if strings.HasPrefix(n.Resource, "node/") {
+			gone = append(gone, n.Message)
+			if fix == "" {
+				fix = n.Fix
+			}
+		}
+	}
+	if len(gone) > 0 {
+		out = append(out, report.Check{Layer: report.LayerUnderlay, Name: "node-instances", Status: report.Warn,
+			Message: strings.Join(gone, "; "), Remediation: fix})
+	}
 	p := awsx.MakePlan(inv, awsx.PlanOptions{})
 	pending := map[string][]string{}
 	for _, c := range p.Changes {
@@ -60,7 +83,6 @@ func underlayChecks(u *UnderlayFacts, command string) []report.Check {
 		}
 		return c
 	}
-	var out []report.Check
 	out = append(out, check("vpc-ipv6", fmt.Sprintf("VPC %s has IPv6 %s", inv.VPC.ID, inv.VPC.IPv6CIDR),
 		pending["AssociateVpcCidrBlock"], "the VPC has no IPv6 /56"))
 	out = append(out, check("subnet-ipv6", fmt.Sprintf("%d subnets have an IPv6 /64 and AssignIpv6AddressOnCreation", len(inv.Subnets)),

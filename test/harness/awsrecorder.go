@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -22,6 +23,9 @@ type AWSOp struct {
 	Service string // the SigV4 signing name: ec2, elasticloadbalancing, sts...
 	Action  string // DescribeVpcs, SetIpAddressType...
 	DryRun  bool   // the request asked for EC2's DryRun
+	// Params are the query-protocol parameters (EC2, ELB): what the call asked for.
+	Params url.Values
+	At     time.Time // when the proxy received it
 }
 
 // IAM is the IAM action name of the call, e.g. ec2:DescribeVpcs.
@@ -51,6 +55,7 @@ type AWSProxy struct {
 	ops    []AWSOp
 	faults map[string]*faultRule // by action
 	delay  time.Duration
+	hooks  map[string]func() // by action, run once before forwarding
 }
 
 var scopeService = regexp.MustCompile(`Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request`)
@@ -70,11 +75,15 @@ func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = tr
-	p := &AWSProxy{faults: map[string]*faultRule{}}
+	p := &AWSProxy{faults: map[string]*faultRule{}, hooks: map[string]func(){}}
+	// moto ignores the filters of DescribeEgressOnlyInternetGateways; AWS
+	// applies them (tag:<key>, tag-key): so does the proxy, on the answer.
+	rp.ModifyResponse = filterEgressOnlyGateways
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body.Close()
-		op := AWSOp{Action: actionOf(r, body), DryRun: dryRunOf(body)}
+		op := AWSOp{Action: actionOf(r, body), DryRun: dryRunOf(body), At: time.Now()}
+		op.Params, _ = url.ParseQuery(string(body))
 		if m := scopeService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			op.Service = m[1]
 		}
@@ -85,6 +94,10 @@ func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error)
 			writeAWSError(w, op.Service, *f)
 			return
 		}
+		if h := p.hook(op.Action); h != nil {
+			h()
+		}
+		r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, op.Params))
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		r.Host = u.Host
@@ -153,6 +166,23 @@ func (p *AWSProxy) Fail(action string, times int, f AWSFault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults[action] = &faultRule{fault: f, times: times}
+}
+
+// OnCall runs fn once, when the next call of action arrives and before it
+// is forwarded: the test acts as another party at a precise moment (e.g.
+// someone assigning an address while apply runs).
+func (p *AWSProxy) OnCall(action string, fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hooks[action] = fn
+}
+
+func (p *AWSProxy) hook(action string) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hooks[action]
+	delete(p.hooks, action)
+	return h
 }
 
 // Heal removes every injected fault.
