@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
@@ -63,18 +64,11 @@ func Find(ctx context.Context, kc kubernetes.Interface, ref string, command stri
 		}
 		return svc, nil
 	}
-	var found []corev1.Service
-	opts := metav1.ListOptions{LabelSelector: GatewaySelector, Limit: kube.PageSize}
-	for {
-		list, err := kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
-		if err != nil {
-			return nil, kube.Explain("listing ingress gateway services ("+GatewaySelector+")", err)
-		}
-		found = append(found, list.Items...)
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+	found, err := kube.ListAll[corev1.Service](ctx, metav1.ListOptions{LabelSelector: GatewaySelector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
+	})
+	if err != nil {
+		return nil, kube.Explain("listing ingress gateway services ("+GatewaySelector+")", err)
 	}
 	switch len(found) {
 	case 0:

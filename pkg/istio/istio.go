@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -57,18 +58,11 @@ type Facts struct {
 // its env, its mesh config and how it was installed.
 func Inspect(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) (*Facts, error) {
 	f := &Facts{}
-	var deployments []appsv1.Deployment
-	opts := metav1.ListOptions{LabelSelector: "app=istiod", Limit: kube.PageSize}
-	for {
-		list, err := kc.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, opts)
-		if err != nil {
-			return nil, kube.Explain("listing istiod deployments (app=istiod)", err)
-		}
-		deployments = append(deployments, list.Items...)
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+	deployments, err := kube.ListAll[appsv1.Deployment](ctx, metav1.ListOptions{LabelSelector: "app=istiod"}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kc.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, o)
+	})
+	if err != nil {
+		return nil, kube.Explain("listing istiod deployments (app=istiod)", err)
 	}
 	if len(deployments) == 0 {
 		return f, nil

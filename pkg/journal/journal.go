@@ -24,8 +24,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -154,21 +157,16 @@ func (s *Store) Load(ctx context.Context) (*Journal, error) {
 
 func (s *Store) load(ctx context.Context) error {
 	byIndex := map[int]*corev1.ConfigMap{}
-	opts := metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy, Limit: 100}
-	for {
-		list, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("reading the journal %s: %w", s.Location(), err)
+	cms, err := kube.ListAll[corev1.ConfigMap](ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, o)
+	})
+	if err != nil {
+		return fmt.Errorf("reading the journal %s: %w", s.Location(), err)
+	}
+	for i := range cms {
+		if n, ok := s.shardIndex(cms[i].Name); ok {
+			byIndex[n] = &cms[i]
 		}
-		for i := range list.Items {
-			if n, ok := s.shardIndex(list.Items[i].Name); ok {
-				byIndex[n] = &list.Items[i]
-			}
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
 	}
 	s.shards = nil
 	for n := 0; n == 0 || byIndex[n] != nil; n++ {

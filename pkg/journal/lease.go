@@ -12,9 +12,13 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"k8s.io/utils/ptr"
 )
 
@@ -210,20 +214,16 @@ func (l *Lock) Release() {
 // across the cluster, so a command not told --journal-namespace finds one
 // that an earlier run kept elsewhere.
 func Namespaces(ctx context.Context, client kubernetes.Interface) ([]string, error) {
-	var out []string
-	opts := metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy, FieldSelector: "metadata.name=" + DefaultName, Limit: 500}
-	for {
-		list, err := client.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("looking for the journal in every namespace: %w", err)
-		}
-		for _, cm := range list.Items {
-			out = append(out, cm.Namespace)
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+	cms, err := kube.ListAll[corev1.ConfigMap](ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy, FieldSelector: "metadata.name=" + DefaultName},
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, o)
+		})
+	if err != nil {
+		return nil, fmt.Errorf("looking for the journal in every namespace: %w", err)
+	}
+	out := make([]string, 0, len(cms))
+	for _, cm := range cms {
+		out = append(out, cm.Namespace)
 	}
 	return out, nil
 }

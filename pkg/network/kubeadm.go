@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -235,19 +236,9 @@ func KubeadmPlan(kind platform.Kind, f *ClusterFlags, r Request, nodes []corev1.
 }
 
 func listPods(ctx context.Context, kc kubernetes.Interface, ns, selector string) ([]corev1.Pod, error) {
-	var out []corev1.Pod
-	opts := metav1.ListOptions{LabelSelector: selector, Limit: kube.PageSize}
-	for {
-		list, err := kc.CoreV1().Pods(ns).List(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, list.Items...)
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
-	}
+	return kube.ListAll[corev1.Pod](ctx, metav1.ListOptions{LabelSelector: selector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kc.CoreV1().Pods(ns).List(ctx, o)
+	})
 }
 
 // podFlags collects --name=value flags of a pod's first container.

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
@@ -22,22 +23,17 @@ type NamespacePods struct {
 // addresses and are left out. Pods are read page by page.
 func IPv4OnlyPods(ctx context.Context, kc kubernetes.Interface) ([]NamespacePods, error) {
 	counts := map[string]int{}
-	opts := metav1.ListOptions{Limit: kube.PageSize, FieldSelector: "status.phase=Running"}
-	for {
-		list, err := kc.CoreV1().Pods("").List(ctx, opts)
-		if err != nil {
-			return nil, err
+	pods, err := kube.ListAll[corev1.Pod](ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kc.CoreV1().Pods("").List(ctx, o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		if p.Spec.HostNetwork || !ipv4Only(p) {
+			continue
 		}
-		for _, p := range list.Items {
-			if p.Spec.HostNetwork || !ipv4Only(p) {
-				continue
-			}
-			counts[p.Namespace]++
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+		counts[p.Namespace]++
 	}
 	out := make([]NamespacePods, 0, len(counts))
 	for ns, n := range counts {

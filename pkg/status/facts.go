@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -98,19 +99,13 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) 
 
 // gatewayServices lists the Istio ingress gateway Services, page by page.
 func gatewayServices(ctx context.Context, kc kubernetes.Interface) ([]corev1.Service, error) {
-	var out []corev1.Service
-	opts := metav1.ListOptions{LabelSelector: gateway.GatewaySelector, Limit: kube.PageSize}
-	for {
-		list, err := kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
-		if err != nil {
-			return nil, kube.Explain("listing ingress gateway services", err)
-		}
-		out = append(out, list.Items...)
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
+	out, err := kube.ListAll[corev1.Service](ctx, metav1.ListOptions{LabelSelector: gateway.GatewaySelector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
+	})
+	if err != nil {
+		return nil, kube.Explain("listing ingress gateway services", err)
 	}
+	return out, nil
 }
 
 func nodeFacts(nodes []corev1.Node) []NodeFacts {
