@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 )
 
 // Defaults for the IPv6 ranges, the ones OpenShift documents for dual-stack.
@@ -217,21 +219,6 @@ func exampleFor(flag string) string {
 }
 
 // Family of a CIDR or address string: "IPv4", "IPv6" or "".
-func Family(s string) string {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return familyOf(p.Addr())
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return familyOf(a)
-	}
-	return ""
-}
-
-func familyOf(a netip.Addr) string {
-	if a.Is4() || a.Is4In6() {
-		return "IPv4"
-	}
-	return "IPv6"
-}
+func Family(s string) string { return string(ipfamily.Of(s)) }
 
 func itoa(i int) string { return strconv.Itoa(i) }

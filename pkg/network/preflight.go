@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
 
@@ -83,13 +84,7 @@ func Preflight(info platform.Info, nc *NetworkConfig, op OperatorStatus, nodes [
 func nodesWithoutIPv6(nodes []corev1.Node) []string {
 	var out []string
 	for _, n := range nodes {
-		has := false
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP && Family(a.Address) == "IPv6" {
-				has = true
-			}
-		}
-		if !has {
+		if len(ipfamily.NodeInternalIPs(&n, ipfamily.IPv6)) == 0 {
 			out = append(out, n.Name)
 		}
 	}
@@ -99,12 +94,8 @@ func nodesWithoutIPv6(nodes []corev1.Node) []string {
 // NodeIPv6Addresses are the nodes' IPv6 InternalIPs.
 func NodeIPv6Addresses(nodes []corev1.Node) []string {
 	var out []string
-	for _, n := range nodes {
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP && Family(a.Address) == "IPv6" {
-				out = append(out, a.Address)
-			}
-		}
+	for i := range nodes {
+		out = append(out, ipfamily.NodeInternalIPs(&nodes[i], ipfamily.IPv6)...)
 	}
 	return out
 }

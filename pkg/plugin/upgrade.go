@@ -24,6 +24,7 @@ import (
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
@@ -701,14 +702,7 @@ func (o *UpgradeOptions) runAWS(ctx context.Context, plan *awsx.Plan, progress *
 // waitNodesIPv6 gives the nodes time to report the IPv6 addresses the
 // underlay gave their instances (the kubelets pick them up).
 func (o *UpgradeOptions) waitNodesIPv6(ctx context.Context, progress *cli.Progress, label string) error {
-	hasIPv6 := func(n *corev1.Node) bool {
-		for _, a := range n.Status.Addresses {
-			if ip := net.ParseIP(a.Address); a.Type == corev1.NodeInternalIP && ip != nil && ip.To4() == nil {
-				return true
-			}
-		}
-		return false
-	}
+	hasIPv6 := func(n *corev1.Node) bool { return len(ipfamily.NodeInternalIPs(n, ipfamily.IPv6)) > 0 }
 	nodes, err := kube.ListNodes(ctx, o.kube, metav1.ListOptions{})
 	if err != nil {
 		return kube.Explain("listing nodes", err)

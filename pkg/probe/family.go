@@ -6,8 +6,9 @@
 package probe
 
 import (
-	"net/netip"
 	"strings"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 )
 
 // Family is an IP family, spelled as Kubernetes spells ipFamilies.
@@ -48,14 +49,10 @@ func (f Family) RecordType() string {
 // Has reports whether s is an address of the family (IPv4-mapped IPv6
 // addresses count as IPv4: they are what a resolver invents, not AAAA data).
 func (f Family) Has(s string) bool {
-	addr, err := netip.ParseAddr(strings.Trim(s, "[]"))
-	if err != nil {
-		return false
+	if strings.Contains(s, "/") {
+		return false // an address, not a CIDR
 	}
-	if f == IPv4 {
-		return addr.Unmap().Is4()
-	}
-	return addr.Is6() && !addr.Is4In6()
+	return ipfamily.Of(s) == ipfamily.Family(f)
 }
 
 // Pick returns the addresses of the family among ips.

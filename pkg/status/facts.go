@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
@@ -223,21 +223,4 @@ func clusterNetworkCIDRs(nw *unstructured.Unstructured, section string) []string
 
 // Families tells which IP families a list of addresses or CIDRs covers.
 // Entries that parse as neither are ignored.
-func Families(addrs []string) (v4, v6 bool) {
-	for _, a := range addrs {
-		var ip netip.Addr
-		if p, err := netip.ParsePrefix(a); err == nil {
-			ip = p.Addr()
-		} else if addr, err := netip.ParseAddr(a); err == nil {
-			ip = addr
-		} else {
-			continue
-		}
-		if ip.Unmap().Is4() {
-			v4 = true
-		} else {
-			v6 = true
-		}
-	}
-	return v4, v6
-}
+func Families(addrs []string) (v4, v6 bool) { return ipfamily.Cover(addrs) }
