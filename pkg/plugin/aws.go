@@ -403,18 +403,12 @@ created and in the journal ConfigMap, so a re-run resumes and
 			if err != nil {
 				return err
 			}
-			store, err := f.Journal.store(ctx, s.kube.Kube)
+			// The lock is held from before the plan: what is applied is what was planned.
+			store, release, err := f.Journal.open(ctx, s.kube.Kube, dry, "aws apply")
 			if err != nil {
 				return err
 			}
-			if dry == cli.DryRunNone {
-				// Held from before the plan: what is applied is what was planned.
-				l, err := lock(ctx, s.kube.Kube, store, "aws apply")
-				if err != nil {
-					return err
-				}
-				defer l.Release()
-			}
+			defer release()
 			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
 			res := AWSApplyResult{Cluster: p.Cluster, DryRun: string(dry), Notes: p.Notes, Changes: []awsx.Result{}}
 			for _, c := range p.Changes {
@@ -525,17 +519,11 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			if err != nil {
 				return err
 			}
-			store, err := f.Journal.store(ctx, s.kube.Kube)
+			store, release, err := f.Journal.open(ctx, s.kube.Kube, dry, "aws rollback")
 			if err != nil {
 				return err
 			}
-			if dry == cli.DryRunNone {
-				l, err := lock(ctx, s.kube.Kube, store, "aws rollback")
-				if err != nil {
-					return err
-				}
-				defer l.Release()
-			}
+			defer release()
 			j, err := store.Load(ctx)
 			if err != nil {
 				return err

@@ -136,17 +136,11 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	store, err := o.Target.Journal.store(ctx, kc.Kube)
+	store, release, err := o.Target.Journal.open(ctx, kc.Kube, o.dryRun, "gateway")
 	if err != nil {
 		return err
 	}
-	if o.dryRun == cli.DryRunNone {
-		l, err := lock(ctx, kc.Kube, store, "gateway")
-		if err != nil {
-			return err
-		}
-		defer l.Release()
-	}
+	defer release()
 	policy := corev1.IPFamilyPolicyRequireDualStack
 	if o.Prefer {
 		policy = corev1.IPFamilyPolicyPreferDualStack

@@ -83,16 +83,24 @@ func (j *journalFlag) store(ctx context.Context, kc kubernetes.Interface) (*jour
 	return journal.NewStore(kc, ns, ""), nil
 }
 
-// lock takes the cluster's lock for a mutating run in the journal's
-// namespace; release it when the run ends.
-func lock(ctx context.Context, kc kubernetes.Interface, store *journal.Store, what string) (*journal.Lock, error) {
+// open opens the journal and, for a run that changes something (dry is
+// none), takes the cluster's lock for what, so one change runs at a time;
+// release gives it back (a no-op for dry runs).
+func (j *journalFlag) open(ctx context.Context, kc kubernetes.Interface, dry cli.DryRun, what string) (store *journal.Store, release func(), err error) {
+	store, err = j.store(ctx, kc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dry != cli.DryRunNone {
+		return store, func() {}, nil
+	}
 	l, err := journal.Acquire(ctx, kc, store.Namespace(), what)
 	var held *journal.HeldError
-	if errors.As(err, &held) {
-		return nil, err
+	switch {
+	case errors.As(err, &held):
+		return nil, nil, err
+	case err != nil:
+		return nil, nil, kube.Explain("taking the lock that keeps two dualstack changes from running at once", err)
 	}
-	if err != nil {
-		return nil, kube.Explain("taking the lock that keeps two dualstack changes from running at once", err)
-	}
-	return l, nil
+	return store, l.Release, nil
 }

@@ -226,16 +226,12 @@ func (o *NetworkOptions) Run(ctx context.Context) error {
 	switch info.Kind {
 	case platform.OpenShift:
 		res.Mode = "openshift"
-		if o.store, err = o.Journal.store(ctx, o.clients.Kube); err != nil {
+		store, release, err := o.Journal.open(ctx, o.clients.Kube, o.dryRun, "network")
+		if err != nil {
 			return err
 		}
-		if o.dryRun == cli.DryRunNone {
-			l, err := lock(ctx, o.clients.Kube, o.store, "network")
-			if err != nil {
-				return err
-			}
-			defer l.Release()
-		}
+		defer release()
+		o.store = store
 		if o.Revert {
 			return o.revertOpenShift(ctx, res)
 		}

@@ -105,17 +105,11 @@ func (o *RollbackOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := o.Target.Journal.store(ctx, kc.Kube)
+	store, release, err := o.Target.Journal.open(ctx, kc.Kube, o.dryRun, "rollback")
 	if err != nil {
 		return err
 	}
-	if o.dryRun == cli.DryRunNone {
-		l, err := lock(ctx, kc.Kube, store, "rollback")
-		if err != nil {
-			return err
-		}
-		defer l.Release()
-	}
+	defer release()
 	j, err := store.Load(ctx)
 	if err != nil {
 		return kube.Explain("reading the journal", err)

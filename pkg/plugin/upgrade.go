@@ -305,18 +305,13 @@ func (o *UpgradeOptions) selected(phase string) bool { return slices.Contains(o.
 
 // Run plans, asks, runs the phases and summarises.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
-	store, err := o.Target.Journal.store(ctx, o.kube)
+	// One lock for the whole run; the phases run in this process and share it.
+	dry, _ := o.Mutation.Strategy()
+	store, release, err := o.Target.Journal.open(ctx, o.kube, dry, "upgrade")
 	if err != nil {
 		return err
 	}
-	if dry, _ := o.Mutation.Strategy(); dry == cli.DryRunNone {
-		// One lock for the whole run; the phases run in this process and share it.
-		l, err := lock(ctx, o.kube, store, "upgrade")
-		if err != nil {
-			return err
-		}
-		defer l.Release()
-	}
+	defer release()
 	if o.underlay == nil {
 		o.underlay = &awsUnderlay{flags: awsPlanFlags{awsTargetFlags: o.Target, NewInstanceType: o.NewInstanceType, AllowControlPlaneRestart: o.AllowControlPlaneRestart},
 			factory: o.factory, store: store, parallel: o.Parallel}
