@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 )
 
 // Annotations the AWS load-balancer controllers read.
@@ -64,7 +65,7 @@ func Find(ctx context.Context, kc kubernetes.Interface, ref string, command stri
 		}
 		return svc, nil
 	}
-	found, err := kube.ListAll[corev1.Service](ctx, metav1.ListOptions{LabelSelector: GatewaySelector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	found, err := pager.ListAll[corev1.Service](ctx, metav1.ListOptions{LabelSelector: GatewaySelector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
 	})
 	if err != nil {

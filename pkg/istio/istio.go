@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 )
 
 // DualStackEnv is the variable that turns on Istio's dual-stack support, in
@@ -58,7 +59,7 @@ type Facts struct {
 // its env, its mesh config and how it was installed.
 func Inspect(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) (*Facts, error) {
 	f := &Facts{}
-	deployments, err := kube.ListAll[appsv1.Deployment](ctx, metav1.ListOptions{LabelSelector: "app=istiod"}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	deployments, err := pager.ListAll[appsv1.Deployment](ctx, metav1.ListOptions{LabelSelector: "app=istiod"}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kc.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, o)
 	})
 	if err != nil {

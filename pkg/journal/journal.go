@@ -28,7 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -157,7 +157,7 @@ func (s *Store) Load(ctx context.Context) (*Journal, error) {
 
 func (s *Store) load(ctx context.Context) error {
 	byIndex := map[int]*corev1.ConfigMap{}
-	cms, err := kube.ListAll[corev1.ConfigMap](ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	cms, err := pager.ListAll[corev1.ConfigMap](ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, o)
 	})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"k8s.io/utils/ptr"
 )
 
@@ -214,7 +214,7 @@ func (l *Lock) Release() {
 // across the cluster, so a command not told --journal-namespace finds one
 // that an earlier run kept elsewhere.
 func Namespaces(ctx context.Context, client kubernetes.Interface) ([]string, error) {
-	cms, err := kube.ListAll[corev1.ConfigMap](ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy, FieldSelector: "metadata.name=" + DefaultName},
+	cms, err := pager.ListAll[corev1.ConfigMap](ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=" + managedBy, FieldSelector: "metadata.name=" + DefaultName},
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return client.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, o)
 		})

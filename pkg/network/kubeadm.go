@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
 
@@ -236,7 +236,7 @@ func KubeadmPlan(kind platform.Kind, f *ClusterFlags, r Request, nodes []corev1.
 }
 
 func listPods(ctx context.Context, kc kubernetes.Interface, ns, selector string) ([]corev1.Pod, error) {
-	return kube.ListAll[corev1.Pod](ctx, metav1.ListOptions{LabelSelector: selector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	return pager.ListAll[corev1.Pod](ctx, metav1.ListOptions{LabelSelector: selector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kc.CoreV1().Pods(ns).List(ctx, o)
 	})
 }

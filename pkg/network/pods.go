@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 )
 
 // NamespacePods counts pods of one namespace that have only IPv4 addresses.
@@ -23,7 +23,7 @@ type NamespacePods struct {
 // addresses and are left out. Pods are read page by page.
 func IPv4OnlyPods(ctx context.Context, kc kubernetes.Interface) ([]NamespacePods, error) {
 	counts := map[string]int{}
-	pods, err := kube.ListAll[corev1.Pod](ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	pods, err := pager.ListAll[corev1.Pod](ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kc.CoreV1().Pods("").List(ctx, o)
 	})
 	if err != nil {

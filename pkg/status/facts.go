@@ -20,6 +20,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
 
@@ -99,7 +100,7 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) 
 
 // gatewayServices lists the Istio ingress gateway Services, page by page.
 func gatewayServices(ctx context.Context, kc kubernetes.Interface) ([]corev1.Service, error) {
-	out, err := kube.ListAll[corev1.Service](ctx, metav1.ListOptions{LabelSelector: gateway.GatewaySelector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	out, err := pager.ListAll[corev1.Service](ctx, metav1.ListOptions{LabelSelector: gateway.GatewaySelector}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
 	})
 	if err != nil {

@@ -12,7 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
 )
 
 // Issue 11: a saved plan is applied exactly, after a check that the
@@ -86,5 +89,45 @@ func TestUpgradeAppliesASavedPlan(t *testing.T) {
 	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "gateway": "done", "validate": "done"})
 	if n := awsPlanChanges(t, kcfg); n != 0 {
 		t.Errorf("aws plan after the saved plan was applied: %d changes", n)
+	}
+}
+
+// Issue 11: upgrade's aws phase takes every option of aws apply, because no
+// command line is built to forget one in: the instance type change (with
+// the control plane), and the journal's namespace.
+func TestUpgradeForwardsThePhaseOptions(t *testing.T) {
+	api, world, env := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{IPI: moto.IPIOptions{ControlPlane: 1, Workers: 2,
+		ControlPlaneInstanceType: "m1.large", WorkerInstanceType: "m1.large"}})
+	ctx := context.Background()
+	if err := harness.EnsureNamespace(ctx, api.Kube, "dualstack-ops", nil); err != nil {
+		t.Fatal(err)
+	}
+	r := plugin(t, api.Kubeconfig, env, "upgrade", "--phases", "aws", "--yes", "--allow-instance-type-change=m6i.large",
+		"--allow-control-plane-restart", "--parallel", "2", "--journal-namespace", "dualstack-ops", "--timeout", "2m", "-o", "json")
+	u := parseUpgrade(t, r)
+	if r.Code != 0 || u.Outcome != "converted" {
+		t.Fatalf("upgrade: %q\n%s", u.Outcome, r)
+	}
+	e := safetyEC2(t)
+	for _, in := range world.AWS.Instances {
+		if typ, state := instanceState(t, e, in.ID); typ != "m6i.large" || state != "running" {
+			t.Errorf("%s (%s) is a %s, %s; want m6i.large, running", in.Name, in.Role, typ, state)
+		}
+	}
+	j := journalEntries(t, api.Kube, "dualstack-ops")
+	changed := 0
+	for _, e := range j {
+		if e.Operation == "ModifyInstanceAttribute" && e.State == "done" {
+			changed++
+		}
+	}
+	if changed != len(world.AWS.Instances) {
+		t.Errorf("the journal in dualstack-ops records %d instance type changes, want %d", changed, len(world.AWS.Instances))
+	}
+	if n := len(journalEntries(t, api.Kube, "kube-system")); n != 0 {
+		t.Errorf("%d journal entries in kube-system: --journal-namespace was not followed", n)
+	}
+	if _, err := api.Kube.CoordinationV1().Leases("dualstack-ops").Get(ctx, "dualstack-lock", metav1.GetOptions{}); err != nil {
+		t.Errorf("the lock was not taken next to the journal: %v", err)
 	}
 }
