@@ -195,6 +195,7 @@ func (o *ValidateOptions) Complete(cmd *cobra.Command) error {
 // --junit-file) is written whatever happens: a run that stops early reports
 // every check it could not run, and why.
 func (o *ValidateOptions) Run(ctx context.Context) (err error) {
+	o.Scenario.Keep = o.Keep
 	start := time.Now()
 	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("validate did not finish within --timeout %s", o.Timeout))
 	defer cancel()

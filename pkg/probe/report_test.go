@@ -173,3 +173,40 @@ func TestDiagnosePods(t *testing.T) {
 		t.Errorf("diagnosis %q", got)
 	}
 }
+
+// A namespace of validate's own that an earlier run failed to delete is
+// deleted and made afresh (a re-run converges); one kept on purpose with
+// --keep is refused, as is anyone else's.
+func TestDeployFinishesAnAbandonedNamespace(t *testing.T) {
+	dc := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
+	abandoned := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dualstack-validate", UID: "old",
+		Labels: map[string]string{LabelManagedBy: ManagedBy}}}
+	cs := fake.NewClientset(abandoned)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var heard []string
+	s := scenario()
+	s.NoMesh = true
+	s.Progress = func(m string) { heard = append(heard, m) }
+	var d Deployment
+	err := Deploy(ctx, cs, dc, s, &d)
+	if err != nil && strings.Contains(err.Error(), "left over") {
+		t.Fatalf("an abandoned namespace of validate's own must be cleaned up, got %v", err)
+	}
+	if !d.OwnNamespace() || len(heard) == 0 || !strings.Contains(heard[0], "cleanup failed") {
+		t.Fatalf("own namespace %t, heard %q, err %v", d.OwnNamespace(), heard, err)
+	}
+	ns, gerr := cs.CoreV1().Namespaces().Get(ctx, "dualstack-validate", metav1.GetOptions{})
+	if gerr != nil || ns.UID == "old" {
+		t.Fatalf("the namespace was not made afresh: %v %+v", gerr, ns)
+	}
+
+	kept := abandoned.DeepCopy()
+	kept.Annotations = map[string]string{AnnotationKept: "true"}
+	cs = fake.NewClientset(kept)
+	err = Deploy(ctx, cs, dc, scenario(), &Deployment{})
+	var exists *ErrNamespaceExists
+	if !errors.As(err, &exists) || !exists.Ours || !strings.Contains(err.Error(), "left over") {
+		t.Fatalf("a kept namespace must be refused: %v", err)
+	}
+}

@@ -30,6 +30,8 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "kubectl-dualstack"
 	LabelRun       = "dualstack.kubectl.io/validate-run"
+	// AnnotationKept marks a namespace a run created with --keep.
+	AnnotationKept = "dualstack.kubectl.io/kept"
 )
 
 // Names of the scenario's objects.
@@ -62,6 +64,9 @@ type Scenario struct {
 	Host           string
 	CurlImage      string
 	HTTPBinImage   string
+	// Keep: the run leaves its namespace behind on purpose (--keep); the
+	// namespace says so, so that a later run tells it from an abandoned one.
+	Keep bool
 	// Progress, when set, hears what Deploy is waiting for (a namespace
 	// still being deleted), so the user is not left staring at a spinner.
 	Progress func(string) `json:"-"`
@@ -277,6 +282,23 @@ func (d *Deployment) namespace(ctx context.Context) error {
 			return err // says all there is to say
 		}
 	}
+	if err == nil && !s.NamespaceReuse && existing.Labels[LabelManagedBy] == ManagedBy && existing.Annotations[AnnotationKept] != "true" {
+		// Ours, not kept on purpose: an earlier run's cleanup failed (its
+		// delete was lost). Finish that cleanup, so a re-run converges.
+		if d.Progress != nil {
+			d.Progress(fmt.Sprintf("namespace %s is left from an earlier validate run whose cleanup failed: deleting it", s.Namespace))
+		}
+		bg := metav1.DeletePropagationBackground
+		if derr := d.kube.CoreV1().Namespaces().Delete(ctx, s.Namespace, metav1.DeleteOptions{PropagationPolicy: &bg,
+			Preconditions: &metav1.Preconditions{UID: &existing.UID}}); derr != nil && !apierrors.IsNotFound(derr) {
+			return fmt.Errorf("deleting namespace %s, left from an earlier validate run: %w", s.Namespace, derr)
+		}
+		existing, err = d.waitNamespaceGone(ctx)
+		var term *ErrNamespaceTerminating
+		if errors.As(err, &term) {
+			return err
+		}
+	}
 	switch {
 	case err == nil:
 		if !s.NamespaceReuse {
@@ -298,6 +320,9 @@ func (d *Deployment) namespace(ctx context.Context) error {
 		}
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace, Labels: labels}}
+	if s.Keep {
+		ns.Annotations = map[string]string{AnnotationKept: "true"}
+	}
 	if _, err := d.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		if !mayHaveLanded(err) {
 			return fmt.Errorf("creating namespace %s: %w", s.Namespace, err)

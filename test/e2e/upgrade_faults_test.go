@@ -265,7 +265,7 @@ func TestUpgradeFaultsConverge(t *testing.T) {
 			g.kube.Heal()
 			runs := 1
 			if r.Code != 0 || u.Outcome != "converted" {
-				t.Logf("%s: first run %q (exit %d), re-running", p, u.Outcome, r.Code)
+				t.Logf("%s: first run %q (exit %d): %s; re-running", p, u.Outcome, r.Code, u.Message)
 				r, u = g.upgrade(t)
 				runs++
 				if r.Code != 0 || u.Outcome != "converted" && u.Outcome != "nothing-to-do" {
