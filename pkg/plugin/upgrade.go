@@ -763,16 +763,20 @@ func (o *UpgradeOptions) runValidate(ctx context.Context, log io.Writer) (string
 	}
 	msg := fmt.Sprintf("%d/%d checks passed", r.Summary.Pass, r.Summary.Total)
 	if err != nil || !r.AllPassed() {
-		if r.Error != "" {
-			return "", fmt.Errorf("validate: %s; %s", msg, r.Error)
-		}
 		var failed []string
 		for _, c := range r.Checks {
 			if c.Status != "PASS" {
 				failed = append(failed, fmt.Sprintf("%s %s %s: %s", c.Status, c.Name, c.Family, c.Message))
 			}
 		}
-		return "", fmt.Errorf("validate: %s; %s", msg, strings.Join(failed, "; "))
+		detail := strings.Join(failed, "; ")
+		switch {
+		case r.Error != "":
+			detail = r.Error
+		case detail == "" && err != nil:
+			detail = err.Error() // the checks passed, the cleanup did not
+		}
+		return "", fmt.Errorf("validate: %s; %s", msg, detail)
 	}
 	return msg, nil
 }
