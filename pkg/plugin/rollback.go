@@ -247,7 +247,7 @@ func (o *RollbackOptions) revertNetwork(ctx context.Context, kc *kube.Clients, s
 		IOStreams: genericiooptions.IOStreams{In: o.In, Out: &out, ErrOut: &indentWriter{w: o.ErrOut, prefix: "    "}},
 	}
 	res := &NetworkResult{Mode: "openshift", Action: "revert"}
-	err := n.revertOpenShift(ctx, res)
+	err := n.overlay().Revert(ctx, res)
 	if err != nil && res.Message != "" {
 		return res, fmt.Errorf("%s (%s)", res.Message, network.NetworkResource)
 	}
