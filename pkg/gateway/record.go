@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -16,9 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
@@ -129,22 +128,12 @@ func recreateEntry(svc, fresh *corev1.Service) (journal.Entry, error) {
 
 func setState(ctx context.Context, j Journal, e journal.Entry, state journal.State, extra map[string]string) error {
 	e.State = state
-	e.Undo = cloneMap(e.Undo)
-	for k, v := range extra {
-		e.Undo[k] = v
-	}
+	e.Undo = maps.Clone(e.Undo)
+	maps.Copy(e.Undo, extra)
 	// Even after Ctrl-C: the record must match what was done.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return j.PutAll(wctx, []journal.Entry{e})
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // pendingRecreation is an interrupted re-creation of the Service ref (or of
@@ -165,7 +154,7 @@ func pendingRecreation(ctx context.Context, j Journal, ref string) (*journal.Ent
 	return nil, nil
 }
 
-// Gone waits until the Service with uid is gone (a finalizer, such as the
+// waitGoneAfterDelete waits until the deleted Service is gone (a finalizer, such as the
 // cloud controller's service.kubernetes.io/load-balancer-cleanup, holds it
 // until its load balancer is deleted). It keeps waiting after ctx is
 // cancelled, for at most grace, so that an interrupted re-creation can
@@ -203,7 +192,7 @@ func finishRecreation(ctx context.Context, kc kubernetes.Interface, j Journal, e
 // stuckMessage says why a deleted Service is still there and what to do.
 func stuckMessage(ctx context.Context, kc kubernetes.Interface, ns, name, command string, waitErr error) string {
 	why := "timed out"
-	if errors.Is(context.Cause(ctx), context.Canceled) || errors.Is(ctx.Err(), context.Canceled) {
+	if errors.Is(ctx.Err(), context.Canceled) {
 		why = "interrupted"
 	}
 	detail := ""
@@ -341,19 +330,8 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, j Journal, e journal.
 
 // waitAnyHostname waits until the Service's status names a load balancer.
 func waitAnyHostname(ctx context.Context, kc kubernetes.Interface, ns, name string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if cur, err := kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && hostname(cur) != "" {
-		return nil
-	}
-	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, nil, func(ev watch.Event) (bool, error) {
-		svc, ok := ev.Object.(*corev1.Service)
-		return ok && hostname(svc) != "", nil
-	})
-	if err != nil {
-		return fmt.Errorf("no load balancer hostname on %s/%s within %s (check its events: kubectl describe service -n %s %s): %w", ns, name, timeout, ns, name, err)
-	}
-	return nil
+	_, err := untilHostname(ctx, kc, ns, name, "", timeout)
+	return err
 }
 
 // createService creates svc, retrying briefly while the apiserver still

@@ -519,10 +519,22 @@ func serviceLW(kc kubernetes.Interface, ns, name string) *cache.ListWatch {
 // waitHostname waits until the Service's status has a hostname other than old.
 func (r *Runner) waitHostname(ctx context.Context, ns, name, old string, timeout time.Duration) (string, error) {
 	r.Progress.Start(fmt.Sprintf("waiting for the load balancer of %s/%s", ns, name))
+	host, err := untilHostname(ctx, r.Kube, ns, name, old, timeout)
+	if err != nil {
+		r.Progress.Done("")
+		return "", err
+	}
+	r.Progress.Done("load balancer hostname: " + host)
+	return host, nil
+}
+
+// untilHostname watches the Service until its status has a load balancer
+// hostname other than old, and returns it.
+func untilHostname(ctx context.Context, kc kubernetes.Interface, ns, name, old string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var host string
-	_, err := watchtools.UntilWithSync(ctx, serviceLW(r.Kube, ns, name), &corev1.Service{}, nil, func(ev watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, nil, func(ev watch.Event) (bool, error) {
 		svc, ok := ev.Object.(*corev1.Service)
 		if !ok {
 			return false, nil
@@ -534,10 +546,8 @@ func (r *Runner) waitHostname(ctx context.Context, ns, name, old string, timeout
 		return false, nil
 	})
 	if err != nil {
-		r.Progress.Done("")
 		return "", fmt.Errorf("no load balancer hostname on %s/%s within %s (check its events: kubectl describe service -n %s %s): %w", ns, name, timeout, ns, name, err)
 	}
-	r.Progress.Done("load balancer hostname: " + host)
 	return host, nil
 }
 

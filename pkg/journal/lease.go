@@ -59,9 +59,9 @@ type Lock struct {
 	holder    string
 	nested    bool
 
-	stopOnce sync.Mutex
-	stop     chan struct{}
-	done     chan struct{}
+	mu   sync.Mutex // guards stop
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Acquire takes the lock in namespace for the run described by what (e.g.
@@ -190,8 +190,8 @@ func (l *Lock) Release() {
 	if l == nil || l.nested {
 		return
 	}
-	l.stopOnce.Lock()
-	defer l.stopOnce.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.stop == nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -235,19 +234,16 @@ func underlayPending(j *journal.Journal) bool {
 	return false
 }
 
-// revertNetwork takes back network's entries, in this process: the same
-// transaction as `network --revert`, its answer read as a value.
+// revertNetwork takes back network's entries with the same transaction as
+// `network --revert`, already confirmed; its result is read as a value.
 func (o *RollbackOptions) revertNetwork(ctx context.Context, kc *kube.Clients, store *journal.Store) (*NetworkResult, error) {
-	var out bytes.Buffer
-	n := &NetworkOptions{
-		Output:   cli.NewOutputFlags(cli.FormatJSON),
-		Mutation: &cli.MutationFlags{Yes: true, DryRun: string(cli.DryRunNone)},
-		Revert:   true, Timeout: o.Timeout,
-		inv: o.inv, factory: o.factory, clients: kc, store: store, dryRun: cli.DryRunNone,
-		IOStreams: genericiooptions.IOStreams{In: o.In, Out: &out, ErrOut: &indentWriter{w: o.ErrOut, prefix: "    "}},
-	}
 	res := &NetworkResult{Mode: "openshift", Action: "revert"}
-	err := n.overlay().Revert(ctx, res)
+	ov := &network.Overlay{
+		Kube: kc.Kube, Dynamic: kc.Dynamic, Journal: store, DryRun: cli.DryRunNone, Timeout: o.Timeout,
+		Command: o.inv.DisplayName, Log: &indentWriter{w: o.ErrOut, prefix: "    "},
+		Confirm: func(context.Context, string, string) error { return nil }, // rollback asked once for every layer
+	}
+	err := ov.Revert(ctx, res)
 	if err != nil && res.Message != "" {
 		return res, fmt.Errorf("%s (%s)", res.Message, network.NetworkResource)
 	}

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,7 +61,7 @@ func loadPlan(path string) (*UpgradeResult, error) {
 		return nil, cli.Usagef("--plan %s: %v", path, err)
 	}
 	var saved UpgradeResult
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&saved); err != nil {
 		return nil, cli.Usagef("--plan %s is not a plan saved by `upgrade --dry-run=client -o json`: %v", path, err)
