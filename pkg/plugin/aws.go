@@ -7,18 +7,15 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
 
 // NewCmdAWS builds `aws` and its subcommands.
@@ -70,88 +67,32 @@ func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
 	f.Journal.add(cmd)
 }
 
-// awsSession is what every aws subcommand works with once resolved.
-type awsSession struct {
-	kube   *kube.Clients
-	aws    *awsx.Clients
-	target awsx.Target
-	info   platform.Info
+// target is the AWS account and VPC the flags name.
+func (f *awsTargetFlags) target() convert.Target {
+	return convert.Target{Region: f.Region, VPCID: f.VPCID, InfraID: f.InfraID, Profile: f.Profile, ForceVPC: f.ForceVPC}
 }
 
 // resolve reads the cluster and builds the AWS clients.
-func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*awsSession, error) {
+func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*convert.Account, error) {
 	kc, err := factory.Clients()
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := kube.ListNodes(ctx, kc.Kube, metav1.ListOptions{})
-	if err != nil {
-		return nil, kube.Explain("listing nodes", err)
-	}
-	info, err := platform.Detect(ctx, kc.Kube, kc.Dynamic, nodes)
+	facts, err := convert.Gather(ctx, kc)
 	if err != nil {
 		return nil, err
 	}
-	s := &awsSession{kube: kc, info: info, target: awsx.Target{VPCID: f.VPCID, InfraID: f.InfraID, ForceVPC: f.ForceVPC,
-		Instances: awsx.NodeInstances(nodes), NodeNames: awsx.NodeNames(nodes)}}
-	if !info.OnAWS() && f.VPCID == "" {
-		return nil, fmt.Errorf("%w (%s); to work on a VPC anyway pass --vpc-id and --region (and --force-vpc unless it carries the --infra-id cluster tag)",
-			awsx.ErrNotOnAWS, describeNotAWS(info))
-	}
-	region := f.Region
-	switch {
-	case region != "":
-		s.target.ResolvedBy = append(s.target.ResolvedBy, "region from --region")
-	case info.AWSRegion != "":
-		region = info.AWSRegion
-		s.target.ResolvedBy = append(s.target.ResolvedBy, "region from the cluster ("+strings.Join(info.Evidence, "; ")+")")
-	}
-	if s.target.InfraID == "" && info.InfraID != "" {
-		s.target.InfraID = info.InfraID
-		s.target.ResolvedBy = append(s.target.ResolvedBy, "infraID from infrastructures.config.openshift.io/cluster")
-	} else if f.InfraID != "" {
-		s.target.ResolvedBy = append(s.target.ResolvedBy, "infraID from --infra-id")
-	}
-	s.aws, err = awsx.NewClients(ctx, awsx.ConfigOptions{Region: region, Profile: f.Profile, ServiceEndpoints: info.EndpointMap()})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// nodeReady waits for an instance's Node to be Ready (instance type changes).
-func (s *awsSession) nodeReady() awsx.NodeReadyFunc {
-	return awsx.WaitNodeReady(func(ctx context.Context) ([]corev1.Node, error) {
-		return kube.ListNodes(ctx, s.kube.Kube, metav1.ListOptions{})
-	}, 2*time.Second)
-}
-
-func (s *awsSession) discover(ctx context.Context) (*awsx.Inventory, error) {
-	inv, err := awsx.Discover(ctx, s.aws, s.target)
-	var foreign *awsx.ForeignVPCError
-	if errors.As(err, &foreign) {
-		return nil, &cli.UsageError{Err: err} // a --vpc-id that is not the cluster's is bad input
-	}
-	return inv, err
+	return convert.ResolveAWS(ctx, facts, f.target())
 }
 
 // inventory resolves the cluster's AWS account and reads its network.
-func (f *awsTargetFlags) inventory(ctx context.Context, factory *kube.Factory) (*awsSession, *awsx.Inventory, error) {
+func (f *awsTargetFlags) inventory(ctx context.Context, factory *kube.Factory) (*convert.Account, *awsx.Inventory, error) {
 	s, err := f.resolve(ctx, factory)
 	if err != nil {
 		return nil, nil, err
 	}
-	inv, err := s.discover(ctx)
+	inv, err := s.Refresh(ctx)
 	return s, inv, err
-}
-
-func describeNotAWS(info platform.Info) string {
-	switch {
-	case info.Kind == platform.OpenShift:
-		return "the OpenShift Infrastructure platform is " + orNone(info.InfrastructurePlatform)
-	default:
-		return "no node has an aws:///<zone>/<instance> providerID"
-	}
 }
 
 func orNone(s string) string {
@@ -404,7 +345,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 				return err
 			}
 			// The lock is held from before the plan: what is applied is what was planned.
-			store, release, err := f.Journal.open(ctx, s.kube.Kube, dry, "aws apply")
+			store, release, err := f.Journal.open(ctx, s.Kube().Kube, dry, "aws apply")
 			if err != nil {
 				return err
 			}
@@ -439,10 +380,10 @@ created and in the journal ConfigMap, so a re-run resumes and
 				verb = "Checking (EC2 DryRun)"
 			}
 			progress.Start(fmt.Sprintf("%s %d changes to VPC %s", verb, len(p.Changes), p.Cluster.VPCID))
-			results, applyErr := awsx.Apply(ctx, s.aws, invn, p, awsx.ApplyOptions{
+			results, applyErr := awsx.Apply(ctx, s.AWS, invn, p, awsx.ApplyOptions{
 				DryRunServer: dry == cli.DryRunServer,
 				Parallel:     parallel,
-				NodeReady:    s.nodeReady(),
+				NodeReady:    s.NodeReady(),
 				Journal:      store,
 				Progress: func(done, total int, r awsx.Result) {
 					msg := fmt.Sprintf("%d/%d %s %s: %s", done, total, r.Operation, r.Resource, r.Status)
@@ -519,7 +460,7 @@ Rules, routes and blocks that were there before apply are never touched.`,
 			if err != nil {
 				return err
 			}
-			store, release, err := f.Journal.open(ctx, s.kube.Kube, dry, "aws rollback")
+			store, release, err := f.Journal.open(ctx, s.Kube().Kube, dry, "aws rollback")
 			if err != nil {
 				return err
 			}
@@ -561,13 +502,13 @@ Rules, routes and blocks that were there before apply are never touched.`,
 
 			progress := cli.NewProgress(streams.ErrOut)
 			progress.Start(fmt.Sprintf("Rolling back %d changes to VPC %s", len(entries), invn.VPC.ID))
-			results, rbErr := awsx.Rollback(ctx, s.aws, invn.VPC.ID, store, awsx.RollbackOptions{
-				NodeReady: s.nodeReady(),
+			results, rbErr := awsx.Rollback(ctx, s.AWS, invn.VPC.ID, store, awsx.RollbackOptions{
+				NodeReady: s.NodeReady(),
 				Progress: func(done, total int, r awsx.Result) {
 					progress.Update(fmt.Sprintf("%d/%d undo %s %s: %s %s", done, total, r.Operation, r.Resource, r.Status, r.Error))
 				},
 			})
-			progress.Done(fmt.Sprintf("Undid %d of %d changes", countStatus(results, awsx.StatusUndone), len(entries)))
+			progress.Done(fmt.Sprintf("Undid %d of %d changes", convert.CountStatus(results, awsx.StatusUndone), len(entries)))
 			res.Changes = results
 			if err := out.Print(streams.Out, res, func(w io.Writer, _ bool) error { return printResults(w, results) }); err != nil {
 				return err
@@ -580,16 +521,6 @@ Rules, routes and blocks that were there before apply are never touched.`,
 	mut.AddFlags(cmd)
 	out.AddFlags(cmd)
 	return cmd
-}
-
-func countStatus(rs []awsx.Result, status string) int {
-	n := 0
-	for _, r := range rs {
-		if r.Status == status {
-			n++
-		}
-	}
-	return n
 }
 
 // ---- iam-policy

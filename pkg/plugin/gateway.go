@@ -12,11 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
@@ -36,8 +35,8 @@ type GatewayOptions struct {
 	inv     Invocation
 	factory *kube.Factory
 	dryRun  cli.DryRun
-	// session, when set, is the AWS account already resolved (upgrade).
-	session *awsSession
+	// account, when set, is the AWS account already resolved.
+	account *convert.Account
 	// result is the last result, for upgrade, which runs gateway in process.
 	result *gateway.Result
 	genericiooptions.IOStreams
@@ -130,7 +129,7 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 	}
 	o.warnIstio(facts)
 
-	s := o.session
+	s := o.account
 	if s == nil {
 		if s, err = o.Target.resolve(ctx, o.factory); err != nil {
 			return err
@@ -151,7 +150,7 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 	}
 	r := &gateway.Runner{
 		Kube:     kc.Kube,
-		AWS:      &gatewayLBs{session: s, journal: store},
+		AWS:      s.LoadBalancers(store),
 		Journal:  store,
 		Log:      o.ErrOut,
 		Resolver: resolver(o.DNSServer),
@@ -209,50 +208,4 @@ func resolver(server string) gateway.Resolver {
 		var d net.Dialer
 		return d.DialContext(ctx, network, server)
 	}}
-}
-
-// gatewayLBs finds load balancers through the AWS underlay inventory and
-// switches NLBs with the underlay's own apply, so the change is journalled
-// exactly as `aws apply` does and `aws rollback` undoes it.
-type gatewayLBs struct {
-	session *awsSession
-	journal *journal.Store
-	inv     *awsx.Inventory
-}
-
-func (g *gatewayLBs) ByHostname(ctx context.Context, host string) (*gateway.LoadBalancer, error) {
-	inv, err := g.session.discover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	g.inv = inv
-	has6 := map[string]bool{}
-	for _, s := range inv.Subnets {
-		has6[s.ID] = s.IPv6CIDR != ""
-	}
-	for _, lb := range inv.LoadBalancers {
-		if !strings.EqualFold(strings.TrimSuffix(lb.DNSName, "."), strings.TrimSuffix(host, ".")) {
-			continue
-		}
-		out := &gateway.LoadBalancer{Name: lb.Name, ARN: lb.ARN, Type: lb.Type, IPAddressType: lb.IPAddressType, DNSName: lb.DNSName}
-		for _, id := range lb.SubnetIDs {
-			if !has6[id] {
-				out.SubnetsWithoutIPv6 = append(out.SubnetsWithoutIPv6, id)
-			}
-		}
-		return out, nil
-	}
-	return nil, nil
-}
-
-func (g *gatewayLBs) SetDualStack(ctx context.Context, lb *gateway.LoadBalancer) error {
-	change := awsx.LoadBalancerDualStack(g.inv, lb.Name, lb.ARN, lb.IPAddressType, "the Istio ingress gateway's NLB")
-	results, err := awsx.Apply(ctx, g.session.aws, g.inv, &awsx.Plan{Changes: []awsx.Change{change}}, awsx.ApplyOptions{Journal: g.journal})
-	if err != nil {
-		return err
-	}
-	if len(results) != 1 || results[0].Status != awsx.StatusApplied {
-		return fmt.Errorf("SetIpAddressType on %s did not apply: %+v", lb.Name, results)
-	}
-	return nil
 }

@@ -9,38 +9,20 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
 
-// The network command's result and outcomes live with the transaction in
-// pkg/network; these names keep the command layer readable.
-type (
-	NetworkResult = network.Result
-	NetworkStatus = network.Status
-)
-
-const (
-	networkJournalID        = network.JournalID
-	OutcomeConverted        = network.OutcomeConverted
-	OutcomeAlreadyDualStack = network.OutcomeAlreadyDualStack
-	OutcomePreflightFailed  = network.OutcomePreflightFailed
-	OutcomeNotConfirmed     = network.OutcomeNotConfirmed
-	OutcomeDryRun           = network.OutcomeDryRun
-	OutcomeDegraded         = network.OutcomeDegraded
-	OutcomeTimedOut         = network.OutcomeTimedOut
-	OutcomeConflict         = network.OutcomeConflict
-	OutcomeReverted         = network.OutcomeReverted
-	OutcomeNothingToRevert  = network.OutcomeNothingToRevert
-	OutcomePlanned          = network.OutcomePlanned
-)
+// NetworkResult is what `network -o json|yaml` prints: the transaction's
+// result, from pkg/network.
+type NetworkResult = network.Result
 
 // NetworkOptions runs `network`.
 type NetworkOptions struct {
@@ -179,14 +161,11 @@ func (o *NetworkOptions) Complete() error {
 // Run detects the cluster and dispatches to the OpenShift change or the
 // kubeadm/kind plan.
 func (o *NetworkOptions) Run(ctx context.Context) error {
-	nodes, err := kube.ListNodes(ctx, o.clients.Kube, metav1.ListOptions{})
+	facts, err := convert.Gather(ctx, o.clients)
 	if err != nil {
-		return kube.Explain("listing nodes", err)
+		return err
 	}
-	info, err := platform.Detect(ctx, o.clients.Kube, o.clients.Dynamic, nodes)
-	if err != nil {
-		return kube.Explain("detecting the platform", err)
-	}
+	info, nodes := facts.Platform, facts.Nodes
 	res := &NetworkResult{Cluster: info, Action: "convert"}
 	if o.Revert {
 		res.Action = "revert"
@@ -276,7 +255,7 @@ func printNetworkResult(w io.Writer, res *NetworkResult) error {
 		}
 	}
 	fmt.Fprintln(w, res.Message)
-	if res.Outcome == OutcomeConverted {
+	if res.Outcome == network.OutcomeConverted {
 		fmt.Fprintln(w, "Existing pods keep their IPv4-only addresses: re-create them (e.g. kubectl rollout restart) to get IPv6.")
 		if len(res.IPv4OnlyPods) == 0 {
 			fmt.Fprintln(w, "No running pod on the pod network is IPv4-only.")

@@ -5,19 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 
-	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
-	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 )
 
 // RollbackOptions runs the top-level `rollback`.
@@ -33,24 +29,11 @@ type RollbackOptions struct {
 	genericiooptions.IOStreams
 }
 
-// RollbackResult is what `rollback -o json|yaml` prints. Field names are stable.
-type RollbackResult struct {
-	// Outcome is rolled-back, nothing-to-do, dry-run, not-confirmed or failed.
-	Outcome string          `json:"outcome"`
-	Message string          `json:"message"`
-	Journal string          `json:"journal"`
-	Changes []RollbackEntry `json:"changes"`
-}
+// RollbackResult is what `rollback -o json|yaml` prints.
+type RollbackResult = convert.RollbackResult
 
-// RollbackEntry is one recorded change to take back, and how it went.
-type RollbackEntry struct {
-	Layer     string `json:"layer"` // gateway, overlay, underlay
-	Operation string `json:"operation"`
-	Resource  string `json:"resource"`
-	// Status is planned, undone, skipped, failed or not-run.
-	Status  string `json:"status"`
-	Message string `json:"message,omitempty"`
-}
+// RollbackEntry is one recorded change to take back.
+type RollbackEntry = convert.RollbackEntry
 
 // NewCmdRollback builds `rollback`.
 func NewCmdRollback(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
@@ -109,31 +92,11 @@ func (o *RollbackOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	j, err := store.Load(ctx)
+	rb := &convert.Rollback{Clients: kc, Journal: store, Target: o.Target.target(), Timeout: o.Timeout,
+		Tool: o.inv.DisplayName, Log: o.ErrOut, Progress: cli.NewProgress(o.ErrOut)}
+	res, err := rb.Plan(ctx)
 	if err != nil {
-		return kube.Explain("reading the journal", err)
-	}
-	res := &RollbackResult{Journal: store.Location(), Changes: []RollbackEntry{}}
-	for _, e := range gateway.Undoable(j) {
-		res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
-	}
-	netEntry, hasNet := j.Get(networkJournalID)
-	hasNet = hasNet && (netEntry.State == journal.Done || netEntry.State == journal.Pending)
-	if hasNet {
-		res.Changes = append(res.Changes, RollbackEntry{Layer: "overlay", Operation: netEntry.Operation, Resource: netEntry.Resource, Status: "planned",
-			Message: fmt.Sprintf("remove clusterNetwork %s, serviceNetwork %s", netEntry.Undo["clusterNetwork"], netEntry.Undo["serviceNetwork"])})
-	}
-	var session *awsSession
-	var vpc string
-	if underlayPending(j) {
-		s, invn, err := o.Target.inventory(ctx, o.factory)
-		if err != nil {
-			return fmt.Errorf("the journal records AWS changes, so rollback needs AWS: %w", err)
-		}
-		session, vpc = s, invn.VPC.ID
-		for _, e := range awsx.Undoable(j, vpc) {
-			res.Changes = append(res.Changes, RollbackEntry{Layer: awsx.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
-		}
+		return err
 	}
 	if len(res.Changes) == 0 {
 		res.Outcome = "nothing-to-do"
@@ -154,119 +117,7 @@ func (o *RollbackOptions) Run(ctx context.Context) error {
 		}
 		return err
 	}
-
-	progress := cli.NewProgress(o.ErrOut)
-	var failed []string
-	set := func(layer, resource, status, msg string) {
-		for i := range res.Changes {
-			c := &res.Changes[i]
-			if c.Layer == layer && c.Resource == resource && c.Status == "planned" {
-				c.Status, c.Message = status, msg
-				return
-			}
-		}
-	}
-	// The gateway first: its Service sits on the network and the NLB.
-	progress.Start("Rolling back the gateway")
-	gres, gerr := gateway.Rollback(ctx, kc.Kube, store, o.Timeout)
-	progress.Done("")
-	for _, r := range gres {
-		set(gateway.Layer, r.Resource, r.Status, r.Message)
-	}
-	if gerr != nil {
-		failed = append(failed, gerr.Error())
-	}
-	if hasNet && len(failed) == 0 {
-		nres, nerr := o.revertNetwork(ctx, kc, store)
-		switch {
-		case nerr != nil:
-			set("overlay", netEntry.Resource, "failed", nerr.Error())
-			failed = append(failed, "network: "+nerr.Error())
-		case nres.Outcome == OutcomeNothingToRevert:
-			set("overlay", netEntry.Resource, "skipped", nres.Message)
-		default:
-			set("overlay", netEntry.Resource, "undone", nres.Message)
-		}
-	}
-	if session != nil && len(failed) == 0 {
-		progress.Start("Rolling back the AWS changes to VPC " + vpc)
-		results, aerr := awsx.Rollback(ctx, session.aws, vpc, store, awsx.RollbackOptions{
-			NodeReady: session.nodeReady(),
-			Progress: func(done, total int, r awsx.Result) {
-				progress.Update(fmt.Sprintf("%d/%d undo %s %s: %s %s", done, total, r.Operation, r.Resource, r.Status, r.Error))
-			},
-		})
-		progress.Done("")
-		for _, r := range results {
-			status := r.Status
-			if status == awsx.StatusUndone {
-				status = "undone"
-			}
-			set(awsx.Layer, r.Resource, status, r.Error)
-		}
-		if aerr != nil {
-			failed = append(failed, "aws: "+aerr.Error())
-		}
-	}
-	for i := range res.Changes {
-		if res.Changes[i].Status == "planned" {
-			res.Changes[i].Status, res.Changes[i].Message = "not-run", "an earlier layer failed"
-		}
-	}
-	if len(failed) > 0 {
-		res.Outcome = "failed"
-		res.Message = fmt.Sprintf("rollback stopped: %s; what was undone is recorded, so running `%s` again continues from there", strings.Join(failed, "; "), o.inv.Command("rollback --yes"))
-		return o.print(res, errors.New(res.Message))
-	}
-	o.forgetPhases(ctx, store)
-	res.Outcome = "rolled-back"
-	res.Message = fmt.Sprintf("undid the recorded changes of every layer (journal %s)", store.Location())
-	return o.print(res, nil)
-}
-
-// underlayPending says whether the journal has AWS changes not undone.
-func underlayPending(j *journal.Journal) bool {
-	for _, e := range j.Layer(awsx.Layer) {
-		if e.State != journal.Undone {
-			return true
-		}
-	}
-	return false
-}
-
-// revertNetwork takes back network's entries with the same transaction as
-// `network --revert`, already confirmed; its result is read as a value.
-func (o *RollbackOptions) revertNetwork(ctx context.Context, kc *kube.Clients, store *journal.Store) (*NetworkResult, error) {
-	res := &NetworkResult{Mode: "openshift", Action: "revert"}
-	ov := &network.Overlay{
-		Kube: kc.Kube, Dynamic: kc.Dynamic, Journal: store, DryRun: cli.DryRunNone, Timeout: o.Timeout,
-		Command: o.inv.DisplayName, Log: &indentWriter{w: o.ErrOut, prefix: "    "},
-		Confirm: func(context.Context, string, string) error { return nil }, // rollback asked once for every layer
-	}
-	err := ov.Revert(ctx, res)
-	if err != nil && res.Message != "" {
-		return res, fmt.Errorf("%s (%s)", res.Message, network.NetworkResource)
-	}
-	return res, err
-}
-
-// forgetPhases marks upgrade's phase records undone, so a later upgrade
-// does not call rolled-back phases done.
-func (o *RollbackOptions) forgetPhases(ctx context.Context, store *journal.Store) {
-	j, err := store.Load(ctx)
-	if err != nil {
-		return
-	}
-	var reset []journal.Entry
-	for _, e := range j.Layer(upgradeLayer) {
-		if e.State != journal.Undone {
-			e.State = journal.Undone
-			reset = append(reset, e)
-		}
-	}
-	if err := store.PutAll(ctx, reset); err != nil {
-		fmt.Fprintf(o.ErrOut, "warning: could not mark upgrade's phases as rolled back in the journal: %v\n", err)
-	}
+	return o.print(res, rb.Apply(ctx, res))
 }
 
 func (o *RollbackOptions) print(res *RollbackResult, err error) error {

@@ -1,0 +1,131 @@
+// Package convert is the conversion engine: the facts about a cluster,
+// gathered once, and the typed phases that take it to dual-stack, each
+// planned read-only (Plan) and applied exactly as planned (Apply). A plan is
+// plain data: the table, -o json|yaml, dry runs, saved plans and the drift
+// check all use it. The commands in pkg/plugin only wire flags to it and
+// print what it returns.
+package convert
+
+import (
+	"time"
+
+	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+)
+
+// The phases of a conversion, in the order they run.
+const (
+	PhaseAWS      = "aws"
+	PhaseNetwork  = "network"
+	PhaseGateway  = "gateway"
+	PhaseValidate = "validate"
+)
+
+// AllPhases is every phase, in run order.
+var AllPhases = []string{PhaseAWS, PhaseNetwork, PhaseGateway, PhaseValidate}
+
+// Phase statuses, as -o json reports them.
+const (
+	StatusDone        = "done"         // ran in this run and succeeded
+	StatusAlreadyDone = "already-done" // nothing to do: the cluster already has it
+	StatusFailed      = "failed"
+	StatusNotRun      = "not-run" // an earlier phase failed, or the run stopped before it
+	StatusSkipped     = "skipped" // not in --phases
+	StatusPlanned     = "planned" // dry run, or not confirmed
+)
+
+// Plan actions of a phase.
+const (
+	ActionChange  = "change"
+	ActionAfter   = "after-underlay" // its preflight depends on an earlier phase's change
+	ActionNothing = "nothing-to-do"
+	ActionBlocked = "blocked"
+	ActionSkipped = "skipped"
+	ActionCheck   = "check" // validate: read-only proof
+)
+
+// Outcomes of a run.
+const (
+	OutcomeConverted    = "converted"
+	OutcomeNothingToDo  = "nothing-to-do"
+	OutcomeFailed       = "failed"
+	OutcomeBlocked      = "blocked"
+	OutcomeNotConfirmed = "not-confirmed"
+	OutcomeDryRun       = "dry-run"
+	OutcomePlanRefused  = "plan-refused"
+	OutcomeDrift        = "drift"
+)
+
+// Result is what `upgrade -o json|yaml` prints. Field names are stable.
+type Result struct {
+	// Outcome is converted, nothing-to-do, failed, blocked, not-confirmed,
+	// dry-run, plan-refused or drift.
+	Outcome string        `json:"outcome"`
+	Message string        `json:"message"`
+	Plan    Plan          `json:"plan"`
+	Phases  []PhaseResult `json:"phases"`
+}
+
+// Plan is the one combined plan, per phase.
+type Plan struct {
+	Cluster  Cluster     `json:"cluster"`
+	Settings *Settings   `json:"settings,omitempty"`
+	Phases   []PhasePlan `json:"phases"`
+	Blockers []string    `json:"blockers"`
+}
+
+// PhasePlan is what one phase will do.
+type PhasePlan struct {
+	Name string `json:"name"`
+	// Action is change, after-underlay, nothing-to-do, blocked, skipped or check.
+	Action  string   `json:"action"`
+	Summary string   `json:"summary"`
+	Details []string `json:"details,omitempty"`
+	// After names the earlier phase whose change this one needs (the
+	// network needs the nodes' IPv6 addresses the aws phase gives; a
+	// dual-stack NLB needs subnets with IPv6): data, not an error message.
+	After string `json:"after,omitempty"`
+	// Needs says what the phase needs from After, for the blocker when
+	// After is not selected or has nothing to give.
+	Needs string `json:"-"`
+	// Blockers stop the whole run before any change.
+	Blockers []string `json:"-"`
+	// The phase's own plan, as its command's -o json prints it.
+	AWS     *awsx.Plan      `json:"aws,omitempty"`
+	Network *network.Result `json:"network,omitempty"`
+	Gateway *gateway.Result `json:"gateway,omitempty"`
+}
+
+// Mutating says whether applying the phase changes the cluster or AWS.
+func (p PhasePlan) Mutating() bool { return p.Action == ActionChange || p.Action == ActionAfter }
+
+// PhaseResult is how one phase went.
+type PhaseResult struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// Cluster says which cluster a plan is for, so a saved plan is never
+// applied to another.
+type Cluster struct {
+	// ID is the UID of the kube-system namespace: stable for the life of a
+	// cluster, different for every cluster.
+	ID        string    `json:"id"`
+	Server    string    `json:"server,omitempty"`
+	VPCID     string    `json:"vpcId,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Settings are the options that shape a plan; a saved plan carries them,
+// so applying it plans with the same ones.
+type Settings struct {
+	Phases          []string `json:"phases"`
+	ForceNetwork    bool     `json:"forceNetwork,omitempty"`
+	RecreateGateway bool     `json:"recreateGateway,omitempty"`
+	NewInstanceType string   `json:"allowInstanceTypeChange,omitempty"`
+	// AllowControlPlaneRestart and ForceVPC are the flags of the same names.
+	AllowControlPlaneRestart bool `json:"allowControlPlaneRestart,omitempty"`
+	ForceVPC                 bool `json:"forceVpc,omitempty"`
+}

@@ -1,0 +1,191 @@
+package convert
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+)
+
+// RollbackResult is what `rollback -o json|yaml` prints. Field names are stable.
+type RollbackResult struct {
+	// Outcome is rolled-back, nothing-to-do, dry-run, not-confirmed or failed.
+	Outcome string          `json:"outcome"`
+	Message string          `json:"message"`
+	Journal string          `json:"journal"`
+	Changes []RollbackEntry `json:"changes"`
+}
+
+// RollbackEntry is one recorded change to take back, and how it went.
+type RollbackEntry struct {
+	Layer     string `json:"layer"` // gateway, overlay, underlay
+	Operation string `json:"operation"`
+	Resource  string `json:"resource"`
+	// Status is planned, undone, skipped, failed or not-run.
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+// Rollback takes back, newest layer first, what the journal recorded: the
+// gateway Service, the network, then the AWS changes.
+type Rollback struct {
+	Clients *kube.Clients
+	Journal *journal.Store
+	Target  Target
+	Timeout time.Duration
+	// Tool is how the user calls this tool ("kubectl dualstack").
+	Tool string
+	// Log takes the layers' notes; Progress their progress lines.
+	Log      io.Writer
+	Progress *cli.Progress
+
+	netEntry journal.Entry
+	hasNet   bool
+	account  *Account
+	vpc      string
+}
+
+// Plan lists what the journal says is to be undone; AWS is only contacted
+// when the journal holds AWS changes.
+func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
+	j, err := r.Journal.Load(ctx)
+	if err != nil {
+		return nil, kube.Explain("reading the journal", err)
+	}
+	res := &RollbackResult{Journal: r.Journal.Location(), Changes: []RollbackEntry{}}
+	for _, e := range gateway.Undoable(j) {
+		res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
+	}
+	r.netEntry, r.hasNet = j.Get(network.JournalID)
+	r.hasNet = r.hasNet && (r.netEntry.State == journal.Done || r.netEntry.State == journal.Pending)
+	if r.hasNet {
+		res.Changes = append(res.Changes, RollbackEntry{Layer: "overlay", Operation: r.netEntry.Operation, Resource: r.netEntry.Resource, Status: "planned",
+			Message: fmt.Sprintf("remove clusterNetwork %s, serviceNetwork %s", r.netEntry.Undo["clusterNetwork"], r.netEntry.Undo["serviceNetwork"])})
+	}
+	if underlayPending(j) {
+		facts, err := Gather(ctx, r.Clients)
+		if err != nil {
+			return nil, fmt.Errorf("the journal records AWS changes, so rollback needs AWS: %w", err)
+		}
+		acct, err := ResolveAWS(ctx, facts, r.Target)
+		if err != nil {
+			return nil, fmt.Errorf("the journal records AWS changes, so rollback needs AWS: %w", err)
+		}
+		inv, err := acct.Refresh(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the journal records AWS changes, so rollback needs AWS: %w", err)
+		}
+		r.account, r.vpc = acct, inv.VPC.ID
+		for _, e := range awsx.Undoable(j, r.vpc) {
+			res.Changes = append(res.Changes, RollbackEntry{Layer: awsx.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
+		}
+	}
+	return res, nil
+}
+
+// Apply undoes res's changes, layer by layer, and stops at the first layer
+// that fails; res says how each change went.
+func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
+	var failed []string
+	set := func(layer, resource, status, msg string) {
+		for i := range res.Changes {
+			c := &res.Changes[i]
+			if c.Layer == layer && c.Resource == resource && c.Status == "planned" {
+				c.Status, c.Message = status, msg
+				return
+			}
+		}
+	}
+	// The gateway first: its Service sits on the network and the NLB.
+	r.Progress.Start("Rolling back the gateway")
+	gres, gerr := gateway.Rollback(ctx, r.Clients.Kube, r.Journal, r.Timeout)
+	r.Progress.Done("")
+	for _, g := range gres {
+		set(gateway.Layer, g.Resource, g.Status, g.Message)
+	}
+	if gerr != nil {
+		failed = append(failed, gerr.Error())
+	}
+	if r.hasNet && len(failed) == 0 {
+		nres, nerr := r.revertNetwork(ctx)
+		switch {
+		case nerr != nil:
+			set("overlay", r.netEntry.Resource, "failed", nerr.Error())
+			failed = append(failed, "network: "+nerr.Error())
+		case nres.Outcome == network.OutcomeNothingToRevert:
+			set("overlay", r.netEntry.Resource, "skipped", nres.Message)
+		default:
+			set("overlay", r.netEntry.Resource, "undone", nres.Message)
+		}
+	}
+	if r.account != nil && len(failed) == 0 {
+		r.Progress.Start("Rolling back the AWS changes to VPC " + r.vpc)
+		results, aerr := awsx.Rollback(ctx, r.account.AWS, r.vpc, r.Journal, awsx.RollbackOptions{
+			NodeReady: r.account.NodeReady(),
+			Progress: func(done, total int, a awsx.Result) {
+				r.Progress.Update(fmt.Sprintf("%d/%d undo %s %s: %s %s", done, total, a.Operation, a.Resource, a.Status, a.Error))
+			},
+		})
+		r.Progress.Done("")
+		for _, a := range results {
+			status := a.Status
+			if status == awsx.StatusUndone {
+				status = "undone"
+			}
+			set(awsx.Layer, a.Resource, status, a.Error)
+		}
+		if aerr != nil {
+			failed = append(failed, "aws: "+aerr.Error())
+		}
+	}
+	for i := range res.Changes {
+		if res.Changes[i].Status == "planned" {
+			res.Changes[i].Status, res.Changes[i].Message = "not-run", "an earlier layer failed"
+		}
+	}
+	if len(failed) > 0 {
+		res.Outcome = "failed"
+		res.Message = fmt.Sprintf("rollback stopped: %s; what was undone is recorded, so running `%s rollback --yes` again continues from there", strings.Join(failed, "; "), r.Tool)
+		return fmt.Errorf("%s", res.Message)
+	}
+	if err := ForgetPhases(ctx, r.Journal); err != nil {
+		fmt.Fprintf(r.Log, "warning: could not mark upgrade's phases as rolled back in the journal: %v\n", err)
+	}
+	res.Outcome = "rolled-back"
+	res.Message = fmt.Sprintf("undid the recorded changes of every layer (journal %s)", r.Journal.Location())
+	return nil
+}
+
+// underlayPending says whether the journal has AWS changes not undone.
+func underlayPending(j *journal.Journal) bool {
+	for _, e := range j.Layer(awsx.Layer) {
+		if e.State != journal.Undone {
+			return true
+		}
+	}
+	return false
+}
+
+// revertNetwork takes back network's entries with the same transaction as
+// `network --revert`, already confirmed.
+func (r *Rollback) revertNetwork(ctx context.Context) (*network.Result, error) {
+	res := &network.Result{Mode: "openshift", Action: "revert"}
+	ov := &network.Overlay{
+		Kube: r.Clients.Kube, Dynamic: r.Clients.Dynamic, Journal: r.Journal, DryRun: cli.DryRunNone, Timeout: r.Timeout,
+		Command: r.Tool, Log: Indent(r.Log, "    "),
+		Confirm: func(context.Context, string, string) error { return nil }, // rollback asked once for every layer
+	}
+	err := ov.Revert(ctx, res)
+	if err != nil && res.Message != "" {
+		return res, fmt.Errorf("%s (%s)", res.Message, network.NetworkResource)
+	}
+	return res, err
+}
