@@ -388,6 +388,13 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+				if len(diffs) > 0 && o.saved != nil {
+					// A saved plan is applied as it is, or not at all.
+					res.Outcome, res.Message = convert.OutcomePlanRefused, fmt.Sprintf("%v: the cluster or its AWS network changed while the plan in %s was shown (%s); nothing was changed; make a new plan with `%s`",
+						ErrPlanRefused, o.PlanFile, strings.Join(diffs, "; "), o.inv.Command("upgrade --dry-run=client -o json"))
+					res.SetPending(convert.StatusNotRun, "the plan no longer holds")
+					return o.finish(res, errors.New(res.Message))
+				}
 				if len(diffs) > 0 {
 					fmt.Fprintf(o.ErrOut, "The cluster or its AWS network changed while the plan was shown (%s); nothing was changed. The plan now:\n", strings.Join(diffs, "; "))
 					plan = now

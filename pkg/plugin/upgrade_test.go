@@ -173,3 +173,25 @@ func TestUpgradeAsksAgainWhenThePlanNoLongerHolds(t *testing.T) {
 		t.Fatalf("stderr:\n%s\nstdout:\n%s", errOut, out)
 	}
 }
+
+// A saved plan is applied as it is or not at all: a change while it was
+// shown refuses it instead of asking about another plan.
+func TestUpgradeSavedPlanThatNoLongerHoldsIsRefused(t *testing.T) {
+	var ran []string
+	target := "10.0.0.0/16"
+	o, out, errOut := newTestUpgrade(false, &fakePhase{name: "aws", ran: &ran, plan: func() convert.PhasePlan { return change(target)() }})
+	o.saved = &convert.Result{Plan: convert.Plan{Phases: []convert.PhasePlan{change(target)()}}}
+	o.saved.Plan.Phases[0].Name = "aws"
+	o.PlanFile = "plan.json"
+	o.confirm = func(context.Context) error {
+		target = "10.1.0.0/16"
+		return nil
+	}
+	err := o.Run(context.Background())
+	if err == nil || len(ran) > 0 {
+		t.Fatalf("err %v, ran %q", err, ran)
+	}
+	if !strings.Contains(out.String(), "changed while the plan in plan.json was shown") || !strings.Contains(out.String(), "make a new plan") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
