@@ -17,6 +17,8 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
 )
 
 // world is a cluster as the fake phases see it; ran records every call.
@@ -242,5 +244,22 @@ func TestIndentWriter(t *testing.T) {
 	fmt.Fprint(w, "o\n\nthree\n")
 	if got, want := b.String(), "  one\n  two\n  \n  three\n"; got != want {
 		t.Fatalf("%q, want %q", got, want)
+	}
+}
+
+func TestProofMessage(t *testing.T) {
+	var pass probe.ProofResult
+	pass.Add(report.Check{Name: "pod-ips", Family: "IPv4", Status: report.Pass})
+	if msg, err := proofMessage(pass, nil); err != nil || msg != "1/1 checks passed" {
+		t.Fatalf("%q %v", msg, err)
+	}
+	fail := pass
+	fail.Add(report.Check{Name: "curl-service", Family: "IPv6", Status: report.Fail, Message: "no route"})
+	if _, err := proofMessage(fail, nil); err == nil || !strings.Contains(err.Error(), "1/2 checks passed; FAIL curl-service IPv6: no route") {
+		t.Fatalf("%v", err)
+	}
+	stopped := probe.ProofResult{Error: "pods not Ready: image pull"}
+	if _, err := proofMessage(stopped, errors.New("x")); err == nil || !strings.Contains(err.Error(), "pods not Ready: image pull") {
+		t.Fatalf("%v", err)
 	}
 }

@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -262,57 +260,15 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 	return &convert.Engine{Facts: facts, Phases: phases, Selected: o.Phases, Journal: store, Log: o.ErrOut, Command: o.inv.Command}, nil
 }
 
-// validatePhase runs validate in this process, with its defaults.
+// validatePhase is validate with its defaults and upgrade's --timeout and
+// --dns-server.
 func (o *UpgradeOptions) validatePhase() *convert.ValidatePhase {
-	return &convert.ValidatePhase{
-		Summary: fmt.Sprintf("prove it in namespace %s, for IPv4 and IPv6: %s (%d checks); everything it creates is deleted",
-			DefaultValidateNamespace, strings.Join(probe.AllChecks, ", "), 2*len(probe.AllChecks)),
-		Prove: func(ctx context.Context, run *convert.Run) (string, error) {
-			v := newValidateOptions(o.inv, genericiooptions.IOStreams{In: o.In, Out: io.Discard, ErrOut: run.Log}, o.factory)
-			v.Output = cli.NewOutputFlags(cli.FormatJSON)
-			v.Timeout = o.Timeout
-			v.DNSServer = o.DNSServer
-			v.Scenario.Namespace = DefaultValidateNamespace
-			id := make([]byte, 4)
-			_, _ = rand.Read(id)
-			v.Scenario.RunID = hex.EncodeToString(id)
-			if err := v.Validate(); err != nil {
-				return "", err
-			}
-			c, err := o.factory.Clients()
-			if err != nil {
-				return "", err
-			}
-			v.clients = c
-			err = v.Run(ctx)
-			return proofMessage(v.result, err)
-		},
-	}
-}
-
-// proofMessage says how validate went, in one line.
-func proofMessage(r *ValidateResult, err error) (string, error) {
-	if r == nil {
-		return "", err
-	}
-	msg := fmt.Sprintf("%d/%d checks passed", r.Summary.Pass, r.Summary.Total)
-	if err == nil && r.AllPassed() {
-		return msg, nil
-	}
-	var failed []string
-	for _, c := range r.Checks {
-		if c.Status != "PASS" {
-			failed = append(failed, fmt.Sprintf("%s %s %s: %s", c.Status, c.Name, c.Family, c.Message))
-		}
-	}
-	detail := strings.Join(failed, "; ")
-	switch {
-	case r.Error != "":
-		detail = r.Error
-	case detail == "" && err != nil:
-		detail = err.Error() // the checks passed, the cleanup did not
-	}
-	return "", fmt.Errorf("%s; %s", msg, detail)
+	v := newValidateOptions(o.inv, o.IOStreams, o.factory)
+	v.Scenario.Namespace = DefaultValidateNamespace
+	return &convert.ValidatePhase{Proof: probe.Proof{
+		Scenario: v.Scenario, DNSServer: o.DNSServer, Timeout: o.Timeout,
+		Curl: probe.CurlOptions{ConnectTimeout: v.ConnectTimeout, MaxTime: v.MaxTime},
+	}}
 }
 
 // Run plans, asks, applies the plan it showed and summarises.

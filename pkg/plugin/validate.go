@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,16 +45,8 @@ type ValidateOptions struct {
 	genericiooptions.IOStreams
 }
 
-// ValidateResult is what `validate -o json|yaml` prints. Field names are
-// stable: namespace, ingress, error, checks[], summary.
-type ValidateResult struct {
-	Namespace string                `json:"namespace"`
-	Ingress   *probe.IngressAddress `json:"ingress,omitempty"`
-	// Error is why the run stopped before or during its checks (a setup
-	// failure, --timeout, Ctrl-C); the checks it could not run say so too.
-	Error string `json:"error,omitempty"`
-	report.Report
-}
+// ValidateResult is what `validate -o json|yaml` prints.
+type ValidateResult = probe.ProofResult
 
 // newValidateOptions is validate with its defaults (upgrade runs it in
 // process with these).
@@ -194,95 +185,14 @@ func (o *ValidateOptions) Complete(cmd *cobra.Command) error {
 // Run deploys, waits, checks, reports and cleans up. The report (stdout and
 // --junit-file) is written whatever happens: a run that stops early reports
 // every check it could not run, and why.
-func (o *ValidateOptions) Run(ctx context.Context) (err error) {
-	o.Scenario.Keep = o.Keep
+func (o *ValidateOptions) Run(ctx context.Context) error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("validate did not finish within --timeout %s", o.Timeout))
-	defer cancel()
-
-	var d probe.Deployment
-	defer func() {
-		if cerr := o.cleanup(ctx, &d); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	res, runErr := o.prove(ctx, &d)
-	return o.emit(start, res, runErr)
-}
-
-// prove runs the scenario and returns the report so far and, when the run
-// stopped before its end, why.
-func (o *ValidateOptions) prove(ctx context.Context, d *probe.Deployment) (ValidateResult, error) {
-	progress := cli.NewProgress(o.ErrOut)
-	defer progress.Done("")
-	ns := o.Scenario.Namespace
-	res := ValidateResult{Namespace: ns}
-	v := &probe.Validator{
-		Kube: o.clients.Kube, Dynamic: o.clients.Dynamic,
-		Exec:     &probe.PodExecer{Config: o.clients.Config, Client: o.clients.Kube},
-		Resolver: probe.NewResolver(o.DNSServer),
-		Curl:     probe.CurlOptions{ConnectTimeout: o.ConnectTimeout, MaxTime: o.MaxTime},
-		Checks:   o.Checks,
-		Backoff:  300 * time.Millisecond,
+	p := &probe.Proof{
+		Clients: o.clients, Scenario: o.Scenario, Checks: o.Checks, DNSServer: o.DNSServer,
+		Curl:           probe.CurlOptions{ConnectTimeout: o.ConnectTimeout, MaxTime: o.MaxTime},
+		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut,
 	}
-	// stopped fills in the checks a stopped run could not make: INCONCLUSIVE
-	// after Ctrl-C (nothing was observed), FAIL otherwise (the cluster did
-	// not let the proof happen, within --timeout).
-	stopped := func(err error, fix string) (ValidateResult, error) {
-		var term *probe.ErrNamespaceTerminating
-		if !errors.As(err, &term) { // which says itself that time ran out
-			err = interrupted(ctx, err)
-		}
-		status := report.Fail
-		if errors.Is(context.Cause(ctx), context.Canceled) {
-			status = report.Inconclusive
-		}
-		res.Error = err.Error()
-		res.Report = v.NotRun(d, status, err.Error(), fix)
-		return res, err
-	}
-
-	o.Scenario.Progress = progress.Update
-	progress.Start(fmt.Sprintf("Deploying the validate scenario in namespace %s", ns))
-	if err := probe.Deploy(ctx, o.clients.Kube, o.clients.Dynamic, o.Scenario, d); err != nil {
-		var mesh *probe.ErrMeshMissing
-		if errors.As(err, &mesh) {
-			return stopped(err, mesh.Fix)
-		}
-		var term *probe.ErrNamespaceTerminating
-		if errors.As(err, &term) {
-			return stopped(err, fmt.Sprintf("wait for namespace %s to go (`kubectl get namespace %s`), or pick another with -n", ns, ns))
-		}
-		return stopped(kube.Explain("deploying the validate scenario", err), "fix what the error names and re-run")
-	}
-	progress.Start("Waiting for the sleep and httpbin pods to be Ready")
-	if err := d.WaitReady(ctx, progress.Update); err != nil {
-		// Say why, from what the scheduler and kubelet reported, with a
-		// budget of its own: ctx may be the one that just ran out.
-		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		why := d.DiagnosePods(dctx)
-		dcancel()
-		switch {
-		case why != "" && ctx.Err() != nil:
-			err = fmt.Errorf("pods not Ready: %s", why)
-		case why != "":
-			err = fmt.Errorf("%w: not Ready: %s", err, why)
-		}
-		return stopped(err, fmt.Sprintf("fix what keeps the pods from starting (`kubectl -n %s describe pods`: scheduling, image pulls, admission), then re-run", ns))
-	}
-	if !o.Scenario.NoMesh && (len(o.Checks) == 0 || slices.Contains(o.Checks, probe.CheckDNSIngress) || slices.Contains(o.Checks, probe.CheckCurlIngress)) {
-		v.Ingress, v.IngressErr = probe.FindIngress(ctx, o.clients.Kube, o.IngressService, o.Scenario.IngressLabel)
-	}
-	progress.Start("Running the checks for IPv4 and IPv6")
-	res.Report = v.Run(ctx, d)
-	res.Ingress = v.Ingress
-	if ctx.Err() != nil {
-		// The checks cut short are INCONCLUSIVE in the report already.
-		err := interrupted(ctx, ctx.Err())
-		res.Error = err.Error()
-		return res, err
-	}
-	return res, nil
+	return p.Run(ctx, func(res ValidateResult, runErr error) error { return o.emit(start, res, runErr) })
 }
 
 // emit writes the report to stdout and --junit-file and returns the error
@@ -326,42 +236,6 @@ func joinFirst(errs []error) error {
 		rest = append(rest, e.Error())
 	}
 	return fmt.Errorf("%w; also: %s", errs[0], strings.Join(rest, "; "))
-}
-
-func (o *ValidateOptions) cleanup(ctx context.Context, d *probe.Deployment) error {
-	ns := o.Scenario.Namespace
-	if o.Keep {
-		if d.OwnNamespace() {
-			fmt.Fprintf(o.ErrOut, "Kept namespace %s (--keep). Delete it when done: kubectl delete namespace %s\n", ns, ns)
-		} else {
-			fmt.Fprintf(o.ErrOut, "Kept validate's objects in %s (--keep). Delete them when done: kubectl -n %s delete all,serviceaccounts,gateways.networking.istio.io,virtualservices.networking.istio.io,httproutes.gateway.networking.k8s.io -l %s=%s\n",
-				ns, ns, probe.LabelRun, o.Scenario.RunID)
-		}
-		return nil
-	}
-	if err := d.Cleanup(ctx); err != nil {
-		return fmt.Errorf("cleaning up: %w", err)
-	}
-	if d.OwnNamespace() {
-		fmt.Fprintf(o.ErrOut, "Deleted namespace %s.\n", ns)
-	}
-	return nil
-}
-
-// interrupted says why the run stopped when it was Ctrl-C or --timeout,
-// keeping what it was doing (err) in the message.
-func interrupted(ctx context.Context, err error) error {
-	cause := context.Cause(ctx)
-	switch {
-	case cause == nil:
-		return err
-	case errors.Is(cause, context.Canceled):
-		return fmt.Errorf("interrupted: %w", err)
-	case err == ctx.Err():
-		return cause
-	default:
-		return fmt.Errorf("%w: %v", cause, err)
-	}
 }
 
 func writeJUnit(path string, r *report.Report, elapsed time.Duration) error {
