@@ -165,6 +165,8 @@ type LoadBalancer struct {
 	DNSName       string   `json:"dnsName"`
 	SubnetIDs     []string `json:"subnetIds"`
 	Service       string   `json:"service,omitempty"` // namespace/name from kubernetes.io/service-name
+	// SecurityGroups are the load balancer's own groups.
+	SecurityGroups []string `json:"securityGroups,omitempty"`
 }
 
 // ErrNotOnAWS is returned when nothing says the cluster runs on AWS.
@@ -788,6 +790,7 @@ func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcI
 			l := LoadBalancer{
 				Name: aws.ToString(lb.LoadBalancerName), ARN: aws.ToString(lb.LoadBalancerArn), Type: string(lb.Type),
 				Scheme: string(lb.Scheme), IPAddressType: string(lb.IpAddressType), DNSName: aws.ToString(lb.DNSName),
+				SecurityGroups: lb.SecurityGroups,
 			}
 			for _, az := range lb.AvailabilityZones {
 				l.SubnetIDs = append(l.SubnetIDs, aws.ToString(az.SubnetId))
@@ -829,7 +832,7 @@ func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcI
 			}
 			classic = append(classic, LoadBalancer{
 				Name: aws.ToString(lb.LoadBalancerName), Type: "classic", Scheme: aws.ToString(lb.Scheme),
-				IPAddressType: "ipv4", DNSName: aws.ToString(lb.DNSName), SubnetIDs: lb.Subnets,
+				IPAddressType: "ipv4", DNSName: aws.ToString(lb.DNSName), SubnetIDs: lb.Subnets, SecurityGroups: lb.SecurityGroups,
 			})
 		}
 	}

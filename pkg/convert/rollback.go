@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
@@ -49,8 +51,10 @@ type Rollback struct {
 
 	netEntry journal.Entry
 	hasNet   bool
-	account  *Account
-	vpc      string
+	// recreated are the gateway Services whose original rollback creates again.
+	recreated [][2]string
+	account   *Account
+	vpc       string
 }
 
 // Plan lists what the journal says is to be undone; AWS is only contacted
@@ -63,6 +67,9 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 	res := &RollbackResult{Journal: r.Journal.Location(), Changes: []RollbackEntry{}}
 	for _, e := range gateway.Undoable(j) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
+		if e.Operation == gateway.OpRecreateService {
+			r.recreated = append(r.recreated, [2]string{e.Undo["namespace"], e.Undo["name"]})
+		}
 	}
 	r.netEntry, r.hasNet = j.Get(network.JournalID)
 	r.hasNet = r.hasNet && (r.netEntry.State == journal.Done || r.netEntry.State == journal.Pending)
@@ -145,6 +152,11 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 		if aerr != nil {
 			failed = append(failed, "aws: "+aerr.Error())
 		}
+		if aerr == nil && len(r.recreated) > 0 {
+			if err := r.tidyRecreatedLoadBalancers(ctx, res); err != nil {
+				failed = append(failed, "aws: "+err.Error())
+			}
+		}
 	}
 	for i := range res.Changes {
 		if res.Changes[i].Status == "planned" {
@@ -188,4 +200,41 @@ func (r *Rollback) revertNetwork(ctx context.Context) (*network.Result, error) {
 		return res, fmt.Errorf("%s (%s)", res.Message, network.NetworkResource)
 	}
 	return res, err
+}
+
+// tidyRecreatedLoadBalancers: the gateway is put back before the underlay
+// (the NLB it replaced sat on the subnets' IPv6), so the load balancer of
+// the original Service is created while the VPC still has its IPv6 block,
+// and AWS gives its new security group the default egress rule to ::/0.
+// Once the block is gone, that rule is taken out, so the group is as the
+// one it replaces was; a VPC that keeps an IPv6 block (not ours) keeps it.
+func (r *Rollback) tidyRecreatedLoadBalancers(ctx context.Context, res *RollbackResult) error {
+	inv, err := r.account.Refresh(ctx)
+	if err != nil {
+		return err
+	}
+	if inv.VPC.IPv6CIDR != "" {
+		return nil
+	}
+	for _, nn := range r.recreated {
+		svc, err := r.Clients.Kube.CoreV1().Services(nn[0]).Get(ctx, nn[1], metav1.GetOptions{})
+		if err != nil || len(svc.Status.LoadBalancer.Ingress) == 0 {
+			continue // not restored, or no load balancer yet: nothing AWS made
+		}
+		host := strings.TrimSuffix(svc.Status.LoadBalancer.Ingress[0].Hostname, ".")
+		for _, lb := range inv.LoadBalancers {
+			if host == "" || !strings.EqualFold(strings.TrimSuffix(lb.DNSName, "."), host) {
+				continue
+			}
+			groups, err := awsx.RevokeDefaultIPv6Egress(ctx, r.account.AWS, lb.SecurityGroups)
+			for _, g := range groups {
+				res.Changes = append(res.Changes, RollbackEntry{Layer: awsx.Layer, Operation: "RevokeSecurityGroupEgress", Resource: g, Status: "undone",
+					Message: fmt.Sprintf("the default egress to ::/0 AWS gave the group of %s/%s's re-created load balancer %s while the VPC had IPv6", nn[0], nn[1], lb.Name)})
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
