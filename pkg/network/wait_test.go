@@ -75,6 +75,8 @@ type openShift struct {
 	// made before that would be missed).
 	opened chan string
 	listed chan struct{}
+	// seen gets every state the wait reports.
+	seen chan Observed
 }
 
 func newOpenShift(t *testing.T, objs ...runtime.Object) *openShift {
@@ -128,16 +130,35 @@ func (o *openShift) goWait(ctx context.Context, goal Goal, timeout time.Duration
 	out := make(chan waited, 1)
 	start := time.Now()
 	o.listed = make(chan struct{})
+	o.seen = make(chan Observed, 100)
 	go func() {
 		var updates []Observed
 		seen, err := Wait(ctx, o.dc, goal, timeout, func(s Observed) {
 			if updates = append(updates, s); len(updates) == 1 {
 				close(o.listed)
 			}
+			o.seen <- s
 		})
 		out <- waited{seen, err, time.Since(start), updates}
 	}()
 	return out
+}
+
+// await returns once the wait has reported a state that satisfies ok. The
+// two objects are watched apart, so their changes may be seen in either
+// order; a test that needs one first waits for it.
+func (o *openShift) await(t *testing.T, what string, ok func(Observed) bool) {
+	t.Helper()
+	for {
+		select {
+		case s := <-o.seen:
+			if ok(s) {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the wait never reported %s", what)
+		}
+	}
 }
 
 // ready returns once the wait has listed both objects and watches both.
@@ -177,7 +198,9 @@ func TestWaitReachesGoalAfterEvents(t *testing.T) {
 	// The operator starts rolling out, reports the IPv6 ranges in status,
 	// and settles.
 	o.update(t, platform.ClusterOperatorsGVR, clusterOperator("True", "True", "False", "", ""))
+	o.await(t, "Progressing=True", func(s Observed) bool { return s.Operator.Progressing == "True" })
 	o.update(t, platform.NetworksGVR, networkConfig(dualStack))
+	o.await(t, "the IPv6 status", func(s Observed) bool { return s.Network != nil && len(s.Network.StatusServiceNetwork) == 2 })
 	select {
 	case r := <-ch:
 		t.Fatalf("ended while the operator is still Progressing: %+v, %v", r.seen, r.err)
