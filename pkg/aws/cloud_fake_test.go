@@ -21,14 +21,17 @@ import (
 )
 
 // fakeCloud is one region's EC2 and load balancer state, read by discover
-// and changed by apply and rollback. It refuses what AWS refuses where the
-// order of changes matters (a /64 outside the VPC's /56, a VPC block or a
-// subnet block still in use, AssignIpv6AddressOnCreation or an address in a
-// subnet without IPv6, an address for an instance type without IPv6, a type
-// change of a running instance, a dualstack load balancer on IPv4-only
-// subnets, duplicate routes and rules), keeps disassociated blocks listed
-// as AWS does, and can be told to fail a call (faults). Any EC2 call it does
-// not implement panics (the embedded interface is nil).
+// and changed by apply and rollback. It refuses changes made in the wrong
+// order (a /64 outside the VPC's /56, a VPC block or a subnet block still in
+// use, AssignIpv6AddressOnCreation or an address in a subnet without IPv6,
+// an address for an instance type without IPv6, a type change of a running
+// instance, a dualstack load balancer on IPv4-only subnets, duplicate routes
+// and rules), keeps disassociated blocks listed as AWS does, and can be told
+// to fail a call (faults). Some refusals are stricter than what is known of
+// AWS (a subnet block is refused while the subnet still assigns IPv6 on
+// creation; unassigning an address the ENI does not have is an error): they
+// hold rollback to the exact reverse of apply. Any EC2 call it does not
+// implement panics (the embedded interface is nil).
 type fakeCloud struct {
 	EC2API
 
