@@ -10,10 +10,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
 
@@ -139,109 +139,46 @@ func (e *DegradedError) Error() string {
 var ErrTimeout = errors.New("timed out")
 
 // Wait watches the Network config and the network ClusterOperator (no
-// polling) until goal is reached, the operator degrades (when the goal says
-// so), or timeout. update is called with every new state.
+// polling, kube.Wait: client-go's UntilWithSync on each) until goal is
+// reached, the operator degrades (when the goal says so), or timeout. update
+// is called with every new state. A read that retrying cannot fix (RBAC, no
+// such resource) fails at once, naming the verb and the resource.
 func Wait(ctx context.Context, dc dynamic.Interface, goal Goal, timeout time.Duration, update func(Observed)) (Observed, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	events := make(chan *unstructured.Unstructured)
-	errs := make(chan error, 2)
-	go func() { errs <- watchNamed(ctx, dc, platform.NetworksGVR, NetworkConfigName, events) }()
-	go func() { errs <- watchNamed(ctx, dc, platform.ClusterOperatorsGVR, OperatorName, events) }()
-
+	network := kube.Watched{What: NetworkResource,
+		LW: kube.NamedLW(dc, platform.NetworksGVR, "", NetworkConfigName), Type: &unstructured.Unstructured{}}
+	operator := kube.Watched{What: platform.ClusterOperatorsGVR.GroupResource().String() + "/" + OperatorName,
+		LW: kube.NamedLW(dc, platform.ClusterOperatorsGVR, "", OperatorName), Type: &unstructured.Unstructured{}}
 	var seen Observed
-	for {
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return seen, fmt.Errorf("%w after %s; last seen: %s", ErrTimeout, timeout, seen.Describe())
-			}
-			return seen, ctx.Err()
-		case err := <-errs:
-			if err != nil && ctx.Err() == nil {
-				return seen, err
-			}
-		case obj := <-events:
-			if obj.GetKind() == "ClusterOperator" {
-				seen.Operator = OperatorStatusFrom(obj)
-			} else {
-				seen.Network = NetworkConfigFrom(obj)
-			}
-			if update != nil {
-				update(seen)
-			}
-			if goal.FailOnDegraded && seen.Operator.Degraded == "True" {
-				return seen, &DegradedError{Operator: seen.Operator}
-			}
-			if goal.reached(seen) {
-				return seen, nil
-			}
+	err := kube.Wait(ctx, timeout, func(objs []map[string]runtime.Object) (bool, error) {
+		seen = Observed{}
+		if obj := named(objs[0], NetworkConfigName); obj != nil {
+			seen.Network = NetworkConfigFrom(obj)
 		}
+		if obj := named(objs[1], OperatorName); obj != nil {
+			seen.Operator = OperatorStatusFrom(obj)
+		}
+		if update != nil {
+			update(seen)
+		}
+		if goal.FailOnDegraded && seen.Operator.Degraded == "True" {
+			return false, &DegradedError{Operator: seen.Operator}
+		}
+		return goal.reached(seen), nil
+	}, network, operator)
+	var timedOut *kube.TimeoutError
+	if errors.As(err, &timedOut) {
+		var failing string
+		if timedOut.Failing != nil {
+			failing = "; still retrying after " + timedOut.Failing.Error()
+		}
+		return seen, fmt.Errorf("%w after %s; last seen: %s%s", ErrTimeout, timeout, seen.Describe(), failing)
 	}
+	return seen, err
 }
 
-// watchNamed sends every version of one cluster-scoped object to out until
-// ctx ends: a list (for the current state and a resourceVersion), then a
-// watch from there, re-listing when the watch ends or its resourceVersion
-// expires, as client-go's reflector does. No polling.
-func watchNamed(ctx context.Context, dc dynamic.Interface, gvr schema.GroupVersionResource, name string, out chan<- *unstructured.Unstructured) error {
-	opts := metav1.ListOptions{FieldSelector: "metadata.name=" + name}
-	send := func(obj *unstructured.Unstructured) bool {
-		select {
-		case out <- obj:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	for ctx.Err() == nil {
-		list, err := dc.Resource(gvr).List(ctx, opts)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("reading %s/%s: %w", gvr.GroupResource(), name, err)
-		}
-		for i := range list.Items {
-			if !send(list.Items[i].DeepCopy()) {
-				return nil
-			}
-		}
-		w, err := dc.Resource(gvr).Watch(ctx, metav1.ListOptions{FieldSelector: opts.FieldSelector,
-			ResourceVersion: list.GetResourceVersion(), AllowWatchBookmarks: true})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("watching %s/%s: %w", gvr.GroupResource(), name, err)
-		}
-		if !drain(ctx, w, send) {
-			return nil
-		}
-	}
-	return nil
-}
-
-// drain forwards a watch's objects until it closes (true: re-list) or ctx
-// ends (false).
-func drain(ctx context.Context, w watch.Interface, send func(*unstructured.Unstructured) bool) bool {
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return true
-			}
-			switch ev.Type {
-			case watch.Added, watch.Modified:
-				if obj, ok := ev.Object.(*unstructured.Unstructured); ok && !send(obj) {
-					return false
-				}
-			case watch.Error:
-				return true // e.g. 410 Gone: the resourceVersion expired; list again
-			}
-		}
-	}
+// named is the cluster-scoped object called name among objs (the list is by
+// name already; a server that ignored the field selector is harmless).
+func named(objs map[string]runtime.Object, name string) *unstructured.Unstructured {
+	obj, _ := objs["/"+name].(*unstructured.Unstructured)
+	return obj
 }
