@@ -179,8 +179,12 @@ func (n *NetworkPhase) waitNodesIPv6(ctx context.Context, f *Facts, run *Run) er
 		run.Progress.Update(fmt.Sprintf("%s: %d of %d nodes without an IPv6 InternalIP", run.Label, w, len(all)))
 		return w == 0, nil
 	})
-	if err != nil {
+	var timedOut *kube.TimeoutError
+	if errors.As(err, &timedOut) {
 		return fmt.Errorf("nodes did not report IPv6 InternalIPs within --timeout %s (restart their kubelets so they pick up the instances' IPv6 addresses): %w", n.Timeout, err)
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for the nodes' IPv6 InternalIPs: %w", err)
 	}
 	return f.RefreshNodes(ctx)
 }
