@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
@@ -493,9 +492,9 @@ func waitGone(ctx context.Context, kc kubernetes.Interface, ns, name string, tim
 	if _, err := kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return nil
 	}
-	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, func(store cache.Store) (bool, error) {
-		return len(store.List()) == 0, nil
-	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })
+	err := kube.WaitAll(ctx, serviceLW(kc, ns, name), &corev1.Service{}, timeout, func(objs map[string]runtime.Object) (bool, error) {
+		return len(objs) == 0, nil
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for service %s/%s to be deleted: %w", ns, name, err)
 	}
@@ -531,20 +530,22 @@ func (r *Runner) waitHostname(ctx context.Context, ns, name, old string, timeout
 // untilHostname watches the Service until its status has a load balancer
 // hostname other than old, and returns it.
 func untilHostname(ctx context.Context, kc kubernetes.Interface, ns, name, old string, timeout time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var host string
-	_, err := watchtools.UntilWithSync(ctx, serviceLW(kc, ns, name), &corev1.Service{}, nil, func(ev watch.Event) (bool, error) {
-		svc, ok := ev.Object.(*corev1.Service)
-		if !ok {
-			return false, nil
-		}
-		if h := hostname(svc); h != "" && h != old {
-			host = h
-			return true, nil
+	err := kube.WaitAll(ctx, serviceLW(kc, ns, name), &corev1.Service{}, timeout, func(objs map[string]runtime.Object) (bool, error) {
+		for _, o := range objs {
+			if svc, ok := o.(*corev1.Service); ok {
+				if h := hostname(svc); h != "" && h != old {
+					host = h
+					return true, nil
+				}
+			}
 		}
 		return false, nil
 	})
+	var timedOut *kube.TimeoutError
+	if err != nil && !errors.As(err, &timedOut) && !errors.Is(err, context.Canceled) {
+		return "", fmt.Errorf("watching service %s/%s for its load balancer: %w", ns, name, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("no load balancer hostname on %s/%s within %s (check its events: kubectl describe service -n %s %s): %w", ns, name, timeout, ns, name, err)
 	}

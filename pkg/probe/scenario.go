@@ -20,8 +20,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
 // Labels on everything validate creates: how it recognises its own objects
@@ -509,16 +510,18 @@ func (d *Deployment) WaitReady(ctx context.Context, progress func(string)) error
 		},
 	}
 	ready := map[string]*corev1.Pod{}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
-		pod, ok := ev.Object.(*corev1.Pod)
-		if !ok {
-			return false, nil
-		}
-		app := pod.Labels["app"]
-		if ev.Type == watch.Deleted || !podReady(pod) {
-			delete(ready, app)
-		} else {
-			ready[app] = pod
+	// The run's own deadline bounds the wait (it ends first, with its
+	// cause); a Forbidden list ends it at once.
+	timeout := time.Hour
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl) + time.Second
+	}
+	err := kube.WaitAll(ctx, lw, &corev1.Pod{}, timeout, func(objs map[string]runtime.Object) (bool, error) {
+		clear(ready)
+		for _, o := range objs {
+			if pod, ok := o.(*corev1.Pod); ok && podReady(pod) {
+				ready[pod.Labels["app"]] = pod
+			}
 		}
 		progress(fmt.Sprintf("%d/2 pods ready", len(ready)))
 		return ready[SleepName] != nil && ready[HTTPBinName] != nil, nil
