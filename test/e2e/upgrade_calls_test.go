@@ -70,43 +70,37 @@ func TestUpgradeAWSCalls(t *testing.T) {
 	checkRepeats(t, "upgrade --dry-run=client", plan, planRepeatBound)
 	checkRepeats(t, "upgrade --yes --recreate-gateway", full, upgradeRepeatBound)
 	if n := plan.readCalls(); n > planReadBound {
-		t.Errorf("upgrade --dry-run=client made %d read-only AWS calls, %d today", n, planReadBound)
+		t.Errorf("upgrade --dry-run=client made %d read-only AWS calls, at most %d expected", n, planReadBound)
 	}
 	if n := full.readCalls(); n > upgradeReadBound {
-		t.Errorf("upgrade --yes --recreate-gateway made %d read-only AWS calls, %d today", n, upgradeReadBound)
+		t.Errorf("upgrade --yes --recreate-gateway made %d read-only AWS calls, at most %d expected", n, upgradeReadBound)
 	}
 }
 
-// What holds today, as bounds a regression breaks (issue 11 wants each
-// discovery call made once; the engine that gathers the facts once will
-// tighten these to 1):
+// What holds, as bounds a regression breaks:
 //
-// Planning discovers the VPC twice: the aws phase's plan
-// (pkg/plugin/upgrade.go:450 o.underlay.Plan -> pkg/plugin/underlay.go:40
-// inventory -> pkg/plugin/aws.go:130 awsx.Discover), then the gateway
-// phase's plan, which finds the gateway's load balancer by its DNS name
-// through a whole discovery with the same session (upgrade.go:484
-// o.edge.Plan -> pkg/plugin/phases.go:79 -> pkg/gateway/run.go:126 lookup ->
-// run.go:286 ByHostname -> pkg/plugin/gateway.go:224 session.discover).
-// So every discovery request is made twice.
+// Planning discovers the VPC once: the facts are gathered once
+// (convert.Facts), the aws phase discovers (convert.AWSPhase.Plan ->
+// Account.Refresh) and the gateway phase finds its load balancer in that
+// same discovery (Account.LoadBalancers: its first lookup uses it). So
+// every discovery request is made once.
 //
-// The whole upgrade discovers five times: the two of planning, the drift
-// check before applying (pkg/plugin/underlay.go:54, by design: the plan
-// applied is checked against AWS as it is now), and the gateway phase's
-// two lookups, of the Classic ELB before the re-creation
-// (pkg/gateway/run.go:126) and of the new NLB after it (run.go:255), each
-// a whole discovery through gateway.go:224. Besides those, apply reads the
-// ENIs it assigns addresses to before it does (pkg/aws/apply.go:339), and
-// the discoveries after the underlay read the egress-only gateway the
-// routes now name by its ID (pkg/aws/discover.go:631): requests of their
-// own, not repeats.
+// The whole upgrade (with --yes, so no re-check after a question)
+// discovers three times: the plan's; the gateway phase's first lookup
+// after the aws phase changed the network (the aws phase invalidates the
+// discovery it applied from), which sees the subnets' new IPv6; and its
+// lookup of the new NLB after the re-creation. The aws phase applies from
+// the plan's discovery, without a new one. Besides those, apply reads the
+// ENIs it assigns addresses to before it does (pkg/aws/apply.go), and the
+// discoveries after the underlay read the egress-only gateway the routes
+// now name by its ID: requests of their own, not repeats.
 const (
-	planRepeatBound    = 2
-	upgradeRepeatBound = 5
-	// All read-only calls of each command on the sandbox today (each
-	// discovery is 15 calls on it: see the table in the log).
-	planReadBound    = 30
-	upgradeReadBound = 78
+	planRepeatBound    = 1
+	upgradeRepeatBound = 3
+	// All read-only calls of each command on the sandbox (each discovery
+	// is 15 calls on it: see the table in the log).
+	planReadBound    = 15
+	upgradeReadBound = 48
 )
 
 // checkRepeats fails when a read-only request was made more than bound
@@ -120,7 +114,7 @@ func checkRepeats(t *testing.T, what string, c callCounts, bound int) {
 			limit = 1
 		}
 		if n > limit {
-			t.Errorf("%s made the same %s request %d times (at most %d today): %s", what, action, n, limit, key)
+			t.Errorf("%s made the same %s request %d times (at most %d expected): %s", what, action, n, limit, key)
 		}
 	}
 }
