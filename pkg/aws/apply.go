@@ -87,6 +87,9 @@ type applier struct {
 	mu   sync.Mutex
 	vpc6 string
 	eigw string
+	// enis are the VPC's ENIs' IPv6 addresses, read once before the first
+	// batch that assigns any (recordBefore).
+	enis map[string][]string
 }
 
 // Apply makes the plan's changes phase by phase, recording each in the
@@ -321,9 +324,9 @@ const BeforeIPv6Key = "ipv6AddressesBefore"
 
 // recordBefore reads, just before the batch's pending write, the state the
 // batch's changes could otherwise not tell apart from their own effect:
-// the IPv6 addresses already on each ENI that gets one. One paginated
-// Describe per batch, filtered by ID (a missing ENI is left out, not an
-// error: its change fails on its own).
+// the IPv6 addresses already on each ENI that gets one. The VPC's ENIs are
+// read once, page by page, before the first such batch (a missing ENI is
+// left out, not an error: its change fails on its own).
 func (a *applier) recordBefore(ctx context.Context, changes []Change, entries []journal.Entry, batch []int) error {
 	var ids []string
 	for _, i := range batch {
@@ -334,23 +337,26 @@ func (a *applier) recordBefore(ctx context.Context, changes []Change, entries []
 	if len(ids) == 0 {
 		return nil
 	}
-	have := map[string][]string{}
-	for start := 0; start < len(ids); start += 200 {
+	if a.enis == nil {
+		// One paginated read of the VPC's ENIs, not one per batch: a
+		// constant number of calls, whatever the number of instances.
 		enis, err := allPages(ctx, "DescribeNetworkInterfaces", ec2.NewDescribeNetworkInterfacesPaginator(a.c.EC2, &ec2.DescribeNetworkInterfacesInput{
-			Filters: []ec2types.Filter{{Name: aws.String("network-interface-id"), Values: ids[start:min(start+200, len(ids))]}}, MaxResults: aws.Int32(pageSize)}),
+			Filters: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{a.vpc}}}, MaxResults: aws.Int32(pageSize)}),
 			func(o *ec2.DescribeNetworkInterfacesOutput) []ec2types.NetworkInterface { return o.NetworkInterfaces })
 		if err != nil {
 			return fmt.Errorf("reading the network interfaces' IPv6 addresses before assigning one: %w", err)
 		}
+		a.enis = map[string][]string{}
 		for _, ni := range enis {
 			var addrs []string
 			for _, x := range ni.Ipv6Addresses {
 				addrs = append(addrs, aws.ToString(x.Ipv6Address))
 			}
 			sort.Strings(addrs)
-			have[aws.ToString(ni.NetworkInterfaceId)] = addrs
+			a.enis[aws.ToString(ni.NetworkInterfaceId)] = addrs
 		}
 	}
+	have := a.enis
 	for _, i := range batch {
 		if changes[i].Operation == "AssignIpv6Addresses" {
 			entries[i].Undo[BeforeIPv6Key] = strings.Join(have[changes[i].Parameters["networkInterfaceId"]], ",")
