@@ -11,8 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
@@ -53,6 +54,32 @@ func TestUpgradeAppliesASavedPlan(t *testing.T) {
 	if r := plugin(t, kcfg, env, "upgrade", "--plan", otherFile, "--yes"); r.Code != 1 || !strings.Contains(r.Stdout, "for another cluster") {
 		t.Fatalf("plan of another cluster:\n%s", r)
 	}
+
+	// The Network config changes after planning (someone edits its
+	// service network, which the network operator reports as Degraded):
+	// refused, naming the network phase, nothing changed; once it is back,
+	// the plan holds again.
+	netBefore, err := s.API.Dynamic.Resource(networksGVR).Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	origSN, _, _ := unstructured.NestedStringSlice(netBefore.Object, "spec", "serviceNetwork")
+	setSN := func(sn []string) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"spec": map[string]any{"serviceNetwork": sn}})
+		if _, err := s.API.Dynamic.Resource(networksGVR).Patch(ctx, "cluster", types.MergePatchType, b, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSN([]string{"172.31.0.0/16"})
+	r = plugin(t, kcfg, env, "upgrade", "--plan", planFile, "--yes")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "no longer matches the cluster") || !strings.Contains(r.Stdout, "network: was after-underlay") {
+		t.Fatalf("plan after the Network changed:\n%s", r)
+	}
+	if d := diffLines(start, awsSnapshot(t, s.World.AWS.VPC.ID)); d != "" {
+		t.Fatalf("a refused plan changed AWS:\n%s", d)
+	}
+	setSN(origSN)
 
 	// The VPC changes after planning (someone opens a port): refused,
 	// nothing changed; once it is as planned again, the plan applies.

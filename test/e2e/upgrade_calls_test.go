@@ -93,14 +93,16 @@ func TestUpgradeAWSCalls(t *testing.T) {
 // the plan's discovery, without a new one. Besides those, apply reads the
 // ENIs it assigns addresses to before it does (pkg/aws/apply.go), and the
 // discoveries after the underlay read the egress-only gateway the routes
-// now name by its ID: requests of their own, not repeats.
+// now name by its ID: requests of their own, not repeats. Apply's read of
+// the VPC's ENIs before it assigns addresses is the same request as the
+// discovery's: one more, allowed by name.
 const (
 	planRepeatBound    = 1
 	upgradeRepeatBound = 3
 	// All read-only calls of each command on the sandbox (each discovery
 	// is 15 calls on it: see the table in the log).
 	planReadBound    = 15
-	upgradeReadBound = 48
+	upgradeReadBound = 49
 )
 
 // checkRepeats fails when a read-only request was made more than bound
@@ -112,6 +114,12 @@ func checkRepeats(t *testing.T, what string, c callCounts, bound int) {
 		limit := bound
 		if !readOnlyAction(action) {
 			limit = 1
+		}
+		if action == "ec2:DescribeNetworkInterfaces" && bound > 1 {
+			// Apply reads the VPC's ENIs once more, just before it assigns
+			// addresses, to record what each had (pkg/aws/apply.go
+			// recordBefore): the same request as discovery's.
+			limit = bound + 1
 		}
 		if n > limit {
 			t.Errorf("%s made the same %s request %d times (at most %d expected): %s", what, action, n, limit, key)
