@@ -79,7 +79,7 @@ type Shape struct {
 	// Policy is "" for a Service stored without one (written before
 	// dual-stack existed); Kubernetes treats it as SingleStack.
 	Policy   corev1.IPFamilyPolicy `json:"ipFamilyPolicy"`
-	Families []corev1.IPFamily    `json:"ipFamilies"`
+	Families []corev1.IPFamily     `json:"ipFamilies"`
 }
 
 // ShapeOf reads svc's shape.

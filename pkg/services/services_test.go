@@ -47,7 +47,9 @@ func withPolicy(p corev1.IPFamilyPolicy, fams ...corev1.IPFamily) func(*corev1.S
 	}
 }
 
-func headless(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = corev1.ClusterIPNone, []string{corev1.ClusterIPNone} }
+func headless(s *corev1.Service) {
+	s.Spec.ClusterIP, s.Spec.ClusterIPs = corev1.ClusterIPNone, []string{corev1.ClusterIPNone}
+}
 
 func noSelector(s *corev1.Service) { s.Spec.Selector = nil }
 
@@ -626,4 +628,3 @@ func TestCount(t *testing.T) {
 		t.Fatalf("examples %v: system Services first", c.Examples)
 	}
 }
-
