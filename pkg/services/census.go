@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +31,7 @@ const maxExamples = 3
 func Count(ctx context.Context, kc kubernetes.Interface) (Census, error) {
 	var c Census
 	var system, other []string
+	roles := map[string]string{}
 	err := pager.Each(ctx, metav1.ListOptions{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return kc.CoreV1().Services(metav1.NamespaceAll).List(ctx, o)
 	}, func(svc *corev1.Service) error {
@@ -46,6 +48,7 @@ func Count(ctx context.Context, kc kubernetes.Interface) (Census, error) {
 		switch {
 		case systemRole(svc) != "":
 			system = append(system, ref)
+			roles[ref] = systemRole(svc)
 		case len(other) < maxExamples:
 			other = append(other, ref)
 		}
@@ -54,6 +57,7 @@ func Count(ctx context.Context, kc kubernetes.Interface) (Census, error) {
 	if err != nil {
 		return Census{}, err
 	}
+	slices.SortStableFunc(system, func(a, b string) int { return systemRank(roles[a]) - systemRank(roles[b]) })
 	c.Examples = append(system, other...)
 	if len(c.Examples) > maxExamples {
 		c.Examples = c.Examples[:maxExamples]

@@ -104,6 +104,9 @@ func (s Shape) policy() corev1.IPFamilyPolicy {
 }
 
 func (s Shape) String() string {
+	if s.Policy == "" && len(s.Families) == 0 {
+		return "-" // ExternalName: neither
+	}
 	fams := make([]string, len(s.Families))
 	for i, f := range s.Families {
 		fams[i] = string(f)
