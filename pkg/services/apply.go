@@ -201,6 +201,12 @@ func (c *Converter) applyOne(ctx context.Context, it Item, policy corev1.IPFamil
 			return notMade(StatusFailed, fmt.Sprintf("%s (%v)", BlockerNoIPv6Range, err))
 		case apierrors.IsNotFound(err):
 			return notMade(StatusSkipped, "deleted since the plan")
+		case !isAPIStatus(err):
+			// No answer (Ctrl-C, a dropped connection): the patch may have
+			// been applied. The entry stays pending, so rollback and the
+			// next run look at the Service itself.
+			out.Status, out.Message = StatusFailed, fmt.Sprintf("no answer to the patch (%v): it may or may not have been applied; run again or roll back", err)
+			return out, entry
 		default:
 			return notMade(StatusFailed, fmt.Sprintf("patching: %v", err))
 		}
@@ -258,6 +264,13 @@ func (c *Converter) applied(out Outcome, entry journal.Entry, got *corev1.Servic
 		out.Status = StatusChanged
 	}
 	return out, entry
+}
+
+// isAPIStatus tells an answer of the apiserver (a refusal: nothing was
+// changed) from an error without one.
+func isAPIStatus(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status)
 }
 
 // entryID is stable for a Service, so a re-run finds its own entry.

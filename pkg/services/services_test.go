@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
@@ -626,5 +627,44 @@ func TestCount(t *testing.T) {
 	}
 	if !slices.Equal(c.Examples, []string{"kube-system/kube-dns", "openshift-dns/dns-default", "istio-system/istiod"}) {
 		t.Fatalf("examples %v: system Services first", c.Examples)
+	}
+}
+
+// A patch without an answer may have been applied: its entry stays
+// pending, and rollback, which looks at the Service, restores it.
+func TestApplyWithoutAnAnswerLeavesTheEntryPending(t *testing.T) {
+	ctx := context.Background()
+	api := world(t, true)
+	before := shapes(t, api)
+	lost := false
+	api.PrependReactor("patch", "services", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		pa := action.(k8stesting.PatchActionImpl)
+		if pa.GetNamespace() != "shop" || pa.GetName() != "cart" || pa.PatchOptions.DryRun != nil || lost {
+			return false, nil, nil
+		}
+		lost = true
+		if _, _, err := api.patchService(action); err != nil {
+			return true, nil, err
+		}
+		return true, nil, context.Canceled // applied, but the answer was lost
+	})
+	j := &memJournal{}
+	c := &Converter{Kube: api, Journal: j, Options: Options{Selection: Selection{IncludeNamespaces: []string{"shop"}}}}
+	plan, _ := c.Plan(ctx)
+	res, err := c.Apply(ctx, plan)
+	if err == nil || res.Failed != 1 {
+		t.Fatalf("Apply: %+v %v", res, err)
+	}
+	if e, _ := j.get(entryID("shop", "cart")); e.State != journal.Pending {
+		t.Fatalf("cart's entry: %+v", e)
+	}
+	if s := api.get("shop", "cart"); len(s.Spec.ClusterIPs) != 2 {
+		t.Fatalf("the fake did not apply the lost patch: %+v", s.Spec)
+	}
+	if _, err := Rollback(ctx, api, j); err != nil {
+		t.Fatal(err)
+	}
+	if after := shapes(t, api); after["shop/cart"] != before["shop/cart"] {
+		t.Fatalf("cart: %s, want %s", after["shop/cart"], before["shop/cart"])
 	}
 }
