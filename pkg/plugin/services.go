@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -79,7 +80,9 @@ family, and has a cluster IP (or is headless with a selector) gets
 ipFamilyPolicy PreferDualStack (RequireDualStack with --require) and both
 families, its own first; only those two fields are patched. Cluster DNS
 (openshift-dns/dns-default, kube-system/kube-dns) and istiod go first, then
-the rest by namespace and name. Skipped, and said why: ExternalName and
+the rest by namespace and name; every namespace unless -n,
+--include-namespaces, --exclude-namespaces or --namespace-selector narrow it.
+Skipped, and said why: ExternalName and
 headless Services without a selector, the kube-apiserver's own Service, the
 Istio ingress gateway (the gateway command changes it with its load
 balancer) and Services istiod generates for Gateway API Gateways.
@@ -126,9 +129,17 @@ func (o *ServicesOptions) Validate(cmd *cobra.Command) error {
 		return err
 	}
 	o.dryRun = d
+	// kubectl's -n scopes a command to one namespace: here it is
+	// --include-namespaces of that one, never silently the whole cluster.
+	if ns := flagSet(cmd, "namespace"); ns != nil && !o.Revert {
+		if len(o.Options.IncludeNamespaces) > 0 {
+			return cli.Usagef("-n/--namespace and --include-namespaces both name namespaces: use --include-namespaces %s,...", ns.Value.String())
+		}
+		o.Options.IncludeNamespaces = []string{ns.Value.String()}
+	}
 	if o.Revert {
-		for _, name := range []string{"require", "namespace-selector", "include-namespaces", "exclude-namespaces", "selector"} {
-			if cmd != nil && cmd.Flags().Changed(name) {
+		for _, name := range []string{"namespace", "require", "namespace-selector", "include-namespaces", "exclude-namespaces", "selector"} {
+			if flagSet(cmd, name) != nil {
 				return cli.Usagef("--revert takes back every change the journal recorded: it takes no --%s", name)
 			}
 		}
@@ -142,6 +153,17 @@ func (o *ServicesOptions) Validate(cmd *cobra.Command) error {
 		o.Options.Policy = corev1.IPFamilyPolicyRequireDualStack
 	}
 	return o.Options.Validate()
+}
+
+// flagSet is the flag name (its own or inherited) when the user gave it.
+func flagSet(cmd *cobra.Command, name string) *pflag.Flag {
+	if cmd == nil {
+		return nil
+	}
+	if f := cmd.Flag(name); f != nil && f.Changed {
+		return f
+	}
+	return nil
 }
 
 // Run plans, shows, asks, then applies (or reverts).

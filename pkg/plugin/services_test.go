@@ -21,6 +21,8 @@ func TestServicesBadFlagsExit2BeforeTheCluster(t *testing.T) {
 		{[]string{"--revert", "--require"}, "takes no --require"},
 		{[]string{"--revert", "-l", "app=web"}, "takes no --selector"},
 		{[]string{"--revert", "--dry-run=server"}, "--dry-run=client"},
+		{[]string{"--revert", "-n", "shop"}, "takes no --namespace"},
+		{[]string{"-n", "shop", "--include-namespaces", "web"}, "-n/--namespace and --include-namespaces"},
 		{[]string{"--dry-run=maybe"}, "invalid --dry-run"},
 		{[]string{"-o", "wide"}, "unsupported output format"},
 	} {

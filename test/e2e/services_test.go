@@ -262,6 +262,11 @@ func TestServicesConvertsExistingServicesAndRollsThemBack(t *testing.T) {
 		!strings.Contains(r.Stdout, "web/front") || strings.Contains(r.Stdout, "shop/") || !strings.Contains(r.Stdout, "1 to change, 0 skipped") {
 		t.Errorf("plan table for team=web:\n%s", r)
 	}
+	// kubectl's -n scopes it to one namespace, never the whole cluster.
+	if r := plugin(t, kcfg, nil, "services", "--dry-run=client", "-n", "web"); r.Code != 0 ||
+		!strings.Contains(r.Stdout, "web/front") || strings.Contains(r.Stdout, "shop/") || !strings.Contains(r.Stdout, "1 to change, 0 skipped") {
+		t.Errorf("plan table for -n web:\n%s", r)
+	}
 
 	// Apply: each selected Service gets both families, and two cluster IPs
 	// unless it is headless; the rest is untouched.
