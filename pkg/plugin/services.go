@@ -70,7 +70,7 @@ func NewCmdServices(inv Invocation, streams genericiooptions.IOStreams, factory 
 	cmd := &cobra.Command{
 		Use:   "services",
 		Short: "Make the cluster's existing Services dual-stack (cluster DNS and istiod first)",
-		Long: fmt.Sprintf(`Make existing Services IPv4/IPv6 dual-stack. Kubernetes never does it on
+		Long: `Make existing Services IPv4/IPv6 dual-stack. Kubernetes never does it on
 its own: a Service keeps the families it was created with, and a
 PreferDualStack Service created while the cluster was single-stack keeps its
 one family.
@@ -91,8 +91,10 @@ The plan is shown first. The cluster must be able to give a Service an IPv6
 cluster IP (a server-side dry run tells): else the plan says to run the
 network phase first and nothing is changed. Each change is recorded in the
 journal before it is made; a Service that changed since the plan is read
-again and judged afresh. --revert (or '%[1]s rollback') gives every
-changed Service its original policy, families and cluster IP back.`, inv.DisplayName),
+again and judged afresh. --revert gives every changed Service its original
+policy, families and cluster IP back (a PreferDualStack Service that had one
+family gets that policy back only once the cluster is single-stack again:
+until then it is SingleStack, and the revert says so).`,
 		Example: fmt.Sprintf(`  %[1]s services --dry-run=client
   %[1]s services --yes
   %[1]s services --namespace-selector team=shop --exclude-namespaces shop-legacy -l 'tier!=frozen' --yes

@@ -134,7 +134,7 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 				stop = errNoIPv6Range
 			}
 		}
-		c.logf("services: %d of %d planned changes made\n", min(start+len(batch), len(changes)), len(changes))
+		c.logf("services: %d of %d planned changes done\n", min(start+len(batch), len(changes)), len(changes))
 	}
 	for _, o := range res.Services {
 		switch o.Status {
