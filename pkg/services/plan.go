@@ -121,8 +121,12 @@ type Plan struct {
 	Changes  int     `json:"changes"`
 	Skips    int     `json:"skips"`
 	// Blocker, when set, is why nothing of the plan can be applied yet.
-	Blocker string   `json:"blocker,omitempty"`
-	Notes   []string `json:"notes,omitempty"`
+	Blocker string `json:"blocker,omitempty"`
+	// NeedsIPv6ServiceRange says, as data, that the blocker is the
+	// cluster's missing IPv6 service range: the network phase gives it, and
+	// a plan made after that phase is the one to apply.
+	NeedsIPv6ServiceRange bool     `json:"needsIPv6ServiceRange,omitempty"`
+	Notes                 []string `json:"notes,omitempty"`
 }
 
 // BlockerNoIPv6Range is the blocker of a cluster whose apiserver cannot
@@ -312,9 +316,10 @@ func (c *Converter) checkFamilies(ctx context.Context, plan *Plan) {
 	switch {
 	case err == nil && !ShapeOf(got).Equal(*first.Target):
 		plan.Blocker = fmt.Sprintf("%s (a server-side dry run gave %s %s, not %s)", BlockerNoIPv6Range, first.Ref(), ShapeOf(got), first.Target)
+		plan.NeedsIPv6ServiceRange = true
 	case err == nil:
 	case familyNotConfigured(err):
-		plan.Blocker = BlockerNoIPv6Range
+		plan.Blocker, plan.NeedsIPv6ServiceRange = BlockerNoIPv6Range, true
 	case apierrors.IsForbidden(err):
 		plan.Notes = append(plan.Notes, fmt.Sprintf("could not check that the cluster can allocate IPv6 service IPs: the server-side dry run of the patch of %s was forbidden (%v)", first.Ref(), err))
 	default:
@@ -331,4 +336,43 @@ func familyNotConfigured(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "not configured on this cluster") || strings.Contains(msg, "not configured for dual-stack")
+}
+
+// Diff says how two plans differ in what they change, "" when they make
+// the same changes: the same Services (by UID), from the same shape to the
+// same target. Resource versions and skips do not count, so a plan saved
+// earlier still matches one made now if the changes are the same.
+func Diff(was, now *Plan) string {
+	key := func(it Item) string {
+		return fmt.Sprintf("%s (uid %s): %s -> %s", it.Ref(), it.UID, it.Current, it.Target)
+	}
+	changes := func(p *Plan) map[string]bool {
+		m := map[string]bool{}
+		for _, it := range p.Services {
+			if it.Action == ActionChange {
+				m[key(it)] = true
+			}
+		}
+		return m
+	}
+	a, b := changes(was), changes(now)
+	var diffs []string
+	for _, k := range sortedKeys(a) {
+		if !b[k] {
+			diffs = append(diffs, "no longer planned: "+k)
+		}
+	}
+	for _, k := range sortedKeys(b) {
+		if !a[k] {
+			diffs = append(diffs, "newly planned: "+k)
+		}
+	}
+	if was.Blocker != now.Blocker {
+		diffs = append(diffs, fmt.Sprintf("blocker %q, now %q", was.Blocker, now.Blocker))
+	}
+	const show = 5
+	if len(diffs) > show {
+		diffs = append(diffs[:show], fmt.Sprintf("and %d more", len(diffs)-show))
+	}
+	return strings.Join(diffs, "; ")
 }

@@ -278,7 +278,7 @@ func TestPlanBlockedWithoutIPv6ServiceRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Blocker != BlockerNoIPv6Range || plan.Changes == 0 {
+	if plan.Blocker != BlockerNoIPv6Range || !plan.NeedsIPv6ServiceRange || plan.Changes == 0 {
 		t.Fatalf("blocker %q, %d changes", plan.Blocker, plan.Changes)
 	}
 	if _, err := c.Apply(context.Background(), plan); err == nil || !strings.Contains(err.Error(), "run the network phase first") {
@@ -666,5 +666,26 @@ func TestApplyWithoutAnAnswerLeavesTheEntryPending(t *testing.T) {
 	}
 	if after := shapes(t, api); after["shop/cart"] != before["shop/cart"] {
 		t.Fatalf("cart: %s, want %s", after["shop/cart"], before["shop/cart"])
+	}
+}
+
+func TestDiff(t *testing.T) {
+	ctx := context.Background()
+	api := world(t, true)
+	c := &Converter{Kube: api}
+	was, _ := c.Plan(ctx)
+	// A label change moves resourceVersions on, but the changes are the same.
+	api.touch(t, "shop", "cart", func(s *corev1.Service) { s.Labels["owner"] = "me" })
+	now, _ := c.Plan(ctx)
+	if d := Diff(was, now); d != "" {
+		t.Fatalf("same changes, diff %q", d)
+	}
+	require := corev1.IPFamilyPolicyRequireDualStack
+	api.touch(t, "web", "front", func(s *corev1.Service) {
+		s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &require, []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	})
+	now, _ = c.Plan(ctx)
+	if d := Diff(was, now); !strings.Contains(d, "no longer planned: web/front") || strings.Contains(d, "shop/cart") {
+		t.Fatalf("diff %q", d)
 	}
 }
