@@ -21,15 +21,24 @@ const PageSize = 500
 // (corev1.Node for a NodeList).
 func ListAll[T any](ctx context.Context, opts metav1.ListOptions, list func(context.Context, metav1.ListOptions) (runtime.Object, error)) ([]T, error) {
 	var out []T
-	p := pager.New(pager.SimplePageFunc(func(o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) }))
-	p.PageSize = PageSize
-	err := p.EachListItem(ctx, opts, func(obj runtime.Object) error {
-		item, ok := any(obj).(*T)
-		if !ok {
-			return fmt.Errorf("listing: got a %T, want a %T", obj, item)
-		}
+	err := Each(ctx, opts, list, func(item *T) error {
 		out = append(out, *item)
 		return nil
 	})
 	return out, err
+}
+
+// Each is ListAll without keeping the items: fn sees each one in turn, so
+// a caller that only counts or picks a few holds one page at a time, not
+// the whole list. An error from fn stops the listing and is returned.
+func Each[T any](ctx context.Context, opts metav1.ListOptions, list func(context.Context, metav1.ListOptions) (runtime.Object, error), fn func(*T) error) error {
+	p := pager.New(pager.SimplePageFunc(func(o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) }))
+	p.PageSize = PageSize
+	return p.EachListItem(ctx, opts, func(obj runtime.Object) error {
+		item, ok := any(obj).(*T)
+		if !ok {
+			return fmt.Errorf("listing: got a %T, want a %T", obj, item)
+		}
+		return fn(item)
+	})
 }

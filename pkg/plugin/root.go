@@ -117,6 +117,7 @@ Start with a read-only look:
 		NewCmdAWS(inv, streams, clients),
 		NewCmdNetwork(inv, streams, clients),
 		NewCmdGateway(inv, streams, clients),
+		NewCmdServices(inv, streams, clients),
 		NewCmdUpgrade(inv, streams, clients),
 		NewCmdRollback(inv, streams, clients),
 		NewCmdValidate(inv, streams, clients),

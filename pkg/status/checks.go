@@ -35,6 +35,7 @@ func Evaluate(f *Facts, command string) report.Report {
 	r.Add(nodeInternalIPs(f))
 	r.Add(podCIDRs(f.Platform.Kind, f.Nodes))
 	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs))
+	r.Add(servicesCheck(f, command))
 	if f.OpenShift != nil {
 		r.Add(openShiftNetworkCheck(f.OpenShift))
 		r.Add(openShiftConversion(f.Platform, f.OpenShift))
@@ -190,6 +191,31 @@ func serviceCIDRCheck(kind platform.Kind, s ServiceCIDRFacts) report.Check {
 	return c
 }
 
+// servicesCheck counts the Services that stay single-stack until they are
+// changed: Kubernetes never adds a family to an existing Service.
+func servicesCheck(f *Facts, command string) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "services"}
+	s := f.Services
+	if s.Err != nil {
+		c.Status, c.Message = report.Warn, fmt.Sprintf("cannot count single-stack Services: %v", s.Err)
+		c.Remediation = "needs list on services in all namespaces"
+		return c
+	}
+	if s.SingleStack == 0 {
+		c.Status = report.Pass
+		c.Message = fmt.Sprintf("no single-stack Service with a cluster IP (%d with a cluster IP)", s.WithClusterIP)
+		return c
+	}
+	c.Status = report.Warn
+	c.Message = fmt.Sprintf("%d of %d Services with a cluster IP are single-stack (%s); Kubernetes never adds the second family to an existing Service",
+		s.SingleStack, s.WithClusterIP, examples(s.Examples, s.SingleStack))
+	c.Remediation = command + " services"
+	if _, v6 := Families(f.ServiceCIDRs.CIDRs); !v6 {
+		c.Remediation += ", once the service ranges have IPv6 (see service-cidrs)"
+	}
+	return c
+}
+
 func openShiftNetworkCheck(on *OpenShiftNetwork) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "openshift-network"}
 	if on.Err != nil {
@@ -290,6 +316,15 @@ func names(list []string) string {
 		return strings.Join(list, ", ")
 	}
 	return strings.Join(list[:maxNamed], ", ") + " and " + strconv.Itoa(len(list)-maxNamed) + " more"
+}
+
+// examples names a few of total things: "a, b, c and 9 more".
+func examples(few []string, total int) string {
+	out := strings.Join(few, ", ")
+	if total > len(few) {
+		out += " and " + strconv.Itoa(total-len(few)) + " more"
+	}
+	return out
 }
 
 func orUnknown(s string) string {

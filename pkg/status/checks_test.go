@@ -7,6 +7,7 @@ import (
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
 func find(t *testing.T, r report.Report, name string) report.Check {
@@ -182,5 +183,37 @@ func TestFamilies(t *testing.T) {
 		if v4 != tc.v4 || v6 != tc.v6 {
 			t.Errorf("Families(%v) = %v,%v want %v,%v", tc.in, v4, v6, tc.v4, tc.v6)
 		}
+	}
+}
+
+func TestServicesCheck(t *testing.T) {
+	dualRanges := ServiceCIDRFacts{CIDRs: []string{"10.96.0.0/16", "fd02::/112"}, Source: "s"}
+	v4Ranges := ServiceCIDRFacts{CIDRs: []string{"10.96.0.0/16"}, Source: "s"}
+	for _, tc := range []struct {
+		name     string
+		facts    Facts
+		want     report.Status
+		message  string
+		fix      string
+		noFixFor string
+	}{
+		{"all dual-stack", Facts{ServiceCIDRs: dualRanges, Services: ServiceFacts{Census: services.Census{WithClusterIP: 7}}},
+			report.Pass, "no single-stack Service with a cluster IP (7 with a cluster IP)", "", ""},
+		{"single-stack ones", Facts{ServiceCIDRs: dualRanges, Services: ServiceFacts{Census: services.Census{WithClusterIP: 40, SingleStack: 12,
+			Examples: []string{"kube-system/kube-dns", "a/b", "c/d"}}}},
+			report.Warn, "12 of 40 Services with a cluster IP are single-stack (kube-system/kube-dns, a/b, c/d and 9 more)", "kubectl dualstack services", "once the service ranges"},
+		{"no IPv6 range yet", Facts{ServiceCIDRs: v4Ranges, Services: ServiceFacts{Census: services.Census{WithClusterIP: 2, SingleStack: 2, Examples: []string{"a/b", "c/d"}}}},
+			report.Warn, "2 of 2 Services with a cluster IP are single-stack (a/b, c/d)", "kubectl dualstack services, once the service ranges have IPv6", ""},
+		{"forbidden", Facts{Services: ServiceFacts{Err: errors.New("services is forbidden")}}, report.Warn, "forbidden", "list on services", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := find(t, Evaluate(&tc.facts, "kubectl dualstack"), "services")
+			if c.Status != tc.want || c.Message != tc.message && !strings.Contains(c.Message, tc.message) || !strings.Contains(c.Remediation, tc.fix) {
+				t.Fatalf("%s %q fix %q", c.Status, c.Message, c.Remediation)
+			}
+			if tc.noFixFor != "" && strings.Contains(c.Remediation, tc.noFixFor) {
+				t.Fatalf("fix %q should not say %q", c.Remediation, tc.noFixFor)
+			}
+		})
 	}
 }

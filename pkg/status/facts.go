@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
 // NodeFacts is what the overlay checks need of one node.
@@ -36,6 +37,13 @@ type ServiceCIDRFacts struct {
 	CIDRs  []string // ranges, or single ClusterIPs when only a probe could tell
 	Source string
 	Err    error // set when neither way worked
+}
+
+// ServiceFacts count the Services that have a cluster IP and the
+// single-stack ones among them, judged as the services command judges them.
+type ServiceFacts struct {
+	services.Census
+	Err error // set when the Services could not be listed
 }
 
 // OpenShiftNetwork is networks.config.openshift.io/cluster plus the network
@@ -55,6 +63,7 @@ type Facts struct {
 	Platform     platform.Info
 	Nodes        []NodeFacts
 	ServiceCIDRs ServiceCIDRFacts
+	Services     ServiceFacts
 	OpenShift    *OpenShiftNetwork // nil unless OpenShift
 	Underlay     *UnderlayFacts    // nil unless on AWS
 	Mesh         *istio.Facts
@@ -87,6 +96,11 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) 
 		f.ServiceCIDRs = ServiceCIDRFacts{CIDRs: f.OpenShift.StatusServiceNetwork, Source: "networks.config.openshift.io status.serviceNetwork"}
 	} else {
 		f.ServiceCIDRs = serviceCIDRs(ctx, kc)
+	}
+	if c, err := services.Count(ctx, kc); err != nil {
+		f.Services.Err = kube.Explain("listing services in all namespaces", err)
+	} else {
+		f.Services.Census = c
 	}
 	if info.OnAWS() {
 		f.Underlay = gatherUnderlay(ctx, info, nodes)

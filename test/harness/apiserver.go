@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apiserver/pkg/storage/etcd3/testserver"
@@ -50,20 +51,42 @@ type APIServer struct {
 	Dynamic dynamic.Interface
 	// Kubeconfig is a file with one context, "sandbox", for the plugin binary.
 	Kubeconfig string
+
+	etcd []string // endpoints, kept across Restart
+	stop func()   // tears this apiserver down (once)
 }
 
 // StartAPIServer runs etcd and kube-apiserver until t's cleanups run.
 func StartAPIServer(t ktesting.TB, opts APIServerOptions) (*APIServer, error) {
-	if opts.ServiceCIDRs == "" {
-		opts.ServiceCIDRs = "172.30.0.0/16"
-	}
 	tb, ok := t.(interface{ TempDir() string })
 	if !ok {
 		return nil, fmt.Errorf("test handle cannot make temp dirs")
 	}
 	etcd := testserver.RunEtcd(t.(testingTB), nil)
+	a := &APIServer{etcd: etcd.Endpoints(), Kubeconfig: filepath.Join(tb.TempDir(), "kubeconfig")}
+	if err := a.start(t, opts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Restart stops the apiserver and starts another on the same etcd with
+// opts, as a control plane rolled out with new flags is: everything stored
+// stays (Services keep their families and cluster IPs), only the flags
+// change, e.g. a service range gaining IPv6. Config, the clients and the
+// Kubeconfig file (same path) then point at the new one.
+func (a *APIServer) Restart(t ktesting.TB, opts APIServerOptions) error {
+	a.stop()
+	return a.start(t, opts)
+}
+
+func (a *APIServer) start(t ktesting.TB, opts APIServerOptions) error {
+	if opts.ServiceCIDRs == "" {
+		opts.ServiceCIDRs = "172.30.0.0/16"
+	}
+	tb := t.(interface{ TempDir() string })
 	storage := storagebackend.NewDefaultConfig("/registry", nil)
-	storage.Transport.ServerList = etcd.Endpoints()
+	storage.Transport.ServerList = a.etcd
 
 	flags := append([]string{
 		"--service-cluster-ip-range=" + opts.ServiceCIDRs,
@@ -71,7 +94,7 @@ func StartAPIServer(t ktesting.TB, opts APIServerOptions) (*APIServer, error) {
 	}, opts.ExtraFlags...)
 	authFlags, err := authFlags(tb.TempDir(), opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	flags = append(flags, authFlags...)
 	srv, err := kubeapiservertesting.StartTestServer(t, &kubeapiservertesting.TestServerInstanceOptions{
@@ -79,28 +102,26 @@ func StartAPIServer(t ktesting.TB, opts APIServerOptions) (*APIServer, error) {
 		DisableInvariantChecks: true,
 	}, flags, storage)
 	if err != nil {
-		return nil, fmt.Errorf("starting kube-apiserver: %w", err)
+		return fmt.Errorf("starting kube-apiserver: %w", err)
 	}
-	t.Cleanup(srv.TearDownFn)
+	var once sync.Once
+	a.stop = func() { once.Do(srv.TearDownFn) }
+	t.Cleanup(a.stop)
 
 	cfg := rest.CopyConfig(srv.ClientConfig)
 	kc, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dc, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if v, err := kc.Discovery().ServerVersion(); err != nil || strings.HasPrefix(v.GitVersion, "v0.0.0") {
-		return nil, fmt.Errorf("kube-apiserver reports no release version (%v): build the tests with `make e2e`, which sets %s", v, VersionLDFlagsHint)
+		return fmt.Errorf("kube-apiserver reports no release version (%v): build the tests with `make e2e`, which sets %s", v, VersionLDFlagsHint)
 	}
-	a := &APIServer{Config: cfg, Kube: kc, Dynamic: dc}
-	a.Kubeconfig = filepath.Join(tb.TempDir(), "kubeconfig")
-	if err := WriteKubeconfig(a.Kubeconfig, cfg, "sandbox"); err != nil {
-		return nil, err
-	}
-	return a, nil
+	a.Config, a.Kube, a.Dynamic = cfg, kc, dc
+	return WriteKubeconfig(a.Kubeconfig, cfg, "sandbox")
 }
 
 // WriteKubeconfig writes cfg as a kubeconfig whose current context is name.
