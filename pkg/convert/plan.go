@@ -12,18 +12,20 @@ import (
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
 // The phases of a conversion, in the order they run.
 const (
-	PhaseAWS      = "aws"
-	PhaseNetwork  = "network"
+	PhaseAWS     = "aws"
+	PhaseNetwork = "network"
+	// PhaseServices ("services") is in phase_services.go.
 	PhaseGateway  = "gateway"
 	PhaseValidate = "validate"
 )
 
 // AllPhases is every phase, in run order.
-var AllPhases = []string{PhaseAWS, PhaseNetwork, PhaseGateway, PhaseValidate}
+var AllPhases = []string{PhaseAWS, PhaseNetwork, PhaseServices, PhaseGateway, PhaseValidate}
 
 // Phase statuses, as -o json reports them.
 const (
@@ -92,9 +94,10 @@ type PhasePlan struct {
 	// Blockers stop the whole run before any change.
 	Blockers []string `json:"-"`
 	// The phase's own plan, as its command's -o json prints it.
-	AWS     *awsx.Plan      `json:"aws,omitempty"`
-	Network *network.Result `json:"network,omitempty"`
-	Gateway *gateway.Result `json:"gateway,omitempty"`
+	AWS      *awsx.Plan      `json:"aws,omitempty"`
+	Network  *network.Result `json:"network,omitempty"`
+	Gateway  *gateway.Result `json:"gateway,omitempty"`
+	Services *services.Plan  `json:"services,omitempty"`
 }
 
 // Mutating says whether applying the phase changes the cluster or AWS.

@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
 // RollbackResult is what `rollback -o json|yaml` prints. Field names are stable.
@@ -37,7 +38,7 @@ type RollbackEntry struct {
 }
 
 // Rollback takes back, newest layer first, what the journal recorded: the
-// gateway Service, the network, then the AWS changes.
+// gateway Service, the other Services, the network, then the AWS changes.
 type Rollback struct {
 	Clients *kube.Clients
 	Journal *journal.Store
@@ -70,6 +71,9 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		if e.Operation == gateway.OpRecreateService {
 			r.recreated = append(r.recreated, [2]string{e.Undo["namespace"], e.Undo["name"]})
 		}
+	}
+	for _, e := range services.Undoable(j) {
+		res.Changes = append(res.Changes, RollbackEntry{Layer: services.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 	}
 	r.netEntry, r.hasNet = j.Get(network.JournalID)
 	r.hasNet = r.hasNet && (r.netEntry.State == journal.Done || r.netEntry.State == journal.Pending)
@@ -120,6 +124,18 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 	}
 	if gerr != nil {
 		failed = append(failed, gerr.Error())
+	}
+	// Then the Services, while the cluster still has both service families.
+	if len(failed) == 0 {
+		r.Progress.Start("Rolling back the Services")
+		sres, serr := services.Rollback(ctx, r.Clients.Kube, r.Journal)
+		r.Progress.Done("")
+		for _, s := range sres {
+			set(services.Layer, s.Resource, s.Status, s.Message)
+		}
+		if serr != nil {
+			failed = append(failed, serr.Error())
+		}
 	}
 	if r.hasNet && len(failed) == 0 {
 		nres, nerr := r.revertNetwork(ctx)

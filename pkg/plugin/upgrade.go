@@ -253,6 +253,7 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 			&convert.AWSPhase{Target: target, Parallel: o.Parallel, Journal: store, Command: o.inv.Command,
 				Options: awsx.PlanOptions{NewInstanceType: o.NewInstanceType, AllowControlPlaneRestart: o.AllowControlPlaneRestart}},
 			&convert.NetworkPhase{Request: request, Force: o.ForceNetwork, Timeout: o.Timeout, Journal: store, Tool: o.inv.DisplayName, Command: o.inv.Command},
+			&convert.ServicesPhase{Options: convert.DefaultServicesOptions(), Journal: store},
 			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},
 			o.validatePhase(),
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
@@ -91,14 +92,30 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 		t.Fatalf("the sandbox should start IPv4-only: %v", v)
 	}
 
+	// An application that exists before the conversion: its Service was
+	// made single-stack and stays so unless the services phase changes it.
+	ctx := context.Background()
+	if _, err := s.API.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	web, err := s.API.Kube.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+	if err != nil || len(web.Spec.ClusterIPs) != 1 {
+		t.Fatalf("shop/web: %v %v", err, web.Spec.ClusterIPs)
+	}
+
 	start := time.Now()
 	r := plugin(t, kcfg, env, "upgrade", "--yes", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
 	u := parseUpgrade(t, r)
 	t.Logf("upgrade took %s", time.Since(start).Round(time.Millisecond))
+	if web, err = s.API.Kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{}); err != nil || len(web.Spec.ClusterIPs) != 2 ||
+		web.Spec.IPFamilyPolicy == nil || *web.Spec.IPFamilyPolicy != corev1.IPFamilyPolicyPreferDualStack {
+		t.Errorf("shop/web after upgrade: %v %v %v", err, web.Spec.IPFamilyPolicy, web.Spec.ClusterIPs)
+	}
 	if r.Code != 0 || u.Outcome != "converted" {
 		t.Fatalf("upgrade: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "gateway": "done", "validate": "done"})
+	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "services": "done", "gateway": "done", "validate": "done"})
 	for _, p := range u.Phases {
 		if p.Name == "validate" && !strings.Contains(p.Message, "12/12 checks passed") {
 			t.Errorf("validate: %q", p.Message)
@@ -119,7 +136,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 			}
 		}
 	}
-	for _, step := range []string{"[1/4] aws", "[2/4] network", "[3/4] gateway", "[4/4] validate"} {
+	for _, step := range []string{"[1/5] aws", "[2/5] network", "[3/5] services", "[4/5] gateway", "[5/5] validate"} {
 		if !strings.Contains(r.Stderr, step+": done") {
 			t.Errorf("no progress line %q:\n%s", step+": done", r.Stderr)
 		}
