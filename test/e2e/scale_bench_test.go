@@ -183,6 +183,21 @@ var responseLine = regexp.MustCompile(`(?m)"Response" verb=|\] (GET|POST|PUT|PAT
 
 var nodeListPage = regexp.MustCompile(`/api/v1/nodes\?[^" ]*limit=`)
 
+// serviceList matches a page of a list of Services in every namespace.
+var serviceList = regexp.MustCompile(`/api/v1/services\?[^" ]*`)
+
+// servicePages counts the pages of the services check's list of every
+// Service: not the label-selected lists of the gateway's checks.
+func servicePages(stderr string) int {
+	n := 0
+	for _, m := range serviceList.FindAllString(stderr, -1) {
+		if strings.Contains(m, "limit=") && !strings.Contains(m, "labelSelector=") {
+			n++
+		}
+	}
+	return n
+}
+
 func requests(stderr string) int { return len(responseLine.FindAllString(stderr, -1)) }
 
 // kubeEnv points a command at kubeconfig, with a HOME of its own (kubectl
@@ -204,17 +219,18 @@ func scaled(n int) int {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-// BenchmarkScaleStatus: `status` against `kubectl get nodes -o json` on the
-// same apiserver (5,000 nodes, 10,000 Services, 20,000 pods), alternating,
-// after one untimed warm-up of each. The anchor reads what status reads in
-// bulk: every node (status reads Services and Deployments only through a
-// label selector, and no pods). The API requests are also measured on a
-// small cluster in the same run (statusSmallRequests), to show that only
-// the node pages grow with the cluster.
+// BenchmarkScaleStatus: `status` against `kubectl get nodes,services -A -o
+// json` on the same apiserver (5,000 nodes, 10,000 Services, 20,000 pods),
+// alternating, after one untimed warm-up of each. The anchor reads what
+// status reads in bulk: every node and every Service (the services check
+// counts single-stack Services page by page; Deployments are read only
+// through a label selector, and no pods). The API requests are also
+// measured on a small cluster in the same run (statusSmallRequests), to
+// show that only the list pages grow with the cluster.
 func BenchmarkScaleStatus(b *testing.B) {
 	ctx := context.Background()
 	small := harness.ScaleClusterSpec{Nodes: 10, Services: 20, Pods: 40}
-	smallReqs, smallPages := statusSmallRequests(b, small)
+	smallReqs, smallPages, smallServicePages := statusSmallRequests(b, small)
 
 	spec := harness.ScaleClusterSpec{Nodes: scaled(5000), Services: scaled(10000), Pods: scaled(20000)}
 	api, err := harness.StartAPIServer(b, harness.APIServerOptions{ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/112"})
@@ -233,7 +249,7 @@ func BenchmarkScaleStatus(b *testing.B) {
 	env := kubeEnv(b, api.Kubeconfig)
 	plugin := filepath.Join(binDir, "kubectl-dualstack")
 	statusArgs := []string{"status", "-o", "json"}
-	kubectlArgs := []string{"get", "nodes", "-o", "json"}
+	kubectlArgs := []string{"get", "nodes,services", "-A", "-o", "json"}
 	statusOK := []int{1} // no Istio here: the mesh checks fail
 
 	// Warm-up, and the request counts (with -v=6, untimed).
@@ -243,10 +259,11 @@ func BenchmarkScaleStatus(b *testing.B) {
 	}
 	kc := measure(b, env, nil, "kubectl", append(kubectlArgs, "-v=6")...)
 	if n := strings.Count(kc.stdout, `"kind": "Node"`); kc.outBytes == int64(len(kc.stdout)) && n != spec.Nodes {
-		b.Fatalf("kubectl get nodes printed %d nodes, want %d", n, spec.Nodes)
+		b.Fatalf("kubectl get nodes,services printed %d nodes, want %d", n, spec.Nodes)
 	}
 	statusReqs, kubectlReqs := requests(st.stderr), requests(kc.stderr)
 	nodePages := len(nodeListPage.FindAllString(st.stderr, -1))
+	svcPages := servicePages(st.stderr)
 	if statusReqs == 0 || kubectlReqs == 0 {
 		b.Fatalf("no -v=6 response lines: status\n%s\nkubectl\n%s", st.stderr, kc.stderr)
 	}
@@ -258,7 +275,7 @@ func BenchmarkScaleStatus(b *testing.B) {
 		s := measure(b, env, statusOK, plugin, statusArgs...)
 		k := measure(b, env, nil, "kubectl", kubectlArgs...)
 		if k.outBytes < int64(spec.Nodes)*500 {
-			b.Fatalf("kubectl get nodes printed only %d bytes for %d nodes", k.outBytes, spec.Nodes)
+			b.Fatalf("kubectl get nodes,services printed only %d bytes for %d nodes", k.outBytes, spec.Nodes)
 		}
 		statusWall += s.wall
 		kubectlWall += k.wall
@@ -270,21 +287,23 @@ func BenchmarkScaleStatus(b *testing.B) {
 	b.ReportMetric(float64(spec.Services), "services")
 	b.ReportMetric(float64(spec.Pods), "pods")
 	b.ReportMetric(statusWall.Seconds()/float64(n), "status-s")
-	b.ReportMetric(kubectlWall.Seconds()/float64(n), "kubectl-nodes-s")
+	b.ReportMetric(kubectlWall.Seconds()/float64(n), "kubectl-bulk-s")
 	b.ReportMetric(mib(statusRSS), "status-MiB")
-	b.ReportMetric(mib(kubectlRSS), "kubectl-nodes-MiB")
+	b.ReportMetric(mib(kubectlRSS), "kubectl-bulk-MiB")
 	b.ReportMetric(float64(statusReqs), "status-requests")
 	b.ReportMetric(float64(nodePages), "status-node-pages")
-	b.ReportMetric(float64(kubectlReqs), "kubectl-nodes-requests")
+	b.ReportMetric(float64(svcPages), "status-service-pages")
+	b.ReportMetric(float64(kubectlReqs), "kubectl-bulk-requests")
 	b.ReportMetric(float64(small.Nodes), "small-nodes")
 	b.ReportMetric(float64(smallReqs), "small-status-requests")
 	b.ReportMetric(float64(smallPages), "small-status-node-pages")
+	b.ReportMetric(float64(smallServicePages), "small-status-service-pages")
 }
 
 // statusSmallRequests runs `status -v=6` once on a small cluster of its own
 // apiserver, stopped before the large one starts, and returns its API
-// requests and node list pages: the anchor of the request count.
-func statusSmallRequests(b *testing.B, spec harness.ScaleClusterSpec) (reqs, pages int) {
+// requests and node and Service list pages: the anchor of the request count.
+func statusSmallRequests(b *testing.B, spec harness.ScaleClusterSpec) (reqs, nodePages, svcPages int) {
 	b.Helper()
 	ctx := context.Background()
 	tb := harness.NewProcessTB("status-small", b.Logf)
@@ -308,7 +327,7 @@ func statusSmallRequests(b *testing.B, spec harness.ScaleClusterSpec) (reqs, pag
 	if !strings.Contains(st.stdout, fmt.Sprintf("all %d nodes have IPv4 and IPv6", spec.Nodes)) {
 		b.Fatalf("status on the small cluster did not judge every node:\n%s", st.stdout)
 	}
-	return requests(st.stderr), len(nodeListPage.FindAllString(st.stderr, -1))
+	return requests(st.stderr), len(nodeListPage.FindAllString(st.stderr, -1)), servicePages(st.stderr)
 }
 
 // isMutating tells whether an AWS call changes something: everything that

@@ -30,7 +30,7 @@ func TestTable(t *testing.T) {
 		"| **status (500 nodes, 1,000 services, 2,000 pods)** |",
 		"| wall time | 174 ms | `kubectl get nodes -o json`: 3.07 s | 0.06x | <= 1.5x | yes |",
 		"| peak memory (maxrss) | 82 MiB | `kubectl get nodes -o json`: 193 MiB | 0.42x | <= 1.5x | yes |",
-		"| API requests | 6 (1 node page of 500 + 5) | status at 10 nodes: 6 (1 node page + 5); `kubectl get nodes -o json`: 12 | +0 beyond the node pages | constant beyond pagination | yes |",
+		"| API requests | 6 (1 list page of 500 + 5) | status at 10 nodes: 6 (1 list page + 5); `kubectl get nodes -o json`: 12 | +0 beyond the list pages | constant beyond pagination | yes |",
 		"| **aws (20 subnets, 200 instances)** |",
 		"| `aws plan` wall time | 1.50 s | moto answering the big Describe lists directly: 1.20 s; at 6 subnets, 6 instances: 400 ms | 1.25x |",
 		"| `aws plan` with 100 ms per AWS call (a region's round trip), at 6 subnets, 6 instances | 900 ms | the same plan, its calls let through one at a time: 1.90 s (15 calls each) | 0.47x | independent calls concurrent | yes |",
@@ -70,7 +70,7 @@ BenchmarkScaleAWS/small-2 	 2	 1 ns/op	 6 subnets	 6 instances	 0.9 plan-rtt100m
 	for _, want := range []string{
 		"| wall time | 200 ms | `kubectl get nodes -o json`: — | — | <= 1.5x | not measured |",
 		"| peak memory (maxrss) | 55 MiB | `kubectl get nodes -o json`: — | — | <= 1.5x | not measured |",
-		"| API requests | 15 (10 node pages of 500 + 5) | status at a small cluster: — | — | constant beyond pagination | not measured |",
+		"| API requests | 15 (10 list pages of 500 + 5) | status at a small cluster: — | — | constant beyond pagination | not measured |",
 		"| 900 ms | modelled, not measured (the plan without latency + 100 ms per call): 1.90 s | 0.47x | independent calls concurrent | — (modelled anchor) |",
 	} {
 		if !strings.Contains(got, want) {
@@ -79,7 +79,7 @@ BenchmarkScaleAWS/small-2 	 2	 1 ns/op	 6 subnets	 6 instances	 0.9 plan-rtt100m
 	}
 }
 
-// More requests beyond the node pages on the large cluster than on the
+// More requests beyond the list pages on the large cluster than on the
 // small one: the row says it does not hold.
 func TestStatusRequestsGrow(t *testing.T) {
 	const log = `BenchmarkScaleStatus-2 	 2	 1 ns/op	 5000 nodes	 10 status-node-pages	 25 status-requests	 10 small-nodes	 1 small-status-node-pages	 6 small-status-requests
@@ -88,7 +88,26 @@ func TestStatusRequestsGrow(t *testing.T) {
 	if err := run(nil, strings.NewReader(log), &out); err != nil {
 		t.Fatal(err)
 	}
-	if want := "| API requests | 25 (10 node pages of 500 + 15) | status at 10 nodes: 6 (1 node page + 5) | +10 beyond the node pages | constant beyond pagination | **no** |"; !strings.Contains(out.String(), want) {
+	if want := "| API requests | 25 (10 list pages of 500 + 15) | status at 10 nodes: 6 (1 list page + 5) | +10 beyond the list pages | constant beyond pagination | **no** |"; !strings.Contains(out.String(), want) {
 		t.Errorf("missing %q in\n%s", want, out.String())
+	}
+}
+
+// A log with the Services check: the anchor reads the nodes and the
+// Services, and the Service list pages count as list pages.
+func TestStatusWithServicePages(t *testing.T) {
+	const log = `BenchmarkScaleStatus-2 	 2	 1 ns/op	 5000 nodes	 10000 services	 0.3 status-s	 6.0 kubectl-bulk-s	 60 status-MiB	 300 kubectl-bulk-MiB	 10 status-node-pages	 20 status-service-pages	 36 status-requests	 40 kubectl-bulk-requests	 10 small-nodes	 1 small-status-node-pages	 1 small-status-service-pages	 7 small-status-requests
+`
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(log), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| wall time | 300 ms | `kubectl get nodes,services -A -o json`: 6.00 s | 0.05x | <= 1.5x | yes |",
+		"| API requests | 36 (30 list pages of 500 + 6) | status at 10 nodes: 7 (2 list pages + 5); `kubectl get nodes,services -A -o json`: 40 | +1 beyond the list pages | constant beyond pagination | **no** |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
 	}
 }
