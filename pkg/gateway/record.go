@@ -206,24 +206,11 @@ func stuckMessage(ctx context.Context, kc kubernetes.Interface, ns, name, comman
 		why, ns, name, waitErr, detail, command, command)
 }
 
-// RollbackResult is one gateway change taken back (or left alone).
-type RollbackResult struct {
-	Operation string `json:"operation"`
-	Resource  string `json:"resource"`
-	Status    string `json:"status"` // undone, skipped, failed
-	Message   string `json:"message,omitempty"`
-}
+// RollbackResult is one change of the layer taken back (or left alone).
+type RollbackResult = journal.UndoResult
 
-// Undoable is the gateway layer's entries rollback takes back, newest first.
-func Undoable(j *journal.Journal) []journal.Entry {
-	var out []journal.Entry
-	for _, e := range slices.Backward(j.Layer(Layer)) {
-		if e.State == journal.Done || e.State == journal.Pending {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+// Undoable is the layer's entries rollback takes back, newest first.
+func Undoable(j *journal.Journal) []journal.Entry { return j.Undoable(Layer) }
 
 // Rollback puts the gateway Service back as the journal recorded it:
 // the inverse of a patch, or the original Service in place of its

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -411,4 +412,25 @@ func encode(cm *corev1.ConfigMap, entries []Entry) int {
 	}
 	cm.Data[dataKey] = b.String()
 	return b.Len()
+}
+
+// Undoable is layer's entries a rollback takes back, newest first: the
+// done ones and the pending ones (which may or may not have happened).
+func (j *Journal) Undoable(layer string) []Entry {
+	var out []Entry
+	for _, e := range slices.Backward(j.Layer(layer)) {
+		if e.State == Done || e.State == Pending {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// UndoResult is one recorded change taken back (or left alone): the
+// result of a layer's rollback. Field names are stable.
+type UndoResult struct {
+	Operation string `json:"operation"`
+	Resource  string `json:"resource"`
+	Status    string `json:"status"` // undone, skipped, failed
+	Message   string `json:"message,omitempty"`
 }

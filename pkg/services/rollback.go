@@ -22,26 +22,11 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 )
 
-// RollbackResult is one recorded change taken back (or left alone). Field
-// names are those of the other layers' rollback results.
-type RollbackResult struct {
-	Operation string `json:"operation"`
-	Resource  string `json:"resource"`
-	Status    string `json:"status"` // undone, skipped, failed
-	Message   string `json:"message,omitempty"`
-}
+// RollbackResult is one change of the layer taken back (or left alone).
+type RollbackResult = journal.UndoResult
 
-// Undoable is the layer's entries rollback takes back, newest first: the
-// done ones and the pending ones (which may or may not have happened).
-func Undoable(j *journal.Journal) []journal.Entry {
-	var out []journal.Entry
-	for _, e := range slices.Backward(j.Layer(Layer)) {
-		if e.State == journal.Done || e.State == journal.Pending {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+// Undoable is the layer's entries rollback takes back, newest first.
+func Undoable(j *journal.Journal) []journal.Entry { return j.Undoable(Layer) }
 
 // Rollback gives every Service the journal records as changed its original
 // policy, families and cluster IP back, newest first. A Service that was
