@@ -97,8 +97,8 @@ func removeAdded(text string, added []string) string {
 func TestAddDualStackAlreadyBoth(t *testing.T) {
 	for _, in := range []string{
 		readTestdata(t, "both.conf"),
-		"[Global]\nNodeIPFamilies = ipv6\nNodeIPFamilies = ipv4\n", // IPv6 primary stays so
-		"[global]\nnodeipfamilies=ipv4\n[GLOBAL]\nNODEIPFAMILIES=ipv6",  // names are case-insensitive, sections merge
+		"[Global]\nNodeIPFamilies = ipv6\nNodeIPFamilies = ipv4\n",     // IPv6 primary stays so
+		"[global]\nnodeipfamilies=ipv4\n[GLOBAL]\nNODEIPFAMILIES=ipv6", // names are case-insensitive, sections merge
 	} {
 		e, err := AddDualStack(in)
 		if err != nil {
@@ -119,8 +119,8 @@ func TestFamiliesAsGcfgReadsThem(t *testing.T) {
 		{"[Global]\n", nil},
 		{"[Global]\nNodeIPFamilies = ipv6 ; primary\nNodeIPFamilies = \"ipv4\"\n", []string{"ipv6", "ipv4"}},
 		{"[Global]\nNodeIPFamilies = ipv4\nNodeIPFamilies\nNodeIPFamilies = ipv6\n", []string{"ipv6"}}, // no "=": the list is emptied
-		{"[ServiceOverride \"0\"]\nNodeIPFamilies = ipv6\n", nil},                                     // not [Global]
-		{"[Global \"x\"]\nNodeIPFamilies = ipv6\n", nil},                                              // a subsection is another section
+		{"[ServiceOverride \"0\"]\nNodeIPFamilies = ipv6\n", nil},                                      // not [Global]
+		{"[Global \"x\"]\nNodeIPFamilies = ipv6\n", nil},                                               // a subsection is another section
 		{"# NodeIPFamilies = ipv6\n[Global]\n;NodeIPFamilies = ipv6\n", nil},
 		{"[Global]\nNodeIPFamilies = ipv4,ipv6\n", []string{"ipv4,ipv6"}}, // one value, which the CCM ignores
 		{"[Global]\r\nNodeIPFamilies = ipv4\r\n", []string{"ipv4"}},

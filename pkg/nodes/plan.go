@@ -95,7 +95,9 @@ type Workload struct {
 	Name      string `json:"name"`
 }
 
-func (w Workload) String() string { return strings.ToLower(w.Kind) + "/" + w.Name + " -n " + w.Namespace }
+func (w Workload) String() string {
+	return strings.ToLower(w.Kind) + "/" + w.Name + " -n " + w.Namespace
+}
 
 // Options shape a run.
 type Options struct {
