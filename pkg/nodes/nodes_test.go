@@ -416,7 +416,7 @@ func TestProvidedNodeIP(t *testing.T) {
 	if c := byName["c"]; c.Addresses != AddressesCloud || c.HostChange != "" {
 		t.Errorf("c: %+v", c)
 	}
-	if p.HostChanges != 1 || p.Action != ActionChange || !strings.Contains(p.Summary, "1 need their kubelet's --node-ip changed") {
+	if p.HostChanges != 1 || p.Action != ActionChange || !strings.Contains(p.Summary, "1 also need their kubelet's --node-ip changed") {
 		t.Errorf("plan: %s %d %s", p.Action, p.HostChanges, p.Summary)
 	}
 }

@@ -677,7 +677,7 @@ func (c *Converter) decide(p *Plan, cloudNodes int) {
 	}
 	p.Summary += fmt.Sprintf("; then wait for %d of %d nodes to report an IPv6 InternalIP", total-p.NodesDone, total)
 	if p.HostChanges > 0 {
-		p.Summary += fmt.Sprintf(" (%d need their kubelet's --node-ip changed on the host first, see each node)", p.HostChanges)
+		p.Summary += fmt.Sprintf(" (%d also need their kubelet's --node-ip changed on the host, after the cloud config: see each node)", p.HostChanges)
 	}
 }
 
