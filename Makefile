@@ -55,7 +55,7 @@ e2e: moto ## the built binary against a real kube-apiserver and moto (first buil
 	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...
 
 BENCH_FLAGS ?=
-bench: moto ## benchmarks next to their anchors from the same run; table in bin/bench.md (BENCH_FLAGS=-short: fixtures a tenth the size; full size takes ~40 min)
+bench: moto ## benchmarks next to their anchors from the same run; table in bin/bench.md (BENCH_FLAGS=-short: fixtures a tenth the size; full size took 10 min on 2 cores)
 	@mkdir -p $(BIN_DIR)
 	@cd test && go test -count=1 -run '^$$' -bench . -benchtime=2x -timeout 90m $(BENCH_FLAGS) -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/bench.log 2>&1; \
 	  status=$$?; grep -E '^(Benchmark|goos|goarch|cpu|PASS|FAIL|ok)' $(BIN_DIR)/bench.log; \
