@@ -93,7 +93,7 @@ func (e *Engine) Plan(ctx context.Context) Plan {
 		e.loadEarlier(ctx)
 	}
 	var plan Plan
-	byName := map[string]*PhasePlan{}
+	byName := map[string]PhasePlan{} // the phases planned so far
 	for _, ph := range e.Phases {
 		name := ph.Name()
 		if !e.selected(name) {
@@ -106,11 +106,14 @@ func (e *Engine) Plan(ctx context.Context) Plan {
 			p.Blockers = append(p.Blockers, fmt.Sprintf("planning the %s phase: %v", name, err))
 		}
 		if p.After != "" && p.Mutating() {
-			if dep := byName[p.After]; dep != nil && dep.Mutating() {
+			if dep, ok := byName[p.After]; ok && dep.Mutating() {
 				p.Action = ActionAfter
 			} else {
 				why := "it is not in --phases (leave --phases out, or add " + p.After + ")"
-				if dep != nil {
+				switch {
+				case ok && dep.Action == ActionBlocked:
+					why = "it is blocked (above)"
+				case ok:
 					why = "it has nothing to change (" + dep.Summary + ")"
 				}
 				needs := p.Needs
@@ -136,7 +139,7 @@ func (e *Engine) Plan(ctx context.Context) Plan {
 			p.Details = append(p.Details, fmt.Sprintf("passed in an earlier upgrade (%s); run again only if a phase changes something", en.Updated.Format(time.RFC3339)))
 		}
 		plan.Phases = append(plan.Phases, p)
-		byName[name] = &plan.Phases[len(plan.Phases)-1]
+		byName[name] = p
 		if p.AWS != nil {
 			plan.Cluster.VPCID = p.AWS.Cluster.VPCID
 		}
