@@ -72,7 +72,7 @@ func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *
 	}
 	cmd := &cobra.Command{
 		Use:   "upgrade",
-		Short: "The whole conversion: plan every layer, ask once, then aws apply -> network -> gateway -> validate",
+		Short: "The whole conversion: plan every layer, ask once, then aws apply -> network -> services -> gateway -> validate",
 		Long: fmt.Sprintf(`Take the cluster to IPv4/IPv6 dual-stack in one command. First, read-only:
 discover the cluster and its AWS network, preflight every layer, and print
 one combined plan: the underlay changes (as '%[1]s aws plan'), the
@@ -88,6 +88,7 @@ again.
 
   aws       aws apply: VPC, subnets, routes, security groups, ENIs get IPv6
   network   network: the IPv6 cluster and service networks (OpenShift)
+  services  services: existing single-stack Services get both families
   gateway   gateway: the Istio ingress gateway Service and its NLB
   validate  validate: the proof over both families
 
