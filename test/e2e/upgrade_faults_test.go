@@ -92,6 +92,19 @@ func (g *faultRig) endState(t *testing.T, normalize bool) []string {
 	}
 	lines = append(lines, fmt.Sprintf("gateway %s families=%v lb-type=%s ip-address-type=%s", policy, svc.Spec.IPFamilies,
 		svc.Annotations["service.beta.kubernetes.io/aws-load-balancer-type"], svc.Annotations["service.beta.kubernetes.io/aws-load-balancer-ip-address-type"]))
+	// The application's Services: their families, and how many cluster IPs
+	// (the IPv6 one is new in every sandbox).
+	apps, err := g.s.API.Kube.CoreV1().Services(harness.ApplicationNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps.Items {
+		p := ""
+		if a.Spec.IPFamilyPolicy != nil {
+			p = string(*a.Spec.IPFamilyPolicy)
+		}
+		lines = append(lines, fmt.Sprintf("service %s/%s %s families=%v cluster-ips=%d", a.Namespace, a.Name, p, a.Spec.IPFamilies, len(a.Spec.ClusterIPs)))
+	}
 	nss, err := g.s.API.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -92,14 +92,10 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 		t.Fatalf("the sandbox should start IPv4-only: %v", v)
 	}
 
-	// An application that exists before the conversion: its Service was
-	// made single-stack and stays so unless the services phase changes it.
+	// The application that exists before the conversion: its Services were
+	// made single-stack and stay so unless the services phase changes them.
 	ctx := context.Background()
-	if _, err := s.API.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	web, err := s.API.Kube.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+	web, err := s.API.Kube.CoreV1().Services(harness.ApplicationNamespace).Get(ctx, "web", metav1.GetOptions{})
 	if err != nil || len(web.Spec.ClusterIPs) != 1 {
 		t.Fatalf("shop/web: %v %v", err, web.Spec.ClusterIPs)
 	}
@@ -241,8 +237,8 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 	if r.Code != 1 || u.Outcome != "failed" {
 		t.Fatalf("upgrade with a stuck operator: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "already-done", "network": "failed", "gateway": "not-run", "validate": "not-run"})
-	for _, want := range []string{"stopped at phase network", "Not done: network, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "network": "failed", "services": "not-run", "gateway": "not-run", "validate": "not-run"})
+	for _, want := range []string{"stopped at phase network", "Not done: network, services, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
 		}

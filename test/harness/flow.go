@@ -155,6 +155,9 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 	if err := InstallIstiod(ctx, kc, "1.24.2", true); err != nil {
 		return nil, err
 	}
+	if err := InstallApplication(ctx, kc); err != nil {
+		return nil, err
+	}
 
 	s.Pods = &PodSimulator{Kube: kc, Nodes: names, DualStackNow: s.dual.Load}
 	s.Pods.Start(runCtx)
