@@ -75,7 +75,11 @@ func (g *GatewayPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 		p.Summary = "after the underlay (its load balancer's subnets get IPv6 in the aws phase): " + p.Summary
 	}
 	if slices.ContainsFunc(gr.Actions, func(a gateway.Action) bool { return a.Kind == "recreate-service" }) {
-		p.Summary += fmt.Sprintf("; --recreate-gateway: its Classic ELB is replaced by a dual-stack NLB and the hostname %s changes", gr.Hostname)
+		host := gr.Hostname
+		if host == "" { // an interrupted re-creation: the old Service is gone
+			host = gr.PreviousHostname
+		}
+		p.Summary += fmt.Sprintf("; --recreate-gateway: its Classic ELB is replaced by a dual-stack NLB and the hostname %s changes", host)
 	}
 	if m, err := f.Mesh(ctx); err == nil {
 		if w := meshWarning(m, g.Tool); w != "" {

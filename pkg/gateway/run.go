@@ -112,6 +112,8 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
 		if res, err := r.resume(ctx, o, want); res != nil || err != nil {
 			return res, err
 		}
+	} else if res, err := r.planResume(ctx, o); res != nil || err != nil {
+		return res, err
 	}
 	svc, err := Find(ctx, r.Kube, o.ServiceRef, o.Command+" gateway")
 	if err != nil {
@@ -476,6 +478,31 @@ func (r *Runner) resume(ctx context.Context, o Options, want Want) (*Result, err
 	res.Actions[0].Status = "applied"
 	res.Changed = true
 	return r.finishLB(ctx, o, want, created, nil, res, true, false)
+}
+
+// planResume is resume's plan, read-only: an interrupted re-creation whose
+// old Service is gone (or going) is planned as finished from the journal,
+// which a dry run's lookup by label could not otherwise find.
+func (r *Runner) planResume(ctx context.Context, o Options) (*Result, error) {
+	if r.Journal == nil {
+		return nil, nil
+	}
+	e, err := pendingRecreation(ctx, r.Journal, o.ServiceRef)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	ns, name := e.Undo["namespace"], e.Undo["name"]
+	ref := ns + "/" + name
+	cur, err := r.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, kube.Explain("reading service "+ref, err)
+	case err == nil && (string(cur.UID) != e.Undo["uid"] || cur.DeletionTimestamp == nil):
+		return nil, nil // created since, or never deleted: planned as usual
+	}
+	return &Result{Service: ref, PreviousHostname: e.Undo["previousHostname"],
+		Actions: []Action{{Kind: "recreate-service", Target: ref, Status: "planned",
+			Detail: "finish the re-creation an earlier run left half done: create the replacement recorded in the journal"}}}, nil
 }
 
 func (r *Runner) progressOut() io.Writer {

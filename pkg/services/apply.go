@@ -201,11 +201,12 @@ func (c *Converter) applyOne(ctx context.Context, it Item, policy corev1.IPFamil
 			return notMade(StatusFailed, fmt.Sprintf("%s (%v)", BlockerNoIPv6Range, err))
 		case apierrors.IsNotFound(err):
 			return notMade(StatusSkipped, "deleted since the plan")
-		case !isAPIStatus(err):
-			// No answer (Ctrl-C, a dropped connection): the patch may have
-			// been applied. The entry stays pending, so rollback and the
-			// next run look at the Service itself.
-			out.Status, out.Message = StatusFailed, fmt.Sprintf("no answer to the patch (%v): it may or may not have been applied; run again or roll back", err)
+		case !refused(err):
+			// No answer (Ctrl-C, a dropped connection) or one that leaves it
+			// open (a timeout, a 5xx): the patch may have been applied. The
+			// entry stays pending, so rollback and the next run look at the
+			// Service itself.
+			out.Status, out.Message = StatusFailed, fmt.Sprintf("no clear answer to the patch (%v): it may or may not have been applied; run again or roll back", err)
 			return out, entry
 		default:
 			return notMade(StatusFailed, fmt.Sprintf("patching: %v", err))
@@ -266,11 +267,16 @@ func (c *Converter) applied(out Outcome, entry journal.Entry, got *corev1.Servic
 	return out, entry
 }
 
-// isAPIStatus tells an answer of the apiserver (a refusal: nothing was
-// changed) from an error without one.
-func isAPIStatus(err error) bool {
+// refused tells an answer of the apiserver that says nothing was changed (a
+// 4xx refusal, a throttle among them) from no answer, a timeout (408, 504)
+// or a server error (5xx), after which the write may have landed.
+func refused(err error) bool {
 	var status apierrors.APIStatus
-	return errors.As(err, &status)
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code >= 400 && code < 500 && code != 408
 }
 
 // entryID is stable for a Service, so a re-run finds its own entry.
