@@ -401,10 +401,20 @@ func (r *Runner) recreate(ctx context.Context, svc *corev1.Service, w Want, o Op
 		return false, fmt.Errorf("recording %s before deleting it (nothing was changed): %w", ref, err)
 	}
 	uid := svc.UID
-	if err := r.Kube.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
-		if !apierrors.IsNotFound(err) {
+	if err := r.Kube.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+		if kube.Refused(err) {
 			_ = setState(ctx, r.Journal, e, journal.Failed, nil)
 			return false, kube.Explain("deleting service "+ref, err)
+		}
+		// No clear answer (a timeout, a 5xx, a lost connection): the delete
+		// may have landed. If it did, go on as if it had answered; if that
+		// cannot be told, the entry stays pending and a re-run finishes the
+		// re-creation or finds the Service never deleted.
+		cur, gerr := r.Kube.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
+		landed := apierrors.IsNotFound(gerr) || gerr == nil && (cur.UID != uid || cur.DeletionTimestamp != nil)
+		if !landed {
+			r.showManifest(e)
+			return true, fmt.Errorf("deleting service %s: %w; whether it was deleted is not known: it is recorded in the journal, and running `%s gateway --recreate` (or upgrade) again finishes the re-creation or leaves the Service as it is", ref, err, o.Command)
 		}
 	}
 	r.Progress.Start("waiting for " + ref + " to be deleted (its load balancer goes first)")

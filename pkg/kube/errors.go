@@ -28,3 +28,15 @@ func Explain(doing string, err error) error {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
 }
+
+// Refused tells an answer of the apiserver that says nothing was changed (a
+// 4xx refusal, a throttle among them) from no answer, a timeout (408, 504)
+// or a server error (5xx), after which a write may have landed.
+func Refused(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code >= 400 && code < 500 && code != 408
+}

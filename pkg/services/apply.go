@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
 // Statuses of one planned change in a Result.
@@ -201,7 +202,7 @@ func (c *Converter) applyOne(ctx context.Context, it Item, policy corev1.IPFamil
 			return notMade(StatusFailed, fmt.Sprintf("%s (%v)", BlockerNoIPv6Range, err))
 		case apierrors.IsNotFound(err):
 			return notMade(StatusSkipped, "deleted since the plan")
-		case !refused(err):
+		case !kube.Refused(err):
 			// No answer (Ctrl-C, a dropped connection) or one that leaves it
 			// open (a timeout, a 5xx): the patch may have been applied. The
 			// entry stays pending, so rollback and the next run look at the
@@ -265,18 +266,6 @@ func (c *Converter) applied(out Outcome, entry journal.Entry, got *corev1.Servic
 		out.Status = StatusChanged
 	}
 	return out, entry
-}
-
-// refused tells an answer of the apiserver that says nothing was changed (a
-// 4xx refusal, a throttle among them) from no answer, a timeout (408, 504)
-// or a server error (5xx), after which the write may have landed.
-func refused(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return false
-	}
-	code := status.Status().Code
-	return code >= 400 && code < 500 && code != 408
 }
 
 // entryID is stable for a Service, so a re-run finds its own entry.

@@ -6,6 +6,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
 // Only an answer that says nothing was changed marks a patch as not made;
@@ -24,8 +26,8 @@ func TestRefused(t *testing.T) {
 		{apierrors.NewInternalError(errors.New("etcd")), false},
 		{errors.New("connection reset by peer"), false},
 	} {
-		if got := refused(tc.err); got != tc.want {
-			t.Errorf("refused(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := kube.Refused(tc.err); got != tc.want {
+			t.Errorf("Refused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
