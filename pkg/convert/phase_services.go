@@ -108,7 +108,7 @@ func (s *ServicesPhase) Apply(ctx context.Context, f *Facts, p PhasePlan, run *R
 		}
 		return Done{Changed: changed}, fmt.Errorf("services: %d of %d changed, %d failed, %d not run: %w", res.Changed, sp.Changes, res.Failed, res.NotRun, err)
 	}
-	return Done{Changed: changed, Message: fmt.Sprintf("%d Services now have both families (%d skipped, each with its reason in the plan)", res.Changed, res.Skipped)}, nil
+	return Done{Changed: changed, Message: fmt.Sprintf("%d Services now have both families (%d left as they are, each with its reason in the plan)", res.Changed, sp.Skips+res.Skipped)}, nil
 }
 
 // DefaultServicesOptions are upgrade's: every namespace, PreferDualStack.
