@@ -446,24 +446,18 @@ func (r *Runner) showManifest(e journal.Entry) {
 // resume finishes a re-creation that an earlier run left half done (the old
 // Service deleted, the new one not created); nil, nil when there is none.
 func (r *Runner) resume(ctx context.Context, o Options, want Want) (*Result, error) {
-	if r.Journal == nil {
-		return nil, nil
-	}
-	e, err := pendingRecreation(ctx, r.Journal, o.ServiceRef)
+	e, cur, err := r.interrupted(ctx, o)
 	if err != nil || e == nil {
 		return nil, err
 	}
 	ns, name := e.Undo["namespace"], e.Undo["name"]
 	ref := ns + "/" + name
-	cur, err := r.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
-	case err != nil && !apierrors.IsNotFound(err):
-		return nil, kube.Explain("reading service "+ref, err)
-	case err == nil && string(cur.UID) != e.Undo["uid"]:
+	case cur != nil && string(cur.UID) != e.Undo["uid"]:
 		// Created since (by the last run, its answer lost, or by hand).
 		_ = setState(ctx, r.Journal, *e, journal.Done, map[string]string{"replacementUID": string(cur.UID)})
 		return nil, nil
-	case err == nil && cur.DeletionTimestamp == nil:
+	case cur != nil && cur.DeletionTimestamp == nil:
 		// The delete never happened: nothing to finish.
 		_ = setState(ctx, r.Journal, *e, journal.Failed, nil)
 		return nil, nil
@@ -471,7 +465,7 @@ func (r *Runner) resume(ctx context.Context, o Options, want Want) (*Result, err
 	fmt.Fprintf(r.progressOut(), "Finishing the re-creation of %s that an earlier run left half done (recorded in the journal).\n", ref)
 	res := &Result{Service: ref, PreviousHostname: e.Undo["previousHostname"],
 		Actions: []Action{{Kind: "recreate-service", Target: ref, Detail: "finish an interrupted re-creation from the journal", Status: "planned"}}}
-	if err == nil {
+	if cur != nil {
 		r.Progress.Start("waiting for " + ref + " to be deleted (its load balancer goes first)")
 		if werr := waitGoneAfterDelete(ctx, r.Kube, ns, name, o.Timeout, 30*time.Second); werr != nil {
 			r.Progress.Done("")
@@ -490,24 +484,38 @@ func (r *Runner) resume(ctx context.Context, o Options, want Want) (*Result, err
 	return r.finishLB(ctx, o, want, created, nil, res, true, false)
 }
 
+// interrupted is the re-creation an earlier run left pending in the
+// journal, if any, and its Service as it is now (nil when gone).
+func (r *Runner) interrupted(ctx context.Context, o Options) (*journal.Entry, *corev1.Service, error) {
+	if r.Journal == nil {
+		return nil, nil, nil
+	}
+	e, err := pendingRecreation(ctx, r.Journal, o.ServiceRef)
+	if err != nil || e == nil {
+		return nil, nil, err
+	}
+	ref := e.Undo["namespace"] + "/" + e.Undo["name"]
+	cur, err := r.Kube.CoreV1().Services(e.Undo["namespace"]).Get(ctx, e.Undo["name"], metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return e, nil, nil
+	case err != nil:
+		return nil, nil, kube.Explain("reading service "+ref, err)
+	}
+	return e, cur, nil
+}
+
 // planResume is resume's plan, read-only: an interrupted re-creation whose
 // old Service is gone (or going) is planned as finished from the journal,
 // which a dry run's lookup by label could not otherwise find.
 func (r *Runner) planResume(ctx context.Context, o Options) (*Result, error) {
-	if r.Journal == nil {
-		return nil, nil
-	}
-	e, err := pendingRecreation(ctx, r.Journal, o.ServiceRef)
+	e, cur, err := r.interrupted(ctx, o)
 	if err != nil || e == nil {
 		return nil, err
 	}
-	ns, name := e.Undo["namespace"], e.Undo["name"]
-	ref := ns + "/" + name
-	cur, err := r.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	ref := e.Undo["namespace"] + "/" + e.Undo["name"]
 	switch {
-	case err != nil && !apierrors.IsNotFound(err):
-		return nil, kube.Explain("reading service "+ref, err)
-	case err == nil && (string(cur.UID) != e.Undo["uid"] || cur.DeletionTimestamp == nil):
+	case cur != nil && (string(cur.UID) != e.Undo["uid"] || cur.DeletionTimestamp == nil):
 		return nil, nil // created since, or never deleted: planned as usual
 	}
 	return &Result{Service: ref, PreviousHostname: e.Undo["previousHostname"],
