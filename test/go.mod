@@ -13,6 +13,7 @@ require (
 	github.com/mccutchen/go-httpbin/v2 v2.26.0
 	github.com/miekg/dns v1.1.73
 	github.com/openshift/api v0.0.0-20260213204242-d34f11c515b3
+	gopkg.in/gcfg.v1 v1.2.3
 	istio.io/api v1.31.4
 	k8s.io/apiserver v0.37.2
 	k8s.io/cri-streaming v0.0.0
@@ -30,6 +31,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sso v1.39.5 // indirect
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.5 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0 // indirect
+	gopkg.in/warnings.v0 v0.1.2 // indirect
 )
 
 require (

@@ -97,10 +97,12 @@ func (n *NetworkPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 		for _, pr := range got.Preflight {
 			switch {
 			case pr.Check == "node-internal-ips":
-				// Data: the nodes' IPv6 addresses come from the aws phase.
-				p.After, p.Needs = PhaseAWS, pr.Message
-				p.Summary = "after the underlay: " + p.Summary
-				p.Details = append(p.Details, "after the underlay: "+pr.Message+" (the aws phase gives the instances IPv6)")
+				// Data: the nodes report IPv6 addresses once the aws
+				// phase gave their ENIs one and the nodes phase had the
+				// cloud provider report it.
+				p.After, p.Needs = PhaseNodes, pr.Message
+				p.Summary = "after the nodes: " + p.Summary
+				p.Details = append(p.Details, "after the nodes: "+pr.Message+" (the aws phase gives the instances IPv6, the nodes phase has the nodes report it)")
 			case pr.Forceable && n.Force:
 				p.Details = append(p.Details, "WARN (--force-network): "+pr.Message)
 			case pr.Forceable:
@@ -181,7 +183,7 @@ func (n *NetworkPhase) waitNodesIPv6(ctx context.Context, f *Facts, run *Run) er
 	})
 	var timedOut *kube.TimeoutError
 	if errors.As(err, &timedOut) {
-		return fmt.Errorf("nodes did not report IPv6 InternalIPs within --timeout %s (restart their kubelets so they pick up the instances' IPv6 addresses): %w", n.Timeout, err)
+		return fmt.Errorf("nodes did not report IPv6 InternalIPs within --timeout %s (run the nodes phase: it names what each node lacks): %w", n.Timeout, err)
 	}
 	if err != nil {
 		return fmt.Errorf("waiting for the nodes' IPv6 InternalIPs: %w", err)

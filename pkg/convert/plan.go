@@ -12,6 +12,7 @@ import (
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
@@ -19,13 +20,14 @@ import (
 const (
 	PhaseAWS     = "aws"
 	PhaseNetwork = "network"
-	// PhaseServices ("services") is in phase_services.go.
+	// PhaseNodes ("nodes") and PhaseServices ("services") are in their
+	// phase files.
 	PhaseGateway  = "gateway"
 	PhaseValidate = "validate"
 )
 
 // AllPhases is every phase, in run order.
-var AllPhases = []string{PhaseAWS, PhaseNetwork, PhaseServices, PhaseGateway, PhaseValidate}
+var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseServices, PhaseGateway, PhaseValidate}
 
 // Phase statuses, as -o json reports them.
 const (
@@ -98,6 +100,7 @@ type PhasePlan struct {
 	Network  *network.Result `json:"network,omitempty"`
 	Gateway  *gateway.Result `json:"gateway,omitempty"`
 	Services *services.Plan  `json:"services,omitempty"`
+	Nodes    *nodes.Plan     `json:"nodes,omitempty"`
 }
 
 // Mutating says whether applying the phase changes the cluster or AWS.

@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
@@ -38,7 +39,8 @@ type RollbackEntry struct {
 }
 
 // Rollback takes back, newest layer first, what the journal recorded: the
-// gateway Service, the other Services, the network, then the AWS changes.
+// gateway Service, the other Services, the network, the nodes' cloud
+// config, then the AWS changes.
 type Rollback struct {
 	Clients *kube.Clients
 	Journal *journal.Store
@@ -52,6 +54,7 @@ type Rollback struct {
 
 	netEntry journal.Entry
 	hasNet   bool
+	hasNodes bool
 	// recreated are the gateway Services whose original rollback creates again.
 	recreated [][2]string
 	account   *Account
@@ -80,6 +83,10 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 	if r.hasNet {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: "overlay", Operation: r.netEntry.Operation, Resource: r.netEntry.Resource, Status: "planned",
 			Message: fmt.Sprintf("remove clusterNetwork %s, serviceNetwork %s", r.netEntry.Undo["clusterNetwork"], r.netEntry.Undo["serviceNetwork"])})
+	}
+	for _, e := range nodes.Undoable(j) {
+		r.hasNodes = true
+		res.Changes = append(res.Changes, RollbackEntry{Layer: nodes.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 	}
 	if underlayPending(j) {
 		facts, err := Gather(ctx, r.Clients)
@@ -147,6 +154,19 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 			set("overlay", r.netEntry.Resource, "skipped", nres.Message)
 		default:
 			set("overlay", r.netEntry.Resource, "undone", nres.Message)
+		}
+	}
+	// The nodes' cloud config, once nothing in the cluster network needs
+	// their IPv6 addresses any more, and before AWS takes them away.
+	if r.hasNodes && len(failed) == 0 {
+		r.Progress.Start("Rolling back the nodes' cloud config")
+		nres, nerr := nodes.Rollback(ctx, r.Clients.Kube, r.Journal)
+		r.Progress.Done("")
+		for _, n := range nres {
+			set(nodes.Layer, n.Resource, n.Status, n.Message)
+		}
+		if nerr != nil {
+			failed = append(failed, nerr.Error())
 		}
 	}
 	if r.account != nil && len(failed) == 0 {

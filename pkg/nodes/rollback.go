@@ -16,14 +16,9 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
 
-// RollbackResult is one recorded change taken back (or left alone). Field
-// names are those of the other layers' rollback results.
-type RollbackResult struct {
-	Operation string `json:"operation"`
-	Resource  string `json:"resource"`
-	Status    string `json:"status"` // undone, skipped, failed
-	Message   string `json:"message,omitempty"`
-}
+// RollbackResult is one recorded change taken back (or left alone), as
+// the other layers report theirs.
+type RollbackResult = journal.UndoResult
 
 // Undoable is the layer's entries rollback takes back, newest first: the
 // done ones and the pending ones (which may or may not have happened).

@@ -56,6 +56,10 @@ type Info struct {
 	InfraID          string            `json:"infraID,omitempty"`
 	AWSIPFamily      string            `json:"awsIPFamily,omitempty"`
 	ServiceEndpoints []ServiceEndpoint `json:"serviceEndpoints,omitempty"`
+	// CloudConfig is what the Infrastructure's spec.cloudConfig names: the
+	// ConfigMap in openshift-config, and its key, holding the cloud
+	// provider's config.
+	CloudConfig *CloudConfigRef `json:"cloudConfig,omitempty"`
 	// Evidence says how the kind and cloud were recognised.
 	Evidence []string `json:"evidence,omitempty"`
 }
@@ -141,8 +145,18 @@ func getOptional(ctx context.Context, dc dynamic.Interface, gvr schema.GroupVers
 	return obj, err
 }
 
+// CloudConfigRef is an Infrastructure's spec.cloudConfig.
+type CloudConfigRef struct {
+	Name string `json:"name"`
+	Key  string `json:"key,omitempty"`
+}
+
 func readInfrastructure(info *Info, infra *unstructured.Unstructured) {
 	info.InfraID, _, _ = unstructured.NestedString(infra.Object, "status", "infrastructureName")
+	if name, _, _ := unstructured.NestedString(infra.Object, "spec", "cloudConfig", "name"); name != "" {
+		key, _, _ := unstructured.NestedString(infra.Object, "spec", "cloudConfig", "key")
+		info.CloudConfig = &CloudConfigRef{Name: name, Key: key}
+	}
 	info.InfrastructurePlatform, _, _ = unstructured.NestedString(infra.Object, "status", "platformStatus", "type")
 	if info.InfrastructurePlatform == "" {
 		info.InfrastructurePlatform, _, _ = unstructured.NestedString(infra.Object, "status", "platform")

@@ -115,6 +115,7 @@ Start with a read-only look:
 	root.AddCommand(
 		NewCmdStatus(inv, streams, clients),
 		NewCmdAWS(inv, streams, clients),
+		NewCmdNodes(inv, streams, clients),
 		NewCmdNetwork(inv, streams, clients),
 		NewCmdGateway(inv, streams, clients),
 		NewCmdServices(inv, streams, clients),

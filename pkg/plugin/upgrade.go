@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
 )
 
@@ -253,6 +254,7 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 		phases = []convert.Phase{
 			&convert.AWSPhase{Target: target, Parallel: o.Parallel, Journal: store, Command: o.inv.Command,
 				Options: awsx.PlanOptions{NewInstanceType: o.NewInstanceType, AllowControlPlaneRestart: o.AllowControlPlaneRestart}},
+			&convert.NodesPhase{Options: nodes.Options{Timeout: o.Timeout}, Journal: store},
 			&convert.NetworkPhase{Request: request, Force: o.ForceNetwork, Timeout: o.Timeout, Journal: store, Tool: o.inv.DisplayName, Command: o.inv.Command},
 			&convert.ServicesPhase{Options: convert.DefaultServicesOptions(), Journal: store},
 			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},

@@ -32,7 +32,7 @@ func Evaluate(f *Facts, command string) report.Report {
 	for _, c := range underlayChecks(f.Underlay, command) {
 		r.Add(c)
 	}
-	r.Add(nodeInternalIPs(f))
+	r.Add(nodeInternalIPs(f, command))
 	r.Add(podCIDRs(f.Platform.Kind, f.Nodes))
 	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs))
 	r.Add(servicesCheck(f, command))
@@ -98,7 +98,7 @@ func platformCheck(p platform.Info) report.Check {
 	return c
 }
 
-func nodeInternalIPs(f *Facts) report.Check {
+func nodeInternalIPs(f *Facts, command string) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "node-internal-ips"}
 	if len(f.Nodes) == 0 {
 		c.Status, c.Message = report.Warn, "the cluster has no nodes"
@@ -122,7 +122,7 @@ func nodeInternalIPs(f *Facts) report.Check {
 	case f.Platform.Kind == platform.KindKind:
 		c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
 	case f.Platform.OnAWS():
-		c.Remediation = "give the VPC, subnets and instances IPv6 (the AWS underlay), then restart the kubelets so nodes report an IPv6 InternalIP"
+		c.Remediation = fmt.Sprintf("give the instances IPv6 (%[1]s aws apply), then have the cloud provider report it: %[1]s nodes (NodeIPFamilies ipv4 and ipv6 in its cloud config; it names any node whose kubelet --node-ip needs a change on the host)", command)
 	default:
 		c.Remediation = "give each node an IPv6 address and start the kubelet with --node-ip=<IPv4>,<IPv6>"
 	}

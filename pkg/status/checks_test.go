@@ -93,7 +93,7 @@ func TestManyMissingNodesAreCapped(t *testing.T) {
 	for range 12 {
 		nodes = append(nodes, NodeFacts{Name: "n", InternalIPs: []string{"10.0.0.1"}})
 	}
-	c := nodeInternalIPs(&Facts{Nodes: nodes})
+	c := nodeInternalIPs(&Facts{Nodes: nodes}, "kubectl dualstack")
 	if !strings.Contains(c.Message, "12 of 12 nodes IPv4 only (n, n, n and 9 more)") {
 		t.Fatalf("message should name 3 nodes and count the rest: %q", c.Message)
 	}

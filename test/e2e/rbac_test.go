@@ -216,6 +216,8 @@ var adminOtherPaths = map[string]string{
 	"servicecidrs":           "status on kubeadm/kind (Kubernetes >= 1.33)",
 	"httproutes":             "validate with the Gateway API HTTPRoute option",
 	"[] [namespaces] [list]": "services with namespace flags, not yet a phase of upgrade (TestServicesAsDualstackAdmin shows it needed)",
+	"daemonsets":             "nodes outside OpenShift: finding the cloud controller's DaemonSet",
+	"[apps] [deployments daemonsets] [patch]": "nodes outside OpenShift: restarting the cloud controller after its config changed",
 }
 
 // TestRBACAdminRunsTheWholeUpgrade runs status, the full upgrade (aws,
@@ -265,7 +267,7 @@ func TestRBACAdminRunsTheWholeUpgrade(t *testing.T) {
 		}
 		t.Fatalf("upgrade as dualstack-admin: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "gateway": "done", "validate": "done"})
+	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "done", "network": "done", "gateway": "done", "validate": "done"})
 	if r := plugin(t, kc, env, "network", "--revert", "--yes"); r.Code != 0 {
 		t.Fatalf("network --revert as dualstack-admin:\n%s", r)
 	}

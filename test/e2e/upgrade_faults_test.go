@@ -105,6 +105,12 @@ func (g *faultRig) endState(t *testing.T, normalize bool) []string {
 		}
 		lines = append(lines, fmt.Sprintf("service %s/%s %s families=%v cluster-ips=%d", a.Namespace, a.Name, p, a.Spec.IPFamilies, len(a.Spec.ClusterIPs)))
 	}
+	// The cloud provider's config, byte for byte, and the nodes' families.
+	cc, err := g.s.API.Kube.CoreV1().ConfigMaps(harness.CloudConfigNamespace).Get(ctx, harness.CloudConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, fmt.Sprintf("cloud config %q", cc.Data[harness.CloudConfigKey]))
 	nss, err := g.s.API.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,19 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	if r.Code != 0 || u.Outcome != "converted" {
 		t.Fatalf("upgrade: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "done", "services": "done", "gateway": "done", "validate": "done"})
+	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "done", "network": "done", "services": "done", "gateway": "done", "validate": "done"})
+	// The nodes got their IPv6 InternalIPs from the cloud provider, because
+	// its config lists ipv6 now, and from nothing else.
+	cc, err := s.API.Kube.CoreV1().ConfigMaps(harness.CloudConfigNamespace).Get(ctx, harness.CloudConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fam, err := harness.ReadNodeIPFamilies(cc.Data[harness.CloudConfigKey]); err != nil || strings.Join(fam, ",") != "ipv4,ipv6" {
+		t.Errorf("the cloud config, as cloud-provider-aws reads it: %v %v\n%q", fam, err, cc.Data[harness.CloudConfigKey])
+	}
+	if fam, err := s.Nodes.Families(); err != nil || strings.Join(fam, ",") != "ipv4,ipv6" || s.Nodes.Restarts() == 0 {
+		t.Errorf("the cloud controller runs with %v (%v), restarted %d times", fam, err, s.Nodes.Restarts())
+	}
 	for _, p := range u.Phases {
 		if p.Name == "validate" && !strings.Contains(p.Message, "12/12 checks passed") {
 			t.Errorf("validate: %q", p.Message)
@@ -121,9 +133,11 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	// and that a Classic ELB gateway is re-created.
 	for _, p := range u.Plan.Phases {
 		switch p.Name {
-		case "network":
+		case "nodes", "network":
+			// The nodes need the ENIs' IPv6 (aws), the network the
+			// nodes' (nodes).
 			if p.Action != "after-underlay" {
-				t.Errorf("network plan %q: %s", p.Action, p.Summary)
+				t.Errorf("%s plan %q: %s", p.Name, p.Action, p.Summary)
 			}
 		case "gateway":
 			// The new NLB goes into the Classic ELB's subnets: after the underlay.
@@ -132,7 +146,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 			}
 		}
 	}
-	for _, step := range []string{"[1/5] aws", "[2/5] network", "[3/5] services", "[4/5] gateway", "[5/5] validate"} {
+	for _, step := range []string{"[1/6] aws", "[2/6] nodes", "[3/6] network", "[4/6] services", "[5/6] gateway", "[6/6] validate"} {
 		if !strings.Contains(r.Stderr, step+": done") {
 			t.Errorf("no progress line %q:\n%s", step+": done", r.Stderr)
 		}
@@ -154,7 +168,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	if r.Code != 0 || u.Outcome != "nothing-to-do" {
 		t.Fatalf("second upgrade (no --yes, nothing to confirm): outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "already-done", "network": "already-done", "gateway": "already-done", "validate": "already-done"})
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "already-done", "network": "already-done", "gateway": "already-done", "validate": "already-done"})
 	if n := awsPlanChanges(t, kcfg); n != 0 {
 		t.Errorf("aws plan after upgrade: %d changes", n)
 	}
@@ -224,7 +238,12 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("upgrade --phases aws:\n%s", r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "done", "network": "skipped", "gateway": "skipped", "validate": "skipped"})
+	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "skipped", "network": "skipped", "gateway": "skipped", "validate": "skipped"})
+	// The instances have IPv6 now, but no node reports it: the cloud
+	// provider lists ipv4 only until the nodes phase changes its config.
+	if st := parseStatus(t, plugin(t, kcfg, env, "status", "-o", "json")); st.verdicts()["node-internal-ips"] != "FAIL" {
+		t.Errorf("node-internal-ips after --phases aws: %v", st.verdicts())
+	}
 	if n := awsPlanChanges(t, kcfg); n != 0 {
 		t.Fatalf("aws plan after --phases aws: %d changes", n)
 	}
@@ -237,7 +256,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 	if r.Code != 1 || u.Outcome != "failed" {
 		t.Fatalf("upgrade with a stuck operator: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "already-done", "network": "failed", "services": "not-run", "gateway": "not-run", "validate": "not-run"})
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "done", "network": "failed", "services": "not-run", "gateway": "not-run", "validate": "not-run"})
 	for _, want := range []string{"stopped at phase network", "Not done: network, services, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
@@ -260,7 +279,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 	if st := u.statuses()["network"]; st != "done" && st != "already-done" {
 		t.Errorf("network phase of the resumed run: %q\n%s", st, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "already-done", "gateway": "done", "validate": "done"})
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "already-done", "gateway": "done", "validate": "done"})
 	for _, p := range u.Plan.Phases {
 		if p.Name == "aws" && !strings.Contains(p.Summary, "completed by an earlier upgrade") {
 			t.Errorf("the plan does not report the aws phase done earlier: %q", p.Summary)

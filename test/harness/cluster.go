@@ -98,8 +98,14 @@ func CreateOpenShiftConfig(ctx context.Context, dc dynamic.Interface, s OpenShif
 		}
 		platformStatus["aws"] = aws
 	}
+	infraSpec := map[string]any{"platformSpec": map[string]any{"type": s.Platform}}
+	if s.Platform == "AWS" {
+		// The installer points the Infrastructure at the cloud config it
+		// writes (BuildOpenShiftOnAWS creates it).
+		infraSpec["cloudConfig"] = map[string]any{"name": CloudConfigName, "key": CloudConfigKey}
+	}
 	infra := obj("Infrastructure", "cluster",
-		map[string]any{"platformSpec": map[string]any{"type": s.Platform}},
+		infraSpec,
 		map[string]any{
 			"infrastructureName":     s.InfraID,
 			"platform":               s.Platform,

@@ -40,8 +40,9 @@ type ConversionSandboxOptions struct {
 // the Host-routing ingress, Istio set up for dual-stack).
 //
 // What the cluster does on its own once a layer is converted, the sandbox
-// does too: nodes report their ENI's IPv6 as a second InternalIP
-// (NodeAddressSyncer); once the Network status has an IPv6 cluster network,
+// does too, and no more: the cloud node controller reports a node's ENI's
+// IPv6 as a second InternalIP once the cloud config lists ipv6 in
+// NodeIPFamilies (CloudNodeController); once the Network status has an IPv6 cluster network,
 // new pods get an IPv6 podIP and Service names resolve to ::1 as well
 // inside the pods. The apiserver runs with both service ranges from the
 // start: they stand for what OpenShift's apiserver operator rolls out, and
@@ -53,7 +54,7 @@ type ConversionSandbox struct {
 	Operator   *NetworkOperator
 	LBs        *LBController
 	DNS        *LBDNS
-	Nodes      *NodeAddressSyncer
+	Nodes      *CloudNodeController
 	Kubelets   []*Kubelet
 	Pods       *PodSimulator
 	Namespaces *NamespaceFinalizer
@@ -150,7 +151,7 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 		return nil, err
 	}
 	t.Cleanup(s.DNS.Close)
-	s.Nodes = StartNodeAddressSyncer(kc, s.AWSConfig, s.World.AWS)
+	s.Nodes = StartCloudNodeController(kc, s.AWSConfig, s.World.AWS)
 	t.Cleanup(s.Nodes.Stop)
 	if err := InstallIstiod(ctx, kc, "1.24.2", true); err != nil {
 		return nil, err

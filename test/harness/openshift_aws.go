@@ -10,6 +10,7 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
@@ -84,6 +85,17 @@ func BuildOpenShiftOnAWS(ctx context.Context, api *APIServer, srv *moto.Server, 
 		ServiceNetwork: []string{"172.30.0.0/16"},
 	}); err != nil {
 		return nil, err
+	}
+
+	// The installer's cloud config for an IPv4 AWS install.
+	if err := EnsureNamespace(ctx, api.Kube, CloudConfigNamespace, nil); err != nil {
+		return nil, err
+	}
+	if _, err := api.Kube.CoreV1().ConfigMaps(CloudConfigNamespace).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: CloudConfigNamespace, Name: CloudConfigName},
+		Data:       map[string]string{CloudConfigKey: InstallerIPv4CloudConfig},
+	}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("creating the cloud config: %w", err)
 	}
 
 	var nodes []NodeSpec
