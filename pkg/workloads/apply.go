@@ -124,7 +124,7 @@ func (e *BlockedError) Error() string {
 	if by == "" {
 		by = "no PodDisruptionBudget selects them now (the last answer: " + e.LastAnswer + ")"
 	}
-	return fmt.Sprintf("the eviction of %s was refused for %s by %s: raise the budget or the workload's replicas, or exclude these pods, and run again; %d pods moved, %d not (%s)",
+	return fmt.Sprintf("the eviction of %s was refused (retried for up to %s) by %s: raise the budget or the workload's replicas, or exclude these pods, and run again; %d pods moved, %d not (%s)",
 		listSome(e.Blocked), e.After, by, e.Moved, len(e.NotMoved), listSome(e.NotMoved))
 }
 
@@ -175,6 +175,24 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		return res, fmt.Errorf("%d of %d pods were not re-created; run again to retry them", res.Evicted+res.Failed, len(evicts))
 	}
 	return res, nil
+}
+
+// budgetRefusal tells the eviction refusals of PodDisruptionBudgets that
+// are not a 429: a Forbidden with a DisruptionBudget cause (a budget whose
+// disruptionsAllowed is negative, or with too many evictions its
+// controller has not confirmed), and the 500 of a pod that more than one
+// budget selects, which the Eviction API does not support
+// (k8s.io/kubernetes pkg/registry/core/pod/storage/eviction.go).
+func budgetRefusal(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, policyv1.DisruptionBudgetCause):
+		return true
+	}
+	var status apierrors.APIStatus
+	return errors.As(err, &status) && status.Status().Code == 500 &&
+		strings.Contains(status.Status().Message, "more than one PodDisruptionBudget")
 }
 
 // checkEviction makes sure the cluster serves policy/v1 evictions (every
@@ -312,6 +330,11 @@ func (r *run) batch(ctx context.Context, items []Item, at int) error {
 			r.progress(ns, 1)
 		case apierrors.IsTooManyRequests(last):
 			out(i).Status, out(i).Message = StatusFailed, fmt.Sprintf("its eviction was refused until the time limit (%s): %v", timeout, last)
+			blocked = append(blocked, i)
+			lastRefusal = last.Error()
+		case budgetRefusal(last):
+			// Not retried by the drain helper: the budget's state must change.
+			out(i).Status, out(i).Message = StatusFailed, fmt.Sprintf("its eviction was refused: %v", last)
 			blocked = append(blocked, i)
 			lastRefusal = last.Error()
 		case apierrors.IsForbidden(last):

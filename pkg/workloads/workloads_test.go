@@ -439,6 +439,48 @@ func TestApplyForbidden(t *testing.T) {
 	}
 }
 
+// TestApplyBudgetRefusalsWithoutRetry: the apiserver's other budget
+// refusals (a Forbidden with a DisruptionBudget cause, the 500 of a pod
+// two budgets select) end in a BlockedError at once, not as an RBAC error.
+func TestApplyBudgetRefusalsWithoutRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"negative disruptionsAllowed", func() error {
+			e := apierrors.NewForbidden(policyv1.Resource("poddisruptionbudget"), "web", errors.New("pdb disruptions allowed is negative"))
+			e.ErrStatus.Details.Causes = append(e.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause, Message: "The disruption budget web does not allow evicting pods currently"})
+			return e
+		}()},
+		{"two budgets", &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 500,
+			Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, ns("shop", nil), pod("shop", "web-a", v4, owned("ReplicaSet", "web", "rs-web"), labelled("app", "web")),
+				pdb("shop", "web", map[string]string{"app": "web"}, 2, 2, -1), pdb("shop", "web-too", map[string]string{"app": "web"}, 2, 2, 0))
+			w.refuse = func(*corev1.Pod) error { return tc.err }
+			c := &Converter{Kube: w.kc, Options: opts(), RetryDelay: 20 * time.Millisecond}
+			plan, _ := c.Plan(context.Background())
+			start := time.Now()
+			_, err := c.Apply(context.Background(), plan)
+			var blocked *BlockedError
+			if !errors.As(err, &blocked) {
+				t.Fatalf("error %v, want a *BlockedError", err)
+			}
+			var names []string
+			for _, p := range blocked.PDBs {
+				names = append(names, p.Name)
+			}
+			if !slices.Equal(names, []string{"web", "web-too"}) {
+				t.Errorf("PDBs %v: want both budgets that select the pod", names)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %s: a refusal the drain helper does not retry should end at once", d)
+			}
+		})
+	}
+}
+
 func TestBarePodNeedsForce(t *testing.T) {
 	objs := []runtime.Object{ns("shop", nil), pod("shop", "bare", v4)}
 
