@@ -153,7 +153,15 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		stop = c.checkEviction()
 	}
 	maxUnavailable := max(plan.Options.MaxUnavailable, 1)
-	r := &run{c: c, res: res, total: len(evicts)}
+	// Progress counts the pods that come back; a pod no controller
+	// manages (evicted because of Force) does not.
+	total := 0
+	for _, it := range evicts {
+		if it.Owner != nil {
+			total++
+		}
+	}
+	r := &run{c: c, res: res, total: total}
 	for start := 0; start < len(evicts) && stop == nil; {
 		if err := ctx.Err(); err != nil {
 			stop = err
@@ -354,6 +362,9 @@ func (r *run) batch(ctx context.Context, items []Item, at int) error {
 	waitErr := r.waitReplacements(ctx, ns, items, waitFor, at, before, timeout)
 
 	switch {
+	case ctx.Err() != nil:
+		// Ctrl-C: the refusals recorded so far say nothing of the budgets.
+		return fmt.Errorf("interrupted while evicting pods in namespace %s: %w", ns, context.Cause(ctx))
 	case len(forbidden) > 0:
 		_, last := ans.get(items[forbidden[0]].Ref())
 		return fmt.Errorf("evicting pods in namespace %s is forbidden: the user needs %s in that namespace (see deploy/rbac); not evicted: %s: %w",
@@ -367,9 +378,6 @@ func (r *run) batch(ctx context.Context, items []Item, at int) error {
 		if out(i).Status == StatusFailed {
 			return fmt.Errorf("evicting %s: %s", items[i].Ref(), out(i).Message)
 		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
 	}
 	return nil
 }

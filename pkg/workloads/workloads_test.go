@@ -419,6 +419,30 @@ func TestApplyPDBNeverAllows(t *testing.T) {
 	}
 }
 
+// TestApplyInterrupted: Ctrl-C while a budget holds an eviction back ends
+// the run at once, as an interruption, not as the budget's fault.
+func TestApplyInterrupted(t *testing.T) {
+	w := newWorld(t, ns("shop", nil), pod("shop", "web-a", v4, owned("ReplicaSet", "web", "rs-web"), labelled("app", "web")),
+		pdb("shop", "web", map[string]string{"app": "web"}, 1, 1, 0))
+	w.refuse = func(*corev1.Pod) error { return tooManyRequests("web") }
+	c := &Converter{Kube: w.kc, Options: opts(), RetryDelay: 20 * time.Millisecond}
+	plan, _ := c.Plan(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := c.Apply(ctx, plan)
+	var blocked *BlockedError
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &blocked) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("error %v, want the interruption", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s after the interruption", d)
+	}
+	if res.Failed != 1 {
+		t.Errorf("result %+v", res)
+	}
+}
+
 func TestApplyForbidden(t *testing.T) {
 	w := newWorld(t, ns("shop", nil), pod("shop", "web-a", v4, owned("ReplicaSet", "web", "rs-web")))
 	w.refuse = func(p *corev1.Pod) error {
