@@ -129,6 +129,7 @@ func serviceDual(svc *corev1.Service) bool {
 // planManifests plans the direct changes of an istioctl, plain-manifest
 // or unknown install: istiod's env, the mesh config, istiod's Service.
 func (c *Converter) planManifests(ctx context.Context, p *Plan, dep *appsv1.Deployment, svc *corev1.Service) error {
+	p.IstioctlFlags = istioctlFlags(p.Revision, c.Options.Policy)
 	// istiod's env.
 	ctr := -1
 	for i, ct := range dep.Spec.Template.Spec.Containers {
@@ -165,7 +166,7 @@ func (c *Converter) planManifests(ctx context.Context, p *Plan, dep *appsv1.Depl
 	cm, err := c.Kube.CoreV1().ConfigMaps(p.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		p.Blocker = fmt.Sprintf("there is no mesh config ConfigMap %s/%s (istiod runs on its built-in mesh config, which has no proxyMetadata): create it with the key %q holding \"defaultConfig:\\n  proxyMetadata:\\n    %s: \\\"true\\\"\\n\", or re-install with the flags below", p.Namespace, name, MeshKey, istio.DualStackEnv)
+		p.Blocker = fmt.Sprintf("there is no mesh config ConfigMap %s/%s (istiod runs on its built-in mesh config, which has no proxyMetadata): create it with the key %q holding \"defaultConfig:\\n  proxyMetadata:\\n    %s: \\\"true\\\"\\n\", or re-install with the istioctl flags of the plan", p.Namespace, name, MeshKey, istio.DualStackEnv)
 		return nil
 	case err != nil:
 		return kube.Explain("reading the mesh config "+p.Namespace+"/"+name, err)
@@ -200,7 +201,6 @@ func (c *Converter) planManifests(ctx context.Context, p *Plan, dep *appsv1.Depl
 		p.Service = sp
 	}
 
-	p.IstioctlFlags = istioctlFlags(p.Revision, c.Options.Policy)
 	switch p.Method {
 	case istio.MethodIstioctl:
 		p.Notes = append(p.Notes, "installed with istioctl: the next `istioctl install` (or upgrade) re-applies istiod and the mesh config and drops these changes unless it is given: "+strings.Join(p.IstioctlFlags, " "),
