@@ -124,13 +124,25 @@ func pickIstiod(ds []appsv1.Deployment) appsv1.Deployment {
 	return ds[0]
 }
 
+// HelmReleaseAnnotation is what Helm (3.2 and later) writes on every object
+// of a release: the release's name.
+const HelmReleaseAnnotation = "meta.helm.sh/release-name"
+
+// method tells the install method from what each one leaves on istiod's
+// Deployment. Helm's release annotation is looked at before the operator
+// labels: the istiod chart itself sets operator.istio.io/component and
+// install.operator.istio.io/owning-resource ("unknown") on what it renders
+// (manifests/charts/istio-control/istio-discovery/templates/deployment.yaml),
+// so a Helm install carries them too, while only Helm writes the annotation.
 func method(d appsv1.Deployment) Method {
 	switch {
 	case d.Labels["app.kubernetes.io/managed-by"] == "sail-operator" || hasOwnerKind(d, "Istio") || hasOwnerKind(d, "IstioRevision"):
 		return MethodSail
+	case d.Annotations[HelmReleaseAnnotation] != "":
+		return MethodHelm
 	case d.Labels["operator.istio.io/component"] != "" || d.Labels["install.operator.istio.io/owning-resource"] != "":
 		return MethodIstioctl
-	case d.Labels["app.kubernetes.io/managed-by"] == "Helm" || d.Annotations["meta.helm.sh/release-name"] != "":
+	case d.Labels["app.kubernetes.io/managed-by"] == "Helm":
 		return MethodHelm
 	default:
 		return MethodUnknown

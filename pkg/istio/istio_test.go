@@ -26,6 +26,14 @@ func istiod(labels map[string]string, env ...corev1.EnvVar) *appsv1.Deployment {
 	}
 }
 
+// helmIstiod is istiod as the istiod chart renders it under Helm: the
+// operator labels of the chart and Helm's release annotation.
+func helmIstiod() *appsv1.Deployment {
+	d := istiod(map[string]string{"operator.istio.io/component": "Pilot", "install.operator.istio.io/owning-resource": "unknown", "release": "istiod"})
+	d.Annotations = map[string]string{HelmReleaseAnnotation: "istiod", "meta.helm.sh/release-namespace": "istio-system"}
+	return d
+}
+
 func meshCM(name, mesh string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "istio-system"}, Data: map[string]string{"mesh": mesh}}
 }
@@ -45,6 +53,8 @@ func TestInspect(t *testing.T) {
 	}{
 		{name: "none"},
 		{name: "helm, off", objs: []any{istiod(map[string]string{"app.kubernetes.io/managed-by": "Helm"}), meshCM("istio", "defaultConfig: {}\n")},
+			found: true, method: MethodHelm, vers: "1.24.2"},
+		{name: "helm chart labels and release annotation", objs: []any{helmIstiod(), meshCM("istio", "defaultConfig: {}\n")},
 			found: true, method: MethodHelm, vers: "1.24.2"},
 		{name: "istioctl, on", objs: []any{istiod(map[string]string{"operator.istio.io/component": "Pilot"}, on), meshCM("istio", dualMesh)},
 			found: true, istiod: true, proxy: true, method: MethodIstioctl, vers: "1.24.2"},
