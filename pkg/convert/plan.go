@@ -11,9 +11,11 @@ import (
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
 
 // The phases of a conversion, in the order they run.
@@ -27,7 +29,7 @@ const (
 )
 
 // AllPhases is every phase, in run order.
-var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseServices, PhaseGateway, PhaseValidate}
+var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseMesh, PhaseServices, PhaseWorkloads, PhaseGateway, PhaseValidate}
 
 // Phase statuses, as -o json reports them.
 const (
@@ -96,11 +98,13 @@ type PhasePlan struct {
 	// Blockers stop the whole run before any change.
 	Blockers []string `json:"-"`
 	// The phase's own plan, as its command's -o json prints it.
-	AWS      *awsx.Plan      `json:"aws,omitempty"`
-	Network  *network.Result `json:"network,omitempty"`
-	Gateway  *gateway.Result `json:"gateway,omitempty"`
-	Services *services.Plan  `json:"services,omitempty"`
-	Nodes    *nodes.Plan     `json:"nodes,omitempty"`
+	AWS       *awsx.Plan      `json:"aws,omitempty"`
+	Network   *network.Result `json:"network,omitempty"`
+	Gateway   *gateway.Result `json:"gateway,omitempty"`
+	Services  *services.Plan  `json:"services,omitempty"`
+	Nodes     *nodes.Plan     `json:"nodes,omitempty"`
+	Mesh      *mesh.Plan      `json:"mesh,omitempty"`
+	Workloads *workloads.Plan `json:"workloads,omitempty"`
 }
 
 // Mutating says whether applying the phase changes the cluster or AWS.
@@ -134,4 +138,7 @@ type Settings struct {
 	// AllowControlPlaneRestart and ForceVPC are the flags of the same names.
 	AllowControlPlaneRestart bool `json:"allowControlPlaneRestart,omitempty"`
 	ForceVPC                 bool `json:"forceVpc,omitempty"`
+	// MaxUnavailable and ForceWorkloads are the workloads phase's flags.
+	MaxUnavailable int  `json:"maxUnavailable,omitempty"`
+	ForceWorkloads bool `json:"forceWorkloads,omitempty"`
 }

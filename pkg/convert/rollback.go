@@ -14,6 +14,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
@@ -39,8 +40,8 @@ type RollbackEntry struct {
 }
 
 // Rollback takes back, newest layer first, what the journal recorded: the
-// gateway Service, the other Services, the network, the nodes' cloud
-// config, then the AWS changes.
+// gateway Service, the other Services, Istio's settings, the network, the
+// nodes' cloud config, then the AWS changes.
 type Rollback struct {
 	Clients *kube.Clients
 	Journal *journal.Store
@@ -55,6 +56,7 @@ type Rollback struct {
 	netEntry journal.Entry
 	hasNet   bool
 	hasNodes bool
+	hasMesh  bool
 	// recreated are the gateway Services whose original rollback creates again.
 	recreated [][2]string
 	account   *Account
@@ -77,6 +79,10 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 	}
 	for _, e := range services.Undoable(j) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: services.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
+	}
+	for _, e := range mesh.Undoable(j) {
+		r.hasMesh = true
+		res.Changes = append(res.Changes, RollbackEntry{Layer: mesh.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 	}
 	r.netEntry, r.hasNet = j.Get(network.JournalID)
 	r.hasNet = r.hasNet && (r.netEntry.State == journal.Done || r.netEntry.State == journal.Pending)
@@ -142,6 +148,18 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 		}
 		if serr != nil {
 			failed = append(failed, serr.Error())
+		}
+	}
+	// Then Istio's settings, while istiod's Service still has both families.
+	if r.hasMesh && len(failed) == 0 {
+		r.Progress.Start("Rolling back Istio's dual-stack settings")
+		mres, merr := mesh.Rollback(ctx, r.Clients.Kube, r.Clients.Dynamic, r.Journal)
+		r.Progress.Done("")
+		for _, m := range mres {
+			set(mesh.Layer, m.Resource, m.Status, m.Message)
+		}
+		if merr != nil {
+			failed = append(failed, merr.Error())
 		}
 	}
 	if r.hasNet && len(failed) == 0 {

@@ -4,6 +4,7 @@
 package ipfamily
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 
@@ -63,4 +64,39 @@ func NodeInternalIPs(n *corev1.Node, f Family) []string {
 		}
 	}
 	return out
+}
+
+// OVNNodeSubnets is where OVN-Kubernetes records a node's pod subnets; it
+// leaves spec.podCIDRs empty.
+const OVNNodeSubnets = "k8s.ovn.org/node-subnets"
+
+// NodePodCIDRs is a node's pod CIDRs: spec.podCIDRs, else the subnets
+// OVN-Kubernetes recorded in its annotation.
+func NodePodCIDRs(n *corev1.Node) []string {
+	if len(n.Spec.PodCIDRs) > 0 {
+		return n.Spec.PodCIDRs
+	}
+	return OVNSubnets(n.Annotations[OVNNodeSubnets])
+}
+
+// OVNSubnets parses {"default":["10.128.0.0/23","fd01:0:0:1::/64"]} (older
+// releases wrote a single string instead of a list).
+func OVNSubnets(annotation string) []string {
+	// Networks map to a list of subnets or, from older OVN-Kubernetes, to
+	// one string; the two forms may mix (a default network written by an
+	// old version next to a user-defined network's list).
+	var networks map[string]json.RawMessage
+	if json.Unmarshal([]byte(annotation), &networks) != nil {
+		return nil
+	}
+	raw := networks["default"]
+	var many []string
+	if json.Unmarshal(raw, &many) == nil {
+		return many
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil && one != "" {
+		return []string{one}
+	}
+	return nil
 }

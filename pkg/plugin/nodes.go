@@ -13,21 +13,19 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 )
 
 // Outcomes of `nodes`, as -o json reports them.
 const (
-	NodesPlanned       = "planned" // --dry-run=client
-	NodesConverted     = "converted"
-	NodesNothingToDo   = "nothing-to-do"
-	NodesBlocked       = "blocked"
-	NodesNotConfirmed  = "not-confirmed"
-	NodesFailed        = "failed"
-	NodesReverted      = "reverted"
-	NodesNothingToUndo = "nothing-to-revert"
-	NodesRevertPlanned = "revert-planned"
+	NodesPlanned      = "planned" // --dry-run=client
+	NodesConverted    = "converted"
+	NodesNothingToDo  = "nothing-to-do"
+	NodesBlocked      = "blocked"
+	NodesNotConfirmed = "not-confirmed"
+	NodesFailed       = "failed"
 )
 
 // NodesResult is what `nodes -o json|yaml` prints. Field names are stable.
@@ -223,71 +221,32 @@ func (o *NodesOptions) Run(ctx context.Context) error {
 
 // revert takes back the cloud config change the journal recorded.
 func (o *NodesOptions) revert(ctx context.Context, kc *kube.Clients) error {
-	store, release, err := o.Journal.open(ctx, kc.Kube, o.dryRun, "nodes --revert")
-	if err != nil {
+	r := revertRun{command: "nodes --revert", what: "cloud config change", undoable: nodes.Undoable,
+		rollback: func(ctx context.Context, store *journal.Store) ([]journal.UndoResult, error) {
+			return nodes.Rollback(ctx, kc.Kube, store)
+		},
+		done: "restored the cloud config; the nodes drop their IPv6 InternalIPs when the cloud controller next syncs them"}
+	out, err := r.run(ctx, &o.Journal, kc, o.dryRun, o.Mutation, o.IOStreams, o.Output.Structured(), o.inv)
+	if out == nil {
 		return err
 	}
-	defer release()
-	j, err := store.Load(ctx)
-	if err != nil {
-		return kube.Explain("reading the journal", err)
-	}
-	res := &NodesResult{Journal: store.Location(), Revert: []nodes.RollbackResult{}}
-	for _, e := range nodes.Undoable(j) {
-		res.Revert = append(res.Revert, nodes.RollbackResult{Operation: e.Operation, Resource: e.Resource, Status: "planned"})
-	}
-	if len(res.Revert) == 0 {
-		res.Outcome = NodesNothingToUndo
-		res.Message = fmt.Sprintf("nothing to revert: the journal %s records no cloud config change that is not undone", store.Location())
-		return o.print(res, nil)
-	}
-	if !o.Output.Structured() {
-		fmt.Fprintf(o.Out, "Revert from the journal %s:\n", store.Location())
-		printRevert(o.Out, res.Revert)
-	}
-	if o.dryRun == cli.DryRunClient {
-		res.Outcome, res.Message = NodesRevertPlanned, "dry run (client): the list only, nothing was changed"
-		return o.print(res, nil)
-	}
-	if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("nodes --revert"), "Restore the cloud config?"); err != nil {
-		if errors.Is(err, cli.ErrNotConfirmed) {
-			res.Outcome, res.Message = NodesNotConfirmed, "nothing was changed"
-			_ = o.print(res, nil)
-		}
+	res := &NodesResult{Outcome: out.Outcome, Message: out.Message, Revert: out.Results, Journal: out.Journal}
+	if errors.Is(err, cli.ErrNotConfirmed) {
+		_ = o.print(res, nil)
 		return err
 	}
-	results, rerr := nodes.Rollback(ctx, kc.Kube, store)
-	res.Revert = results
-	if rerr != nil {
-		res.Outcome = NodesFailed
-		res.Message = fmt.Sprintf("revert stopped: %v; what was restored is recorded, so running `%s` again continues", rerr, o.inv.Command("nodes --revert --yes"))
-		return o.print(res, errors.New(res.Message))
-	}
-	res.Outcome = NodesReverted
-	res.Message = fmt.Sprintf("restored the cloud config (journal %s); the nodes drop their IPv6 InternalIPs when the cloud controller next syncs them", store.Location())
-	return o.print(res, nil)
+	return o.print(res, err)
 }
 
 func (o *NodesOptions) print(res *NodesResult, failure error) error {
-	if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error {
+	return printOutcome(o.Output, o.IOStreams, res, res.Message, failure != nil, func(w io.Writer) {
 		if res.Wait != nil && res.Outcome == NodesFailed {
 			printNodeViews(w, res.Wait.Nodes)
 		}
-		if res.Revert != nil && res.Outcome != NodesRevertPlanned && res.Outcome != NodesNotConfirmed {
+		if res.Revert != nil && res.Outcome != RevertPlanned && res.Outcome != NodesNotConfirmed {
 			printRevert(w, res.Revert)
 		}
-		_, err := fmt.Fprintln(w, res.Message)
-		return err
-	}); err != nil {
-		return err
-	}
-	if failure != nil {
-		if o.Output.Structured() {
-			fmt.Fprintln(o.ErrOut, res.Message)
-		}
-		return cli.SilentFailure
-	}
-	return nil
+	})
 }
 
 func printNodesPlan(w io.Writer, p *nodes.Plan) {

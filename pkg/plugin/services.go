@@ -14,22 +14,21 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
 // Outcomes of `services`, as -o json reports them.
 const (
-	ServicesPlanned       = "planned"   // --dry-run=client
-	ServicesDryRun        = "dry-run"   // --dry-run=server
-	ServicesConverted     = "converted" // every planned change made
-	ServicesNothingToDo   = "nothing-to-do"
-	ServicesBlocked       = "blocked" // the plan has a blocker
-	ServicesNotConfirmed  = "not-confirmed"
-	ServicesFailed        = "failed"
-	ServicesReverted      = "reverted"
-	ServicesNothingToUndo = "nothing-to-revert"
-	ServicesRevertPlanned = "revert-planned" // --revert --dry-run=client
+	ServicesPlanned      = "planned"   // --dry-run=client
+	ServicesDryRun       = "dry-run"   // --dry-run=server
+	ServicesConverted    = "converted" // every planned change made
+	ServicesNothingToDo  = "nothing-to-do"
+	ServicesBlocked      = "blocked" // the plan has a blocker
+	ServicesNotConfirmed = "not-confirmed"
+	ServicesFailed       = "failed"
+	// --revert's outcomes are the Revert* constants.
 )
 
 // ServicesResult is what `services -o json|yaml` prints. Field names are stable.
@@ -245,69 +244,51 @@ func (o *ServicesOptions) Run(ctx context.Context) error {
 
 // revert takes back the changes the journal recorded for this layer.
 func (o *ServicesOptions) revert(ctx context.Context, kc *kube.Clients) error {
-	store, release, err := o.Journal.open(ctx, kc.Kube, o.dryRun, "services --revert")
-	if err != nil {
+	r := revertRun{command: "services --revert", what: "Service change", undoable: services.Undoable,
+		rollback: func(ctx context.Context, store *journal.Store) ([]journal.UndoResult, error) {
+			return services.Rollback(ctx, kc.Kube, store)
+		},
+		done: "restored the Services this command changed"}
+	out, err := r.run(ctx, &o.Journal, kc, o.dryRun, o.Mutation, o.IOStreams, o.Output.Structured(), o.inv)
+	if out == nil {
 		return err
 	}
-	defer release()
-	j, err := store.Load(ctx)
-	if err != nil {
-		return kube.Explain("reading the journal", err)
-	}
-	res := &ServicesResult{Journal: store.Location(), Revert: []services.RollbackResult{}}
-	for _, e := range services.Undoable(j) {
-		res.Revert = append(res.Revert, services.RollbackResult{Operation: e.Operation, Resource: e.Resource, Status: "planned"})
-	}
-	if len(res.Revert) == 0 {
-		res.Outcome = ServicesNothingToUndo
-		res.Message = fmt.Sprintf("nothing to revert: the journal %s records no Service change that is not undone", store.Location())
-		return o.print(res, nil)
-	}
-	if !o.Output.Structured() {
-		fmt.Fprintf(o.Out, "Revert from the journal %s: %d Services\n", store.Location(), len(res.Revert))
-		printRevert(o.Out, res.Revert)
-	}
-	if o.dryRun == cli.DryRunClient {
-		res.Outcome, res.Message = ServicesRevertPlanned, "dry run (client): the list only, nothing was changed"
-		return o.print(res, nil)
-	}
-	if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("services --revert"), fmt.Sprintf("Restore these %d Services?", len(res.Revert))); err != nil {
-		if errors.Is(err, cli.ErrNotConfirmed) {
-			res.Outcome, res.Message = ServicesNotConfirmed, "nothing was changed"
-			_ = o.print(res, nil)
-		}
+	res := &ServicesResult{Outcome: out.Outcome, Message: out.Message, Revert: out.Results, Journal: out.Journal}
+	if errors.Is(err, cli.ErrNotConfirmed) {
+		_ = o.print(res, nil)
 		return err
 	}
-	results, rerr := services.Rollback(ctx, kc.Kube, store)
-	res.Revert = results
-	if rerr != nil {
-		res.Outcome = ServicesFailed
-		res.Message = fmt.Sprintf("revert stopped: %v; what was restored is recorded, so running `%s` again continues", rerr, o.inv.Command("services --revert --yes"))
-		return o.print(res, errors.New(res.Message))
-	}
-	res.Outcome = ServicesReverted
-	res.Message = fmt.Sprintf("restored the Services this command changed (journal %s)", store.Location())
-	return o.print(res, nil)
+	return o.print(res, err)
 }
 
 // print writes the result; a failure was already said, so it exits 1
 // without another line (on stderr as well with -o json|yaml).
 func (o *ServicesOptions) print(res *ServicesResult, failure error) error {
-	if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error {
+	return printOutcome(o.Output, o.IOStreams, res, res.Message, failure != nil, func(w io.Writer) {
 		if res.Result != nil {
 			printServicesResult(w, res.Result)
 		}
-		if res.Revert != nil && res.Outcome != ServicesRevertPlanned && res.Outcome != ServicesNotConfirmed {
+		if res.Revert != nil && res.Outcome != RevertPlanned && res.Outcome != ServicesNotConfirmed {
 			printRevert(w, res.Revert)
 		}
-		_, err := fmt.Fprintln(w, res.Message)
+	})
+}
+
+// printOutcome prints a command's result: -o json|yaml as it is, else the
+// body and then the message. A failure was said in the message, so it
+// exits 1 without another line (the message goes to stderr as well with
+// -o json|yaml).
+func printOutcome(out *cli.OutputFlags, streams genericiooptions.IOStreams, res any, message string, failed bool, body func(io.Writer)) error {
+	if err := out.Print(streams.Out, res, func(w io.Writer, _ bool) error {
+		body(w)
+		_, err := fmt.Fprintln(w, message)
 		return err
 	}); err != nil {
 		return err
 	}
-	if failure != nil {
-		if o.Output.Structured() {
-			fmt.Fprintln(o.ErrOut, res.Message)
+	if failed {
+		if out.Structured() {
+			fmt.Fprintln(streams.ErrOut, message)
 		}
 		return cli.SilentFailure
 	}

@@ -21,9 +21,11 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
 
 // AllPhases is every phase of upgrade, in run order.
@@ -36,6 +38,9 @@ type UpgradeOptions struct {
 	Target          awsTargetFlags
 	ForceNetwork    bool
 	RecreateGateway bool
+	// MaxUnavailable and ForceWorkloads shape the workloads phase.
+	MaxUnavailable  int
+	ForceWorkloads  bool
 	DNSServer       string
 	Timeout         time.Duration
 	NewInstanceType string
@@ -64,16 +69,17 @@ type UpgradeOptions struct {
 // NewCmdUpgrade builds `upgrade`.
 func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
 	o := &UpgradeOptions{
-		Phases:   append([]string(nil), AllPhases...),
-		Timeout:  10 * time.Minute,
-		Parallel: 4,
-		Mutation: cli.NewMutationFlags(),
-		Output:   cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
-		inv:      inv, factory: factory, IOStreams: streams,
+		Phases:         append([]string(nil), AllPhases...),
+		Timeout:        10 * time.Minute,
+		Parallel:       4,
+		MaxUnavailable: 1,
+		Mutation:       cli.NewMutationFlags(),
+		Output:         cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
+		inv:            inv, factory: factory, IOStreams: streams,
 	}
 	cmd := &cobra.Command{
 		Use:   "upgrade",
-		Short: "The whole conversion: plan every layer, ask once, then aws apply -> network -> services -> gateway -> validate",
+		Short: "The whole conversion: plan every layer, ask once, then aws -> nodes -> network -> mesh -> services -> workloads -> gateway -> validate",
 		Long: fmt.Sprintf(`Take the cluster to IPv4/IPv6 dual-stack in one command. First, read-only:
 discover the cluster and its AWS network, preflight every layer, and print
 one combined plan: the underlay changes (as '%[1]s aws plan'), the
@@ -87,15 +93,20 @@ made again and compared, and if the cluster or the AWS network changed in
 the meantime nothing is applied: the new plan is shown and you are asked
 again.
 
-  aws       aws apply: VPC, subnets, routes, security groups, ENIs get IPv6
-  network   network: the IPv6 cluster and service networks (OpenShift)
-  services  services: existing single-stack Services get both families
-  gateway   gateway: the Istio ingress gateway Service and its NLB
-  validate  validate: the proof over both families
+  aws        aws apply: VPC, subnets, routes, security groups, ENIs get IPv6
+  nodes      nodes: the cloud provider reports each node's IPv6 InternalIP
+  network    network: the IPv6 cluster and service networks (OpenShift)
+  mesh       Istio's dual-stack mode (istiod env, proxy metadata, its Service)
+  services   services: existing single-stack Services get both families
+  workloads  pods without an IPv6 address re-created through evictions
+             (PodDisruptionBudgets hold; --max-unavailable at a time)
+  gateway    gateway: the Istio ingress gateway Service and its NLB
+  validate   validate: the proof over both families
 
-A phase that needs what an earlier phase gives (the network needs the
-nodes' IPv6 addresses the underlay gives; a dualstack NLB needs subnets
-with IPv6) is planned "after the underlay"; when that phase is not selected
+A phase that needs what an earlier phase gives (the nodes need the
+underlay's IPv6 on their instances, the network needs the nodes' IPv6
+addresses, re-created pods need the network's IPv6; a dualstack NLB needs
+subnets with IPv6) is planned "after the underlay"; when that phase is not selected
 or has nothing to change, it is a blocker that says so. Real blockers (OpenShift on AWS
 since 4.11 without --force-network, a Classic ELB gateway without
 --recreate-gateway) stop the run before any change.
@@ -139,6 +150,8 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Phases, "phases", o.Phases, "Run only these phases (in the fixed order): "+strings.Join(AllPhases, ","))
 	f.BoolVar(&o.ForceNetwork, "force-network", false, "Patch the Network config even where the network operator is known to refuse the conversion (network --force).")
+	f.IntVar(&o.MaxUnavailable, "max-unavailable", o.MaxUnavailable, "workloads: how many pods are evicted at once (each batch waits for its replacements to be Ready with both families)")
+	f.BoolVar(&o.ForceWorkloads, "force-workloads", false, "workloads: also evict pods no controller manages, as kubectl drain --force does; they do not come back")
 	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
 	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve load balancer hostnames with this DNS server (host:port), for gateway and validate.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
@@ -152,6 +165,12 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	o.Output.AddFlags(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("phases", cobra.FixedCompletions(AllPhases, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+func (o *UpgradeOptions) workloadsOptions() workloads.Options {
+	w := convert.DefaultWorkloadsOptions()
+	w.MaxUnavailable, w.Force, w.Timeout = o.MaxUnavailable, o.ForceWorkloads, o.Timeout
+	return w
 }
 
 // Validate checks the flags, before any cluster is contacted.
@@ -177,6 +196,9 @@ func (o *UpgradeOptions) Validate() error {
 	if o.Parallel < 1 {
 		return cli.Usagef("--parallel must be at least 1")
 	}
+	if o.MaxUnavailable < 1 {
+		return cli.Usagef("--max-unavailable must be at least 1, got %d", o.MaxUnavailable)
+	}
 	if o.PlanFile != "" {
 		if dry == cli.DryRunClient {
 			return cli.Usagef("--plan applies a saved plan: it takes no --dry-run (the file is the plan)")
@@ -189,6 +211,10 @@ func (o *UpgradeOptions) Validate() error {
 		st := saved.Plan.Settings
 		o.Phases, o.ForceNetwork, o.RecreateGateway, o.NewInstanceType = st.Phases, st.ForceNetwork, st.RecreateGateway, st.NewInstanceType
 		o.AllowControlPlaneRestart, o.Target.ForceVPC = st.AllowControlPlaneRestart, st.ForceVPC
+		if st.MaxUnavailable > 0 {
+			o.MaxUnavailable = st.MaxUnavailable
+		}
+		o.ForceWorkloads = st.ForceWorkloads
 	}
 	if o.DNSServer != "" {
 		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
@@ -256,7 +282,9 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 				Options: awsx.PlanOptions{NewInstanceType: o.NewInstanceType, AllowControlPlaneRestart: o.AllowControlPlaneRestart}},
 			&convert.NodesPhase{Options: nodes.Options{Timeout: o.Timeout}, Journal: store},
 			&convert.NetworkPhase{Request: request, Force: o.ForceNetwork, Timeout: o.Timeout, Journal: store, Tool: o.inv.DisplayName, Command: o.inv.Command},
+			&convert.MeshPhase{Options: mesh.Options{Timeout: o.Timeout}, Journal: store},
 			&convert.ServicesPhase{Options: convert.DefaultServicesOptions(), Journal: store},
+			&convert.WorkloadsPhase{Options: o.workloadsOptions()},
 			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},
 			o.validatePhase(),
 		}
@@ -298,7 +326,7 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	}
 	plan.Cluster.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	plan.Settings = &convert.Settings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType,
-		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC}
+		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC, MaxUnavailable: o.MaxUnavailable, ForceWorkloads: o.ForceWorkloads}
 	if eng.Facts.Clients != nil && eng.Facts.Clients.Config != nil {
 		plan.Cluster.Server = eng.Facts.Clients.Config.Host
 	}

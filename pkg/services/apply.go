@@ -198,7 +198,7 @@ func (c *Converter) applyOne(ctx context.Context, it Item, policy corev1.IPFamil
 			// Changed since the plan: judged afresh below.
 		case apierrors.IsConflict(err):
 			return notMade(StatusFailed, "changed again while being patched; run again to plan it afresh")
-		case familyNotConfigured(err):
+		case FamilyNotConfigured(err):
 			return notMade(StatusFailed, fmt.Sprintf("%s (%v)", BlockerNoIPv6Range, err))
 		case apierrors.IsNotFound(err):
 			return notMade(StatusSkipped, "deleted since the plan")

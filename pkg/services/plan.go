@@ -318,7 +318,7 @@ func (c *Converter) checkFamilies(ctx context.Context, plan *Plan) {
 		plan.Blocker = fmt.Sprintf("%s (a server-side dry run gave %s %s, not %s)", BlockerNoIPv6Range, first.Ref(), ShapeOf(got), first.Target)
 		plan.NeedsIPv6ServiceRange = true
 	case err == nil:
-	case familyNotConfigured(err):
+	case FamilyNotConfigured(err):
 		plan.Blocker, plan.NeedsIPv6ServiceRange = BlockerNoIPv6Range, true
 	case apierrors.IsForbidden(err):
 		plan.Notes = append(plan.Notes, fmt.Sprintf("could not check that the cluster can allocate IPv6 service IPs: the server-side dry run of the patch of %s was forbidden (%v)", first.Ref(), err))
@@ -327,9 +327,9 @@ func (c *Converter) checkFamilies(ctx context.Context, plan *Plan) {
 	}
 }
 
-// familyNotConfigured tells the apiserver's refusals of a family its
+// FamilyNotConfigured tells the apiserver's refusals of a family its
 // service ranges do not have.
-func familyNotConfigured(err error) bool {
+func FamilyNotConfigured(err error) bool {
 	var status apierrors.APIStatus
 	if !apierrors.IsInvalid(err) || !errors.As(err, &status) {
 		return false

@@ -5,7 +5,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,10 +70,6 @@ type Facts struct {
 	MeshErr      error            // set when the mesh could not be read
 }
 
-// ovnNodeSubnets is where OVN-Kubernetes records a node's pod subnets; it
-// leaves spec.podCIDRs empty.
-const ovnNodeSubnets = "k8s.ovn.org/node-subnets"
-
 // Gather reads the cluster. An error means the cluster could not be read at
 // all; a failure to read one optional thing is kept in the facts instead.
 func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) (*Facts, error) {
@@ -136,33 +131,11 @@ func nodeFacts(nodes []corev1.Node) []NodeFacts {
 			nf.PodCIDRs = []string{n.Spec.PodCIDR}
 		}
 		if len(nf.PodCIDRs) == 0 {
-			nf.PodCIDRs = ovnSubnets(n.Annotations[ovnNodeSubnets])
+			nf.PodCIDRs = ipfamily.NodePodCIDRs(&n)
 		}
 		out = append(out, nf)
 	}
 	return out
-}
-
-// ovnSubnets parses {"default":["10.128.0.0/23","fd01:0:0:1::/64"]} (older
-// releases wrote a single string instead of a list).
-func ovnSubnets(annotation string) []string {
-	// Networks map to a list of subnets or, from older OVN-Kubernetes, to
-	// one string; the two forms may mix (a default network written by an
-	// old version next to a user-defined network's list).
-	var networks map[string]json.RawMessage
-	if json.Unmarshal([]byte(annotation), &networks) != nil {
-		return nil
-	}
-	raw := networks["default"]
-	var many []string
-	if json.Unmarshal(raw, &many) == nil {
-		return many
-	}
-	var one string
-	if json.Unmarshal(raw, &one) == nil && one != "" {
-		return []string{one}
-	}
-	return nil
 }
 
 // serviceCIDRs reads ServiceCIDR objects (Kubernetes >= 1.33); where that API
@@ -239,3 +212,6 @@ func clusterNetworkCIDRs(nw *unstructured.Unstructured, section string) []string
 // Families tells which IP families a list of addresses or CIDRs covers.
 // Entries that parse as neither are ignored.
 func Families(addrs []string) (v4, v6 bool) { return ipfamily.Cover(addrs) }
+
+// ovnSubnets is ipfamily.OVNSubnets (fuzzed here, where it was born).
+var ovnSubnets = ipfamily.OVNSubnets

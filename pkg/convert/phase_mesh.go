@@ -1,0 +1,121 @@
+package convert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
+)
+
+// PhaseMesh switches Istio to dual-stack.
+const PhaseMesh = "mesh"
+
+// MeshPhase turns on Istio's dual-stack mode through the install method
+// found (mesh): istiod's env and the proxies' mesh config, and istiod's own
+// Service both families.
+type MeshPhase struct {
+	Options mesh.Options
+	Journal *journal.Store
+}
+
+func (*MeshPhase) Name() string { return PhaseMesh }
+
+func (m *MeshPhase) converter(f *Facts, j *journal.Store) *mesh.Converter {
+	return &mesh.Converter{Kube: f.Clients.Kube, Dynamic: f.Clients.Dynamic, Journal: j, Options: m.Options}
+}
+
+func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
+	mp, err := m.converter(f, nil).Plan(ctx)
+	if err != nil {
+		return PhasePlan{}, err
+	}
+	p := PhasePlan{Mesh: mp, Summary: mp.Summary}
+	switch mp.Action {
+	case mesh.ActionNothing:
+		p.Action = ActionNothing
+		p.Details = append(p.Details, mp.Notes...)
+		return p, nil
+	case mesh.ActionBlocked:
+		p.Blockers = append(p.Blockers, mp.Blocker)
+		return p, nil
+	}
+	p.Action = ActionChange
+	if mp.Env != nil {
+		p.Details = append(p.Details, fmt.Sprintf("env %s=true in %s/%s (container %s)", "ISTIO_DUAL_STACK", mp.Namespace, mp.Istiod, mesh.DiscoveryContainer))
+	}
+	if mc := mp.MeshConfig; mc != nil && mc.Change {
+		for _, d := range mc.Diff {
+			p.Details = append(p.Details, fmt.Sprintf("mesh config %s/%s [%s]: %s", mc.Namespace, mc.Name, mc.Key, d))
+		}
+	}
+	if sp := mp.Service; sp != nil && sp.Change {
+		p.Details = append(p.Details, fmt.Sprintf("Service %s/%s: %s %v -> %s %v", sp.Namespace, sp.Name, sp.Policy, sp.Families, sp.TargetPolicy, sp.TargetFamilies))
+		if m.needsServiceRange(ctx, f, sp) {
+			// Data: the network phase gives the cluster its IPv6 service range.
+			p.After, p.Needs = PhaseNetwork, "the cluster has no IPv6 service range yet for istiod's Service"
+			p.Summary = "after the network: " + p.Summary
+		}
+	}
+	if len(mp.IstioctlFlags) > 0 {
+		p.Details = append(p.Details, fmt.Sprintf("the next `istioctl install` keeps it only with: %v", mp.IstioctlFlags))
+	}
+	p.Details = append(p.Details, mp.Notes...)
+	return p, nil
+}
+
+// needsServiceRange asks the apiserver, with a server-side dry run of the
+// planned patch, whether it can give istiod's Service its second family.
+func (m *MeshPhase) needsServiceRange(ctx context.Context, f *Facts, sp *mesh.ServicePlan) bool {
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"ipFamilyPolicy": sp.TargetPolicy, "ipFamilies": sp.TargetFamilies}})
+	got, err := f.Clients.Kube.CoreV1().Services(sp.Namespace).Patch(ctx, sp.Name, types.MergePatchType, patch, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return services.FamilyNotConfigured(err)
+	}
+	return len(got.Spec.IPFamilies) < 2 || got.Spec.IPFamilyPolicy == nil || *got.Spec.IPFamilyPolicy == corev1.IPFamilyPolicySingleStack
+}
+
+// Diff compares what two mesh plans change.
+func (*MeshPhase) Diff(was, now PhasePlan) string {
+	if was.Mesh == nil || now.Mesh == nil {
+		return ""
+	}
+	return mesh.Diff(was.Mesh, now.Mesh)
+}
+
+// Apply applies the plan (planned again first when it waited for the
+// network, and applied only if it changes the same objects the same way),
+// then waits for istiod's rollout.
+func (m *MeshPhase) Apply(ctx context.Context, f *Facts, p PhasePlan, run *Run) (Done, error) {
+	if p.Mesh == nil {
+		return Done{}, errors.New("internal error: the mesh phase was applied without a plan")
+	}
+	c := m.converter(f, m.Journal)
+	c.Log = run.Log
+	mp := p.Mesh
+	if p.After != "" {
+		now, err := c.Plan(ctx)
+		if err != nil {
+			return Done{}, fmt.Errorf("mesh: %w", err)
+		}
+		if d := mesh.Diff(mp, now); d != "" {
+			return Done{}, fmt.Errorf("mesh: Istio's objects %w (%s); nothing was changed by this phase: run upgrade again", ErrPlanDrift, d)
+		}
+		mp = now
+	}
+	run.Progress.Start(fmt.Sprintf("%s: %s", run.Label, mp.Summary))
+	res, err := c.Apply(ctx, mp)
+	run.Progress.Done("")
+	changed := res != nil && len(res.Changed) > 0
+	if err != nil {
+		return Done{Changed: changed}, fmt.Errorf("mesh: %w", err)
+	}
+	return Done{Changed: changed, Message: res.Message}, nil
+}
