@@ -36,6 +36,7 @@ func Evaluate(f *Facts, command string) report.Report {
 	r.Add(podCIDRs(f.Platform.Kind, f.Nodes))
 	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs))
 	r.Add(servicesCheck(f, command))
+	r.Add(podsCheck(f, command))
 	if f.OpenShift != nil {
 		r.Add(openShiftNetworkCheck(f.OpenShift))
 		r.Add(openShiftConversion(f.Platform, f.OpenShift))
@@ -214,6 +215,58 @@ func servicesCheck(f *Facts, command string) report.Check {
 		c.Remediation += ", once the service ranges have IPv6 (see service-cidrs)"
 	}
 	return c
+}
+
+// podsCheck counts the pods that have no IPv6 pod IP: a pod keeps the
+// addresses it started with.
+func podsCheck(f *Facts, command string) report.Check {
+	c := report.Check{Layer: report.LayerOverlay, Name: "pods"}
+	p := f.Pods
+	if p.Err != nil {
+		c.Status, c.Message = report.Warn, fmt.Sprintf("cannot count the pods without IPv6: %v", p.Err)
+		c.Remediation = "needs list on pods in all namespaces"
+		return c
+	}
+	if p.IPv4Only == 0 {
+		c.Status, c.Message = report.Pass, "every running pod on the pod network has an IPv6 pod IP"
+		return c
+	}
+	type nsCount struct {
+		ns string
+		n  int
+	}
+	var by []nsCount
+	for ns, n := range p.Namespaces {
+		by = append(by, nsCount{ns, n})
+	}
+	sort.Slice(by, func(i, j int) bool { return by[i].n > by[j].n || by[i].n == by[j].n && by[i].ns < by[j].ns })
+	var names []string
+	for i, b := range by {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("%d more namespaces", len(by)-3))
+			break
+		}
+		names = append(names, fmt.Sprintf("%s: %d", b.ns, b.n))
+	}
+	c.Status = report.Warn
+	c.Message = fmt.Sprintf("%d running pods have no IPv6 pod IP (%s); a pod keeps the addresses it started with", p.IPv4Only, strings.Join(names, ", "))
+	if p.Uncontrolled > 0 {
+		c.Message += fmt.Sprintf("; %d of them have no controller", p.Uncontrolled)
+	}
+	c.Remediation = command + " workloads (re-creates them through evictions; PodDisruptionBudgets hold)"
+	if !allNodesHavePodIPv6(f.Nodes) {
+		c.Remediation += ", once the pod network has IPv6 (see pod-cidrs)"
+	}
+	return c
+}
+
+func allNodesHavePodIPv6(nodes []NodeFacts) bool {
+	for _, n := range nodes {
+		if _, v6 := Families(n.PodCIDRs); !v6 {
+			return false
+		}
+	}
+	return len(nodes) > 0
 }
 
 func openShiftNetworkCheck(on *OpenShiftNetwork) report.Check {

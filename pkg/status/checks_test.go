@@ -8,6 +8,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
 
 func find(t *testing.T, r report.Report, name string) report.Check {
@@ -209,6 +210,38 @@ func TestServicesCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := find(t, Evaluate(&tc.facts, "kubectl dualstack"), "services")
 			if c.Status != tc.want || c.Message != tc.message && !strings.Contains(c.Message, tc.message) || !strings.Contains(c.Remediation, tc.fix) {
+				t.Fatalf("%s %q fix %q", c.Status, c.Message, c.Remediation)
+			}
+			if tc.noFixFor != "" && strings.Contains(c.Remediation, tc.noFixFor) {
+				t.Fatalf("fix %q should not say %q", c.Remediation, tc.noFixFor)
+			}
+		})
+	}
+}
+
+func TestPodsCheck(t *testing.T) {
+	dualNodes := []NodeFacts{{Name: "a", PodCIDRs: []string{"10.128.0.0/23", "fd01:0:0:1::/64"}}}
+	v4Nodes := []NodeFacts{{Name: "a", PodCIDRs: []string{"10.128.0.0/23"}}}
+	for _, tc := range []struct {
+		name     string
+		facts    Facts
+		want     report.Status
+		message  string
+		fix      string
+		noFixFor string
+	}{
+		{"all have IPv6", Facts{Nodes: dualNodes}, report.Pass, "every running pod on the pod network has an IPv6 pod IP", "", ""},
+		{"some lack it", Facts{Nodes: dualNodes, Pods: PodFacts{Census: workloads.Census{IPv4Only: 9, Uncontrolled: 1,
+			Namespaces: map[string]int{"shop": 4, "billing": 2, "web": 2, "z": 1}}}},
+			report.Warn, "9 running pods have no IPv6 pod IP (shop: 4, billing: 2, web: 2, 1 more namespaces); a pod keeps the addresses it started with; 1 of them have no controller",
+			"kubectl dualstack workloads", "once the pod network"},
+		{"pod network not yet IPv6", Facts{Nodes: v4Nodes, Pods: PodFacts{Census: workloads.Census{IPv4Only: 1, Namespaces: map[string]int{"a": 1}}}},
+			report.Warn, "1 running pods have no IPv6 pod IP (a: 1)", "once the pod network has IPv6", ""},
+		{"forbidden", Facts{Pods: PodFacts{Err: errors.New("pods is forbidden")}}, report.Warn, "forbidden", "list on pods", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := find(t, Evaluate(&tc.facts, "kubectl dualstack"), "pods")
+			if c.Status != tc.want || !strings.Contains(c.Message, tc.message) || !strings.Contains(c.Remediation, tc.fix) {
 				t.Fatalf("%s %q fix %q", c.Status, c.Message, c.Remediation)
 			}
 			if tc.noFixFor != "" && strings.Contains(c.Remediation, tc.noFixFor) {

@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
 
 // NodeFacts is what the overlay checks need of one node.
@@ -45,6 +46,12 @@ type ServiceFacts struct {
 	Err error // set when the Services could not be listed
 }
 
+// PodFacts counts the pods without an IPv6 pod IP.
+type PodFacts struct {
+	workloads.Census
+	Err error // set when the pods could not be listed
+}
+
 // OpenShiftNetwork is networks.config.openshift.io/cluster plus the network
 // ClusterOperator's conditions.
 type OpenShiftNetwork struct {
@@ -63,6 +70,7 @@ type Facts struct {
 	Nodes        []NodeFacts
 	ServiceCIDRs ServiceCIDRFacts
 	Services     ServiceFacts
+	Pods         PodFacts
 	OpenShift    *OpenShiftNetwork // nil unless OpenShift
 	Underlay     *UnderlayFacts    // nil unless on AWS
 	Mesh         *istio.Facts
@@ -96,6 +104,11 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) 
 		f.Services.Err = kube.Explain("listing services in all namespaces", err)
 	} else {
 		f.Services.Census = c
+	}
+	if c, err := workloads.Count(ctx, kc); err != nil {
+		f.Pods.Err = err
+	} else {
+		f.Pods.Census = c
 	}
 	if info.OnAWS() {
 		f.Underlay = gatherUnderlay(ctx, info, nodes)
