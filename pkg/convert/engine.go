@@ -94,6 +94,7 @@ func (e *Engine) Plan(ctx context.Context) Plan {
 	}
 	var plan Plan
 	byName := map[string]PhasePlan{} // the phases planned so far
+	e.Facts.planned = map[string]PhasePlan{}
 	for _, ph := range e.Phases {
 		name := ph.Name()
 		if !e.selected(name) {
@@ -140,6 +141,7 @@ func (e *Engine) Plan(ctx context.Context) Plan {
 		}
 		plan.Phases = append(plan.Phases, p)
 		byName[name] = p
+		e.Facts.planned[name] = p
 		if p.AWS != nil {
 			plan.Cluster.VPCID = p.AWS.Cluster.VPCID
 		}

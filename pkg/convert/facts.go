@@ -25,6 +25,16 @@ type Facts struct {
 	Account *Account
 
 	mesh *istio.Facts
+	// planned are the phases the engine planned so far in this plan, in
+	// run order, for a phase whose need depends on an earlier one's plan.
+	planned map[string]PhasePlan
+}
+
+// Planned is the plan of an earlier phase of the plan being made; false
+// when it was not planned (not selected, or a later phase).
+func (f *Facts) Planned(name string) (PhasePlan, bool) {
+	p, ok := f.planned[name]
+	return p, ok && p.Action != ActionSkipped
 }
 
 // Gather lists the nodes (page by page) and detects the platform from them.

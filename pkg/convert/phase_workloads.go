@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
 
@@ -77,9 +79,11 @@ func (w *WorkloadsPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) 
 		}
 	}
 	p.Details = append(p.Details, wp.Notes...)
-	if !podNetworkHasIPv6(f.Nodes) {
+	if net, ok := f.Planned(PhaseNetwork); !podNetworkHasIPv6(f.Nodes) && (!ok || net.Mutating()) {
 		// Data: a pod re-created before the cluster network has IPv6
-		// comes back IPv4-only.
+		// comes back IPv4-only. (A network already converted whose
+		// plugin has not given every node its IPv6 subnet yet is waited
+		// for when the phase applies.)
 		p.After, p.Needs = PhaseNetwork, "the cluster network gives new pods no IPv6 address yet"
 		p.Summary = "after the network: " + p.Summary
 	}
@@ -100,11 +104,8 @@ func (w *WorkloadsPhase) Apply(ctx context.Context, f *Facts, p PhasePlan, run *
 	if p.Workloads == nil {
 		return Done{}, errors.New("internal error: the workloads phase was applied without a plan")
 	}
-	if err := f.RefreshNodes(ctx); err != nil {
+	if err := w.waitPodNetwork(ctx, f, run); err != nil {
 		return Done{}, err
-	}
-	if !podNetworkHasIPv6(f.Nodes) {
-		return Done{}, fmt.Errorf("workloads: not every node has an IPv6 pod CIDR, so re-created pods would come back IPv4-only; nothing was evicted: run the network phase first")
 	}
 	c := w.converter(f)
 	c.Log = run.Log
@@ -123,6 +124,36 @@ func (w *WorkloadsPhase) Apply(ctx context.Context, f *Facts, p PhasePlan, run *
 		msg += fmt.Sprintf(", %d pods without a controller removed (--force)", res.Removed)
 	}
 	return Done{Changed: changed, Message: msg}, nil
+}
+
+// waitPodNetwork waits until every node has an IPv6 pod CIDR: the network
+// plugin allocates the nodes' IPv6 subnets as it rolls the new cluster
+// network out, which may finish a moment after the network phase saw it
+// accepted.
+func (w *WorkloadsPhase) waitPodNetwork(ctx context.Context, f *Facts, run *Run) error {
+	if err := f.RefreshNodes(ctx); err != nil {
+		return err
+	}
+	if podNetworkHasIPv6(f.Nodes) {
+		return nil
+	}
+	timeout := w.Options.Timeout
+	if timeout <= 0 {
+		timeout = workloads.DefaultTimeout
+	}
+	run.Progress.Start(fmt.Sprintf("%s: waiting for every node to have an IPv6 pod CIDR (timeout %s)", run.Label, timeout))
+	defer run.Progress.Done("")
+	err := kube.WaitAll(ctx, kube.NodesLW(f.Clients.Kube), &corev1.Node{}, timeout, func(objs map[string]runtime.Object) (bool, error) {
+		var nodes []corev1.Node
+		for _, n := range kube.Nodes(objs) {
+			nodes = append(nodes, *n)
+		}
+		return podNetworkHasIPv6(nodes), nil
+	})
+	if err != nil {
+		return fmt.Errorf("workloads: not every node has an IPv6 pod CIDR, so re-created pods would come back IPv4-only; nothing was evicted (run the network phase first, or wait for the network plugin to finish): %w", err)
+	}
+	return f.RefreshNodes(ctx)
 }
 
 // DefaultWorkloadsOptions are upgrade's: every namespace, one pod at a time.

@@ -111,7 +111,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	if r.Code != 0 || u.Outcome != "converted" {
 		t.Fatalf("upgrade: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "done", "network": "done", "services": "done", "gateway": "done", "validate": "done"})
+	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "done", "network": "done", "services": "done", "workloads": "done", "gateway": "done", "validate": "done"})
 	// The nodes got their IPv6 InternalIPs from the cloud provider, because
 	// its config lists ipv6 now, and from nothing else.
 	cc, err := s.API.Kube.CoreV1().ConfigMaps(harness.CloudConfigNamespace).Get(ctx, harness.CloudConfigName, metav1.GetOptions{})
@@ -146,7 +146,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 			}
 		}
 	}
-	for _, step := range []string{"[1/6] aws", "[2/6] nodes", "[3/6] network", "[4/6] services", "[5/6] gateway", "[6/6] validate"} {
+	for _, step := range []string{"[1/8] aws", "[2/8] nodes", "[3/8] network", "[5/8] services", "[6/8] workloads", "[7/8] gateway", "[8/8] validate"} {
 		if !strings.Contains(r.Stderr, step+": done") {
 			t.Errorf("no progress line %q:\n%s", step+": done", r.Stderr)
 		}
@@ -257,7 +257,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 		t.Fatalf("upgrade with a stuck operator: outcome %q\n%s", u.Outcome, r)
 	}
 	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "done", "network": "failed", "services": "not-run", "gateway": "not-run", "validate": "not-run"})
-	for _, want := range []string{"stopped at phase network", "Not done: network, services, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
+	for _, want := range []string{"stopped at phase network", "Not done: network, services, workloads, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
 		}
@@ -289,7 +289,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 
 func TestUpgradeBadPhasesExit2(t *testing.T) {
 	r := plugin(t, t.TempDir()+"/absent", nil, "upgrade", "--phases", "aws,bogus")
-	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,network,services,gateway,validate") {
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,nodes,network,mesh,services,workloads,gateway,validate") {
 		t.Fatalf("bad --phases:\n%s", r)
 	}
 }
