@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,10 +21,14 @@ import (
 // an HTTPRoute names the host; other hosts get 404. It answers with
 // `server: istio-envoy`.
 type Ingress struct {
-	Port    int
-	dyn     dynamic.Interface
-	backend http.Handler
-	servers []*http.Server
+	Port int
+	// ServesIPv6, when set, decides whether a request that came in over
+	// IPv6 is served: a gateway whose proxies do not run dual-stack has no
+	// IPv6 listener, so the connection is dropped unanswered.
+	ServesIPv6 func(context.Context) bool
+	dyn        dynamic.Interface
+	backend    http.Handler
+	servers    []*http.Server
 }
 
 // StartIngress listens on a free port on 127.0.0.1 and, when ipv6, the same
@@ -64,6 +69,18 @@ var (
 )
 
 func (g *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && g.ServesIPv6 != nil {
+		if ta, ok := local.(*net.TCPAddr); ok && ta.IP.To4() == nil && !g.ServesIPv6(r.Context()) {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+	}
 	w.Header().Set("Server", "istio-envoy")
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
