@@ -177,53 +177,69 @@ func InstallApplication(ctx context.Context, kc kubernetes.Interface) error {
 // is Ready, and the disruption controller has computed every PDB's status
 // for the current spec.
 func WaitApplicationReady(ctx context.Context, kc kubernetes.Interface, timeout time.Duration) error {
-	return WaitFor(ctx, timeout, "the application's pods to be Ready and its PDBs computed", func(ctx context.Context) (bool, error) {
-		for _, w := range ApplicationWorkloads {
-			switch w.Kind {
-			case "Deployment":
-				d, err := kc.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-				if err != nil {
-					return false, err
-				}
-				if d.Status.ObservedGeneration < d.Generation || d.Status.ReadyReplicas != w.Replicas || d.Status.UpdatedReplicas != w.Replicas || d.Status.Replicas != w.Replicas {
-					return false, fmt.Errorf("deployment %s/%s: %d/%d ready", w.Namespace, w.Name, d.Status.ReadyReplicas, w.Replicas)
-				}
-			case "StatefulSet":
-				s, err := kc.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-				if err != nil {
-					return false, err
-				}
-				if s.Status.ObservedGeneration < s.Generation || s.Status.ReadyReplicas != w.Replicas || s.Status.Replicas != w.Replicas {
-					return false, fmt.Errorf("statefulset %s/%s: %d/%d ready", w.Namespace, w.Name, s.Status.ReadyReplicas, w.Replicas)
-				}
-			case "DaemonSet":
-				ds, err := kc.AppsV1().DaemonSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-				if err != nil {
-					return false, err
-				}
-				if ds.Status.ObservedGeneration < ds.Generation || ds.Status.DesiredNumberScheduled == 0 || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
-					return false, fmt.Errorf("daemonset %s/%s: %d/%d ready", w.Namespace, w.Name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
-				}
-			}
-			if w.PDB != "" {
-				p, err := kc.PolicyV1().PodDisruptionBudgets(w.Namespace).Get(ctx, w.PDB, metav1.GetOptions{})
-				if err != nil {
-					return false, err
-				}
-				if p.Status.ObservedGeneration < p.Generation || p.Status.CurrentHealthy < p.Status.DesiredHealthy || p.Status.ExpectedPods == 0 {
-					return false, fmt.Errorf("pdb %s/%s: status not computed for the running pods yet (%+v)", w.Namespace, w.PDB, p.Status)
-				}
-			}
+	last := "" // what was not ready yet, last seen
+	err := WaitFor(ctx, timeout, "the application's pods to be Ready and its PDBs computed", func(ctx context.Context) (bool, error) {
+		notReady, err := applicationNotReady(ctx, kc)
+		if notReady != "" {
+			last = notReady
 		}
-		pod, err := kc.CoreV1().Pods(ApplicationNamespace).Get(ctx, ApplicationBarePod, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if !podIsReady(pod) {
-			return false, fmt.Errorf("pod %s/%s is not Ready", pod.Namespace, pod.Name)
-		}
-		return true, nil
+		return notReady == "" && err == nil, err
 	})
+	if err != nil && last != "" {
+		return fmt.Errorf("%w (last seen: %s)", err, last)
+	}
+	return err
+}
+
+// applicationNotReady says what of the fixture is not ready ("": all is).
+func applicationNotReady(ctx context.Context, kc kubernetes.Interface) (string, error) {
+	for _, w := range ApplicationWorkloads {
+		switch w.Kind {
+		case "Deployment":
+			d, err := kc.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			if d.Status.ObservedGeneration < d.Generation || d.Status.ReadyReplicas != w.Replicas || d.Status.UpdatedReplicas != w.Replicas || d.Status.Replicas != w.Replicas {
+				return fmt.Sprintf("deployment %s/%s: %d/%d ready, %d updated, %d in all (generation %d, observed %d)",
+					w.Namespace, w.Name, d.Status.ReadyReplicas, w.Replicas, d.Status.UpdatedReplicas, d.Status.Replicas, d.Generation, d.Status.ObservedGeneration), nil
+			}
+		case "StatefulSet":
+			s, err := kc.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			if s.Status.ObservedGeneration < s.Generation || s.Status.ReadyReplicas != w.Replicas || s.Status.Replicas != w.Replicas {
+				return fmt.Sprintf("statefulset %s/%s: %d/%d ready", w.Namespace, w.Name, s.Status.ReadyReplicas, w.Replicas), nil
+			}
+		case "DaemonSet":
+			ds, err := kc.AppsV1().DaemonSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			if ds.Status.ObservedGeneration < ds.Generation || ds.Status.DesiredNumberScheduled == 0 || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
+				return fmt.Sprintf("daemonset %s/%s: %d/%d ready (generation %d, observed %d)",
+					w.Namespace, w.Name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled, ds.Generation, ds.Status.ObservedGeneration), nil
+			}
+		}
+		if w.PDB != "" {
+			p, err := kc.PolicyV1().PodDisruptionBudgets(w.Namespace).Get(ctx, w.PDB, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			if p.Status.ObservedGeneration < p.Generation || p.Status.CurrentHealthy < p.Status.DesiredHealthy || p.Status.ExpectedPods == 0 {
+				return fmt.Sprintf("pdb %s/%s: status not computed for the running pods yet (%+v)", w.Namespace, w.PDB, p.Status), nil
+			}
+		}
+	}
+	pod, err := kc.CoreV1().Pods(ApplicationNamespace).Get(ctx, ApplicationBarePod, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	if !podIsReady(pod) {
+		return fmt.Sprintf("pod %s/%s is not Ready", pod.Namespace, pod.Name), nil
+	}
+	return "", nil
 }
 
 // ApplicationPods lists the fixture's controller-managed pods (those with
