@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,8 +52,22 @@ func CreateNodes(ctx context.Context, kc kubernetes.Interface, nodes []NodeSpec)
 			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now,
 		}}
-		if _, err := kc.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		ready, err := kc.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if err != nil {
 			return fmt.Errorf("setting node %s status: %w", n.Name, err)
+		}
+		// The apiserver's NodeTaint admission registered the node with
+		// node.kubernetes.io/not-ready:NoSchedule; the node lifecycle
+		// controller's NoSchedule pass removes it once the node is Ready.
+		// (The DaemonSet controller honours it; the pod simulator does not.)
+		kept := slices.DeleteFunc(slices.Clone(ready.Spec.Taints), func(t corev1.Taint) bool {
+			return t.Key == corev1.TaintNodeNotReady && t.Effect == corev1.TaintEffectNoSchedule
+		})
+		if len(kept) != len(ready.Spec.Taints) {
+			ready.Spec.Taints = kept
+			if _, err := kc.CoreV1().Nodes().Update(ctx, ready, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("removing node %s's not-ready taint: %w", n.Name, err)
+			}
 		}
 	}
 	return nil

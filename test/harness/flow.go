@@ -48,18 +48,21 @@ type ConversionSandboxOptions struct {
 // start: they stand for what OpenShift's apiserver operator rolls out, and
 // the plugin judges OpenShift's service families by the Network status.
 type ConversionSandbox struct {
-	API        *APIServer
-	World      *OpenShiftOnAWS
-	AWSConfig  aws.Config
-	Operator   *NetworkOperator
-	LBs        *LBController
-	DNS        *LBDNS
-	Nodes      *CloudNodeController
-	Kubelets   []*Kubelet
-	Pods       *PodSimulator
-	Namespaces *NamespaceFinalizer
-	HTTPBin    *HTTPBin
-	Ingress    *Ingress
+	API       *APIServer
+	World     *OpenShiftOnAWS
+	AWSConfig aws.Config
+	Operator  *NetworkOperator
+	LBs       *LBController
+	DNS       *LBDNS
+	Nodes     *CloudNodeController
+	Kubelets  []*Kubelet
+	// Controllers are kube-controller-manager's workload and disruption
+	// controllers; Pods plays the scheduler and the kubelets.
+	Controllers *Controllers
+	Pods        *PodSimulator
+	Namespaces  *NamespaceFinalizer
+	HTTPBin     *HTTPBin
+	Ingress     *Ingress
 	// HostsFile is /etc/hosts inside the pods.
 	HostsFile string
 
@@ -153,6 +156,10 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 	t.Cleanup(s.DNS.Close)
 	s.Nodes = StartCloudNodeController(kc, s.AWSConfig, s.World.AWS)
 	t.Cleanup(s.Nodes.Stop)
+	if s.Controllers, err = StartControllers(runCtx, s.API.Config); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.Controllers.Stop)
 	if err := InstallIstiod(ctx, kc, "1.24.2", true); err != nil {
 		return nil, err
 	}
@@ -160,7 +167,7 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 		return nil, err
 	}
 
-	s.Pods = &PodSimulator{Kube: kc, Nodes: names, DualStackNow: s.dual.Load}
+	s.Pods = &PodSimulator{Kube: kc, Nodes: names, DualStackNow: s.dual.Load, Controllers: true}
 	s.Pods.Start(runCtx)
 	t.Cleanup(s.Pods.Stop)
 	s.Namespaces = &NamespaceFinalizer{Kube: kc, Dynamic: s.API.Dynamic}
@@ -198,6 +205,11 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 		s.followNetwork(runCtx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	// The application runs before anything is converted: its pods are
+	// IPv4-only, its PDBs computed.
+	if err := WaitApplicationReady(ctx, kc, 30*time.Second); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -16,6 +16,11 @@ import (
 // test scenarios create (the real controller discovers every namespaced kind).
 var namespacedContent = []schema.GroupVersionResource{
 	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Version: "v1", Resource: "replicasets"},
+	{Group: "apps", Version: "v1", Resource: "statefulsets"},
+	{Group: "apps", Version: "v1", Resource: "daemonsets"},
+	{Group: "apps", Version: "v1", Resource: "controllerrevisions"},
+	{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
 	{Version: "v1", Resource: "services"},
 	{Version: "v1", Resource: "serviceaccounts"},
 	{Version: "v1", Resource: "configmaps"},

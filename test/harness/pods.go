@@ -15,16 +15,23 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// PodSimulator does, for the test cluster, what the Deployment controller,
-// the scheduler and the kubelets do for pods: a Deployment gets its
-// replicas as pods (owned by it, as the ReplicaSet's would be); a pending
-// pod is bound to a node; a bound pod starts Running and Ready with a pod IP
-// of each family the cluster has; a pod being deleted is removed, as the
+// PodSimulator does, for the test cluster, what the scheduler and the
+// kubelets do for pods, and, unless the real controllers run, what the
+// Deployment controller does: a Deployment gets its replicas as pods (owned
+// by it, as the ReplicaSet's would be); a pending pod is bound to a node
+// (the node its required node affinity names, as a DaemonSet's pod's does,
+// else the next one in turn); a bound pod starts Running and Ready with a
+// pod IP of each family the cluster has; a pod being deleted (or evicted:
+// the Eviction API deletes it with its grace period) is removed, as the
 // kubelet confirms once its containers are gone.
 type PodSimulator struct {
 	Kube      kubernetes.Interface
 	Nodes     []string
 	DualStack bool
+	// Controllers says kube-controller-manager's controllers run
+	// (StartControllers): Deployments are theirs, and the simulator plays
+	// only the scheduler and the kubelets.
+	Controllers bool
 	// DualStackNow, when set, decides instead of DualStack, for each pod as
 	// it starts: a cluster converted while running gives IPv6 only to pods
 	// started after the conversion.
@@ -77,8 +84,10 @@ func (s *PodSimulator) Stop() {
 }
 
 func (s *PodSimulator) pass(ctx context.Context) error {
-	if err := s.deployments(ctx); err != nil {
-		return err
+	if !s.Controllers {
+		if err := s.deployments(ctx); err != nil {
+			return err
+		}
 	}
 	pods, err := s.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -197,14 +206,35 @@ func (s *PodSimulator) unschedulable(ctx context.Context, pod *corev1.Pod, messa
 }
 
 func (s *PodSimulator) bind(ctx context.Context, pod *corev1.Pod) error {
-	s.mu.Lock()
-	node := s.Nodes[s.next%len(s.Nodes)]
-	s.next++
-	s.mu.Unlock()
+	node := requiredNode(pod)
+	if node == "" {
+		s.mu.Lock()
+		node = s.Nodes[s.next%len(s.Nodes)]
+		s.next++
+		s.mu.Unlock()
+	}
 	return s.Kube.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}, metav1.CreateOptions{})
+}
+
+// requiredNode is the node a pod's required node affinity pins it to by
+// name (matchFields metadata.name In [node]), as the DaemonSet controller
+// pins its pods; "" when it names none.
+func requiredNode(pod *corev1.Pod) string {
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		for _, f := range term.MatchFields {
+			if f.Key == "metadata.name" && f.Operator == corev1.NodeSelectorOpIn && len(f.Values) == 1 {
+				return f.Values[0]
+			}
+		}
+	}
+	return ""
 }
 
 func (s *PodSimulator) run(ctx context.Context, pod *corev1.Pod) error {
