@@ -100,10 +100,48 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 		t.Fatalf("shop/web: %v %v", err, web.Spec.ClusterIPs)
 	}
 
+	// Before: the mesh is not dual-stack and the gateway's proxies serve
+	// IPv4 only; the application's pods are IPv4-only.
+	if harness.IstioDualStackNow(ctx, s.API.Kube) || s.Proxies.ServesIPv6(ctx) {
+		t.Fatal("the sandbox should start with Istio single-stack")
+	}
+	if v := before.verdicts(); v["pods"] != "WARN" || v["proxy-dual-stack"] == "PASS" {
+		t.Fatalf("status before: %v", v)
+	}
+	pdbs, err := harness.StartPDBWatch(ctx, s.API.Kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pdbs.Stop()
+
 	start := time.Now()
 	r := plugin(t, kcfg, env, "upgrade", "--yes", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
 	u := parseUpgrade(t, r)
 	t.Logf("upgrade took %s", time.Since(start).Round(time.Millisecond))
+	// The last mile: every controller-managed pod of the application came
+	// back with both families, through evictions no budget ever refused
+	// below its minimum; the pod no controller manages is left alone.
+	for _, line := range pdbs.Summary() {
+		t.Logf("pdb watch: %s", line)
+	}
+	if v := pdbs.Violations(); len(v) > 0 {
+		t.Errorf("PodDisruptionBudgets violated during the upgrade: %v", v)
+	}
+	appPods, err := harness.ApplicationPods(ctx, s.API.Kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range appPods {
+		if len(p.Status.PodIPs) != 2 {
+			t.Errorf("pod %s/%s after upgrade: pod IPs %v", p.Namespace, p.Name, p.Status.PodIPs)
+		}
+	}
+	if bare, err := s.API.Kube.CoreV1().Pods(harness.ApplicationNamespace).Get(ctx, harness.ApplicationBarePod, metav1.GetOptions{}); err != nil || len(bare.Status.PodIPs) != 1 {
+		t.Errorf("the bare pod was not left alone: %v %v", err, bare.Status.PodIPs)
+	}
+	if !harness.IstioDualStackNow(ctx, s.API.Kube) || !s.Proxies.ServesIPv6(ctx) {
+		t.Errorf("after upgrade: istiod dual-stack %t, gateway proxies serve IPv6 %t", harness.IstioDualStackNow(ctx, s.API.Kube), s.Proxies.ServesIPv6(ctx))
+	}
 	if web, err = s.API.Kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{}); err != nil || len(web.Spec.ClusterIPs) != 2 ||
 		web.Spec.IPFamilyPolicy == nil || *web.Spec.IPFamilyPolicy != corev1.IPFamilyPolicyPreferDualStack {
 		t.Errorf("shop/web after upgrade: %v %v %v", err, web.Spec.IPFamilyPolicy, web.Spec.ClusterIPs)
@@ -111,7 +149,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	if r.Code != 0 || u.Outcome != "converted" {
 		t.Fatalf("upgrade: outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "done", "network": "done", "services": "done", "workloads": "done", "gateway": "done", "validate": "done"})
+	expectPhases(t, r, u, map[string]string{"aws": "done", "nodes": "done", "network": "done", "mesh": "done", "services": "done", "workloads": "done", "gateway": "done", "validate": "done"})
 	// The nodes got their IPv6 InternalIPs from the cloud provider, because
 	// its config lists ipv6 now, and from nothing else.
 	cc, err := s.API.Kube.CoreV1().ConfigMaps(harness.CloudConfigNamespace).Get(ctx, harness.CloudConfigName, metav1.GetOptions{})
@@ -146,7 +184,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 			}
 		}
 	}
-	for _, step := range []string{"[1/8] aws", "[2/8] nodes", "[3/8] network", "[5/8] services", "[6/8] workloads", "[7/8] gateway", "[8/8] validate"} {
+	for _, step := range []string{"[1/8] aws", "[2/8] nodes", "[3/8] network", "[4/8] mesh", "[5/8] services", "[6/8] workloads", "[7/8] gateway", "[8/8] validate"} {
 		if !strings.Contains(r.Stderr, step+": done") {
 			t.Errorf("no progress line %q:\n%s", step+": done", r.Stderr)
 		}
@@ -168,7 +206,7 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	if r.Code != 0 || u.Outcome != "nothing-to-do" {
 		t.Fatalf("second upgrade (no --yes, nothing to confirm): outcome %q\n%s", u.Outcome, r)
 	}
-	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "already-done", "network": "already-done", "gateway": "already-done", "validate": "already-done"})
+	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "already-done", "network": "already-done", "mesh": "already-done", "services": "already-done", "workloads": "already-done", "gateway": "already-done", "validate": "already-done"})
 	if n := awsPlanChanges(t, kcfg); n != 0 {
 		t.Errorf("aws plan after upgrade: %d changes", n)
 	}

@@ -63,6 +63,8 @@ type ConversionSandbox struct {
 	Namespaces  *NamespaceFinalizer
 	HTTPBin     *HTTPBin
 	Ingress     *Ingress
+	// Proxies says which gateway proxies were created dual-stack.
+	Proxies *ProxyInjector
 	// HostsFile is /etc/hosts inside the pods.
 	HostsFile string
 
@@ -138,7 +140,7 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.Cleanup(cancel)
-	s.Operator = StartNetworkOperator(runCtx, s.API, NetworkOperatorOptions{RolloutDelay: o.RolloutDelay})
+	s.Operator = StartNetworkOperator(runCtx, s.API, NetworkOperatorOptions{RolloutDelay: o.RolloutDelay, Rollout: s.rollOut})
 	t.Cleanup(s.Operator.Stop)
 	var lbSubnets []string
 	seen := map[string]bool{}
@@ -160,9 +162,14 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 		return nil, err
 	}
 	t.Cleanup(s.Controllers.Stop)
-	if err := InstallIstiod(ctx, kc, "1.24.2", true); err != nil {
+	// Istio as istioctl installs it, before the conversion: not
+	// dual-stack, istiod's Service single-stack, the gateway's proxies
+	// IPv4-only until they are re-created after the mesh is switched.
+	if err := InstallIstio(ctx, kc, IstioInstall{Version: "1.24.2", Method: "istioctl", Service: true, Gateway: true}); err != nil {
 		return nil, err
 	}
+	s.Proxies = StartProxyInjector(kc)
+	t.Cleanup(s.Proxies.Stop)
 	if err := InstallApplication(ctx, kc); err != nil {
 		return nil, err
 	}
@@ -183,6 +190,7 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 	if s.Ingress, err = StartIngress(s.API.Dynamic, true); err != nil {
 		return nil, err
 	}
+	s.Ingress.ServesIPv6 = s.Proxies.ServesIPv6
 	t.Cleanup(s.Ingress.Close)
 	// The gateway's http2 port is the ingress listener's, as the load
 	// balancer forwards it; a re-created Service keeps it.
@@ -245,6 +253,23 @@ func (s *ConversionSandbox) followNetwork(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// rollOut is the network operator's rollout of OVN-Kubernetes with the new
+// cluster network, done before it reports it: the nodes' subnets, then new
+// pods get each family of it (followNetwork catches up with a status
+// changed any other way).
+func (s *ConversionSandbox) rollOut(ctx context.Context, ipv6 bool) error {
+	if err := s.writeHosts(ipv6); err != nil {
+		return err
+	}
+	if ipv6 {
+		if err := s.nodeSubnets(ctx); err != nil {
+			return err
+		}
+	}
+	s.dual.Store(ipv6)
+	return nil
 }
 
 // nodeSubnets plays OVN-Kubernetes' cluster manager once the cluster

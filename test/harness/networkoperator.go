@@ -40,6 +40,7 @@ import (
 type NetworkOperator struct {
 	dc      dynamic.Interface
 	delay   time.Duration
+	rollout func(context.Context, bool) error
 	trigger chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -53,6 +54,10 @@ type NetworkOperatorOptions struct {
 	// RolloutDelay is how long an accepted change stays Progressing before
 	// status shows it. Default 300ms.
 	RolloutDelay time.Duration
+	// Rollout, when set, is the rollout itself, run before status shows
+	// the change, as the operator reports it only once OVN-Kubernetes runs
+	// with it: ipv6 says whether the new cluster network has IPv6.
+	Rollout func(ctx context.Context, ipv6 bool) error
 }
 
 var (
@@ -67,7 +72,7 @@ func StartNetworkOperator(ctx context.Context, api *APIServer, opts NetworkOpera
 		opts.RolloutDelay = 300 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	n := &NetworkOperator{dc: api.Dynamic, delay: opts.RolloutDelay, trigger: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	n := &NetworkOperator{dc: api.Dynamic, delay: opts.RolloutDelay, rollout: opts.Rollout, trigger: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go n.watch(ctx)
 	go n.loop(ctx)
 	return n
@@ -211,6 +216,17 @@ func (n *NetworkOperator) reconcile(ctx context.Context) error {
 	}
 	if n.isPaused() {
 		return nil
+	}
+	if n.rollout != nil {
+		ipv6 := false
+		for _, e := range spec.ClusterNetwork {
+			if p, err := netip.ParsePrefix(e.CIDR); err == nil && p.Addr().Is6() {
+				ipv6 = true
+			}
+		}
+		if err := n.rollout(ctx, ipv6); err != nil {
+			return err
+		}
 	}
 	// Mirror the accepted spec into status, from the object as read: if spec
 	// changed meanwhile, the update conflicts and reconcile starts over.
