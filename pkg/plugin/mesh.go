@@ -105,15 +105,9 @@ original back, leaving one changed since.`,
 
 // Validate checks the flags, before any cluster is contacted.
 func (o *MeshOptions) Validate(cmd *cobra.Command) error {
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	d, err := o.Mutation.Strategy()
+	d, err := clientDryRunOnly(o.Output, o.Mutation, "mesh", "")
 	if err != nil {
 		return err
-	}
-	if d == cli.DryRunServer {
-		return cli.Usagef("mesh takes --dry-run=client (the plan), not --dry-run=server")
 	}
 	o.dryRun = d
 	if o.Revert {

@@ -110,15 +110,9 @@ change; --revert puts it back byte for byte.`,
 
 // Validate checks the flags, before any cluster is contacted.
 func (o *NodesOptions) Validate(cmd *cobra.Command) error {
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	d, err := o.Mutation.Strategy()
+	d, err := clientDryRunOnly(o.Output, o.Mutation, "nodes", "a ConfigMap update the apiserver accepts proves nothing about the cloud controller")
 	if err != nil {
 		return err
-	}
-	if d == cli.DryRunServer {
-		return cli.Usagef("nodes takes --dry-run=client (the plan), not --dry-run=server: a ConfigMap update the apiserver accepts proves nothing about the cloud controller")
 	}
 	o.dryRun = d
 	if o.Revert {

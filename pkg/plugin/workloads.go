@@ -99,15 +99,9 @@ pods back, there is nothing to undo.`,
 
 // Validate checks the flags, before any cluster is contacted.
 func (o *WorkloadsOptions) Validate(cmd *cobra.Command) error {
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	d, err := o.Mutation.Strategy()
+	d, err := clientDryRunOnly(o.Output, o.Mutation, "workloads", "")
 	if err != nil {
 		return err
-	}
-	if d == cli.DryRunServer {
-		return cli.Usagef("workloads takes --dry-run=client (the plan), not --dry-run=server")
 	}
 	o.dryRun = d
 	if ns := flagSet(cmd, "namespace"); ns != nil {

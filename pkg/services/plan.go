@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -56,28 +55,11 @@ func (o *Options) Validate() error {
 	if o.Policy != corev1.IPFamilyPolicyPreferDualStack && o.Policy != corev1.IPFamilyPolicyRequireDualStack {
 		return cli.Usagef("the policy must be PreferDualStack or RequireDualStack, got %q", o.Policy)
 	}
-	if _, err := labels.Parse(o.NamespaceSelector); err != nil {
-		return cli.Usagef("--namespace-selector %q is not a label selector (e.g. team=shop,env!=dev): %v", o.NamespaceSelector, err)
-	}
-	if _, err := labels.Parse(o.Selector); err != nil {
-		return cli.Usagef("--selector %q is not a label selector (e.g. app=web,tier!=frozen): %v", o.Selector, err)
-	}
-	for _, list := range []struct {
-		flag  string
-		names []string
-	}{{"--include-namespaces", o.IncludeNamespaces}, {"--exclude-namespaces", o.ExcludeNamespaces}} {
-		for _, n := range list.names {
-			if n == "" {
-				return cli.Usagef("%s has an empty name: give a comma-separated list of namespaces", list.flag)
-			}
-		}
-	}
-	for _, n := range o.IncludeNamespaces {
-		if slices.Contains(o.ExcludeNamespaces, n) {
-			return cli.Usagef("namespace %s is both in --include-namespaces and --exclude-namespaces: name it in one of them", n)
-		}
-	}
-	return nil
+	return o.namespaceSelection().Validate(o.Selector)
+}
+
+func (o *Options) namespaceSelection() kube.NamespaceSelection {
+	return kube.NamespaceSelection{Include: o.IncludeNamespaces, Exclude: o.ExcludeNamespaces, Selector: o.NamespaceSelector}
 }
 
 // Action is what a plan does with one Service.
@@ -206,53 +188,12 @@ func (c *Converter) Plan(ctx context.Context) (*Plan, error) {
 	return plan, nil
 }
 
-// namespaces resolves the namespace flags to the set of namespaces looked
-// at; nil means every namespace. Names that do not exist are bad input.
+// namespaces resolves the namespace options to the set of namespaces
+// looked at; nil means every namespace. Names that do not exist are bad
+// input.
 func (c *Converter) namespaces(ctx context.Context) (map[string]bool, string, error) {
 	o := c.Options
-	if o.NamespaceSelector == "" && len(o.IncludeNamespaces) == 0 && len(o.ExcludeNamespaces) == 0 {
-		return nil, "", nil
-	}
-	sel, _ := labels.Parse(o.NamespaceSelector) // validated
-	all, err := pager.ListAll[corev1.Namespace](ctx, metav1.ListOptions{}, func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
-		return c.Kube.CoreV1().Namespaces().List(ctx, lo)
-	})
-	if err != nil {
-		return nil, "", kube.Explain("listing namespaces (to apply the namespace flags)", err)
-	}
-	exists := map[string]bool{}
-	for _, ns := range all {
-		exists[ns.Name] = true
-	}
-	for _, list := range []struct {
-		flag  string
-		names []string
-	}{{"--include-namespaces", o.IncludeNamespaces}, {"--exclude-namespaces", o.ExcludeNamespaces}} {
-		var unknown []string
-		for _, n := range list.names {
-			if !exists[n] {
-				unknown = append(unknown, n)
-			}
-		}
-		if len(unknown) > 0 {
-			return nil, "", cli.Usagef("%s: no namespace named %s in this cluster (kubectl get namespaces lists them)", list.flag, strings.Join(unknown, ", "))
-		}
-	}
-	allowed := map[string]bool{}
-	for _, ns := range all {
-		switch {
-		case len(o.IncludeNamespaces) > 0 && !slices.Contains(o.IncludeNamespaces, ns.Name),
-			slices.Contains(o.ExcludeNamespaces, ns.Name),
-			!sel.Matches(labels.Set(ns.Labels)):
-			continue
-		}
-		allowed[ns.Name] = true
-	}
-	note := ""
-	if len(allowed) == 0 {
-		note = "no namespace is left after the namespace flags: nothing to look at"
-	}
-	return allowed, note, nil
+	return o.namespaceSelection().Resolve(ctx, c.Kube)
 }
 
 // list reads the selected Services, page by page: one list per included

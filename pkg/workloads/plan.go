@@ -60,28 +60,11 @@ func (o *Options) Validate() error {
 	if o.Timeout < 0 {
 		return cli.Usagef("--timeout must not be negative, got %s", o.Timeout)
 	}
-	if _, err := labels.Parse(o.NamespaceSelector); err != nil {
-		return cli.Usagef("--namespace-selector %q is not a label selector (e.g. team=shop,env!=dev): %v", o.NamespaceSelector, err)
-	}
-	if _, err := labels.Parse(o.LabelSelector); err != nil {
-		return cli.Usagef("--selector %q is not a label selector (e.g. app=web,tier!=frozen): %v", o.LabelSelector, err)
-	}
-	for _, list := range []struct {
-		flag  string
-		names []string
-	}{{"--namespaces", o.Namespaces}, {"--exclude-namespaces", o.ExcludeNamespaces}} {
-		for _, n := range list.names {
-			if n == "" {
-				return cli.Usagef("%s has an empty name: give a comma-separated list of namespaces", list.flag)
-			}
-		}
-	}
-	for _, n := range o.Namespaces {
-		if slices.Contains(o.ExcludeNamespaces, n) {
-			return cli.Usagef("namespace %s is both in --namespaces and --exclude-namespaces: name it in one of them", n)
-		}
-	}
-	return nil
+	return o.namespaceSelection().Validate(o.LabelSelector)
+}
+
+func (o *Options) namespaceSelection() kube.NamespaceSelection {
+	return kube.NamespaceSelection{Include: o.Namespaces, Exclude: o.ExcludeNamespaces, Selector: o.NamespaceSelector}
 }
 
 func (o *Options) timeout() time.Duration {
@@ -270,49 +253,7 @@ func selecting(pdbs []policyv1.PodDisruptionBudget, p *corev1.Pod) []policyv1.Po
 // input.
 func (c *Converter) namespaces(ctx context.Context) (map[string]bool, string, error) {
 	o := c.Options
-	if o.NamespaceSelector == "" && len(o.Namespaces) == 0 && len(o.ExcludeNamespaces) == 0 {
-		return nil, "", nil
-	}
-	sel, _ := labels.Parse(o.NamespaceSelector) // validated
-	all, err := pager.ListAll[corev1.Namespace](ctx, metav1.ListOptions{}, func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
-		return c.Kube.CoreV1().Namespaces().List(ctx, lo)
-	})
-	if err != nil {
-		return nil, "", kube.Explain("listing namespaces (to apply the namespace options)", err)
-	}
-	exists := map[string]bool{}
-	for _, ns := range all {
-		exists[ns.Name] = true
-	}
-	for _, list := range []struct {
-		flag  string
-		names []string
-	}{{"--namespaces", o.Namespaces}, {"--exclude-namespaces", o.ExcludeNamespaces}} {
-		var unknown []string
-		for _, n := range list.names {
-			if !exists[n] {
-				unknown = append(unknown, n)
-			}
-		}
-		if len(unknown) > 0 {
-			return nil, "", cli.Usagef("%s: no namespace named %s in this cluster (kubectl get namespaces lists them)", list.flag, strings.Join(unknown, ", "))
-		}
-	}
-	allowed := map[string]bool{}
-	for _, ns := range all {
-		switch {
-		case len(o.Namespaces) > 0 && !slices.Contains(o.Namespaces, ns.Name),
-			slices.Contains(o.ExcludeNamespaces, ns.Name),
-			!sel.Matches(labels.Set(ns.Labels)):
-			continue
-		}
-		allowed[ns.Name] = true
-	}
-	note := ""
-	if len(allowed) == 0 {
-		note = "no namespace is left after the namespace options: nothing to look at"
-	}
-	return allowed, note, nil
+	return o.namespaceSelection().Resolve(ctx, c.Kube)
 }
 
 // listIn reads objects page by page: one list per named namespace when the

@@ -111,6 +111,25 @@ func (g *faultRig) endState(t *testing.T, normalize bool) []string {
 		t.Fatal(err)
 	}
 	lines = append(lines, fmt.Sprintf("cloud config %q", cc.Data[harness.CloudConfigKey]))
+	// Istio's settings: istiod's env, the mesh config byte for byte, its
+	// Service's families.
+	istiod, err := g.s.API.Kube.AppsV1().Deployments(harness.IstioNamespace).Get(ctx, "istiod", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range istiod.Spec.Template.Spec.Containers {
+		lines = append(lines, fmt.Sprintf("istiod container %s env %v", c.Name, c.Env))
+	}
+	meshCM, err := g.s.API.Kube.CoreV1().ConfigMaps(harness.IstioNamespace).Get(ctx, "istio", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, fmt.Sprintf("mesh config %q", meshCM.Data["mesh"]))
+	istiodSvc, err := g.s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, "istiod", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, fmt.Sprintf("istiod service %v families=%v cluster-ips=%d", ptrString(istiodSvc.Spec.IPFamilyPolicy), istiodSvc.Spec.IPFamilies, len(istiodSvc.Spec.ClusterIPs)))
 	nss, err := g.s.API.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -353,4 +372,11 @@ func representative(points []injection) []injection {
 		}
 	}
 	return out
+}
+
+func ptrString[T ~string](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
 }

@@ -88,3 +88,24 @@ func (r revertRun) run(ctx context.Context, j *journalFlag, kc *kube.Clients, dr
 	out.Message = fmt.Sprintf("%s (journal %s)", r.done, store.Location())
 	return out, nil
 }
+
+// clientDryRunOnly checks -o and --dry-run for a layer command whose plan
+// is its dry run: --dry-run=server is refused (why says what it would not
+// prove, if anything).
+func clientDryRunOnly(out *cli.OutputFlags, m *cli.MutationFlags, command, why string) (cli.DryRun, error) {
+	if err := out.Validate(); err != nil {
+		return "", err
+	}
+	d, err := m.Strategy()
+	if err != nil {
+		return "", err
+	}
+	if d == cli.DryRunServer {
+		msg := command + " takes --dry-run=client (the plan), not --dry-run=server"
+		if why != "" {
+			msg += ": " + why
+		}
+		return "", cli.Usagef("%s", msg)
+	}
+	return d, nil
+}
