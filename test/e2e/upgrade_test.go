@@ -295,7 +295,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 		t.Fatalf("upgrade with a stuck operator: outcome %q\n%s", u.Outcome, r)
 	}
 	expectPhases(t, r, u, map[string]string{"aws": "already-done", "nodes": "done", "network": "failed", "services": "not-run", "gateway": "not-run", "validate": "not-run"})
-	for _, want := range []string{"stopped at phase network", "Not done: network, services, workloads, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
+	for _, want := range []string{"stopped at phase network", "Not done: network, mesh, services, workloads, gateway, validate", "To resume", "upgrade --dns-server=" + s.DNSAddr() + " --recreate-gateway=true --timeout=4s --yes", "kubectl dualstack rollback --yes"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
 		}
