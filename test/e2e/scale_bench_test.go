@@ -198,6 +198,20 @@ func servicePages(stderr string) int {
 	return n
 }
 
+// podList matches a page of a list of pods in every namespace.
+var podList = regexp.MustCompile(`/api/v1/pods\?[^" ]*`)
+
+// allPodPages counts the pages of the pods check's list of every pod.
+func allPodPages(stderr string) int {
+	n := 0
+	for _, m := range podList.FindAllString(stderr, -1) {
+		if strings.Contains(m, "limit=") && !strings.Contains(m, "labelSelector=") && !strings.Contains(m, "fieldSelector=") {
+			n++
+		}
+	}
+	return n
+}
+
 func requests(stderr string) int { return len(responseLine.FindAllString(stderr, -1)) }
 
 // kubeEnv points a command at kubeconfig, with a HOME of its own (kubectl
@@ -219,18 +233,19 @@ func scaled(n int) int {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-// BenchmarkScaleStatus: `status` against `kubectl get nodes,services -A -o
-// json` on the same apiserver (5,000 nodes, 10,000 Services, 20,000 pods),
-// alternating, after one untimed warm-up of each. The anchor reads what
-// status reads in bulk: every node and every Service (the services check
-// counts single-stack Services page by page; Deployments are read only
-// through a label selector, and no pods). The API requests are also
+// BenchmarkScaleStatus: `status` against `kubectl get nodes,services,pods
+// -A -o json` on the same apiserver (5,000 nodes, 10,000 Services, 20,000
+// pods), alternating, after one untimed warm-up of each. The anchor reads
+// what status reads in bulk: every node, every Service (the services check
+// counts single-stack Services page by page) and every pod (the pods check
+// counts those without IPv6); Deployments are read only through a label
+// selector. The API requests are also
 // measured on a small cluster in the same run (statusSmallRequests), to
 // show that only the list pages grow with the cluster.
 func BenchmarkScaleStatus(b *testing.B) {
 	ctx := context.Background()
 	small := harness.ScaleClusterSpec{Nodes: 10, Services: 20, Pods: 40}
-	smallReqs, smallPages, smallServicePages := statusSmallRequests(b, small)
+	smallReqs, smallPages, smallServicePages, smallPodPages := statusSmallRequests(b, small)
 
 	spec := harness.ScaleClusterSpec{Nodes: scaled(5000), Services: scaled(10000), Pods: scaled(20000)}
 	api, err := harness.StartAPIServer(b, harness.APIServerOptions{ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/112"})
@@ -249,7 +264,7 @@ func BenchmarkScaleStatus(b *testing.B) {
 	env := kubeEnv(b, api.Kubeconfig)
 	plugin := filepath.Join(binDir, "kubectl-dualstack")
 	statusArgs := []string{"status", "-o", "json"}
-	kubectlArgs := []string{"get", "nodes,services", "-A", "-o", "json"}
+	kubectlArgs := []string{"get", "nodes,services,pods", "-A", "-o", "json"}
 	statusOK := []int{1} // no Istio here: the mesh checks fail
 
 	// Warm-up, and the request counts (with -v=6, untimed).
@@ -259,11 +274,12 @@ func BenchmarkScaleStatus(b *testing.B) {
 	}
 	kc := measure(b, env, nil, "kubectl", append(kubectlArgs, "-v=6")...)
 	if n := strings.Count(kc.stdout, `"kind": "Node"`); kc.outBytes == int64(len(kc.stdout)) && n != spec.Nodes {
-		b.Fatalf("kubectl get nodes,services printed %d nodes, want %d", n, spec.Nodes)
+		b.Fatalf("kubectl get nodes,services,pods printed %d nodes, want %d", n, spec.Nodes)
 	}
 	statusReqs, kubectlReqs := requests(st.stderr), requests(kc.stderr)
 	nodePages := len(nodeListPage.FindAllString(st.stderr, -1))
 	svcPages := servicePages(st.stderr)
+	podPages := allPodPages(st.stderr)
 	if statusReqs == 0 || kubectlReqs == 0 {
 		b.Fatalf("no -v=6 response lines: status\n%s\nkubectl\n%s", st.stderr, kc.stderr)
 	}
@@ -275,7 +291,7 @@ func BenchmarkScaleStatus(b *testing.B) {
 		s := measure(b, env, statusOK, plugin, statusArgs...)
 		k := measure(b, env, nil, "kubectl", kubectlArgs...)
 		if k.outBytes < int64(spec.Nodes)*500 {
-			b.Fatalf("kubectl get nodes,services printed only %d bytes for %d nodes", k.outBytes, spec.Nodes)
+			b.Fatalf("kubectl get nodes,services,pods printed only %d bytes for %d nodes", k.outBytes, spec.Nodes)
 		}
 		statusWall += s.wall
 		kubectlWall += k.wall
@@ -287,13 +303,15 @@ func BenchmarkScaleStatus(b *testing.B) {
 	b.ReportMetric(float64(spec.Services), "services")
 	b.ReportMetric(float64(spec.Pods), "pods")
 	b.ReportMetric(statusWall.Seconds()/float64(n), "status-s")
-	b.ReportMetric(kubectlWall.Seconds()/float64(n), "kubectl-bulk-s")
+	b.ReportMetric(kubectlWall.Seconds()/float64(n), "kubectl-withpods-s")
 	b.ReportMetric(mib(statusRSS), "status-MiB")
-	b.ReportMetric(mib(kubectlRSS), "kubectl-bulk-MiB")
+	b.ReportMetric(mib(kubectlRSS), "kubectl-withpods-MiB")
 	b.ReportMetric(float64(statusReqs), "status-requests")
 	b.ReportMetric(float64(nodePages), "status-node-pages")
 	b.ReportMetric(float64(svcPages), "status-service-pages")
-	b.ReportMetric(float64(kubectlReqs), "kubectl-bulk-requests")
+	b.ReportMetric(float64(kubectlReqs), "kubectl-withpods-requests")
+	b.ReportMetric(float64(podPages), "status-pod-pages")
+	b.ReportMetric(float64(smallPodPages), "small-status-pod-pages")
 	b.ReportMetric(float64(small.Nodes), "small-nodes")
 	b.ReportMetric(float64(smallReqs), "small-status-requests")
 	b.ReportMetric(float64(smallPages), "small-status-node-pages")
@@ -303,7 +321,7 @@ func BenchmarkScaleStatus(b *testing.B) {
 // statusSmallRequests runs `status -v=6` once on a small cluster of its own
 // apiserver, stopped before the large one starts, and returns its API
 // requests and node and Service list pages: the anchor of the request count.
-func statusSmallRequests(b *testing.B, spec harness.ScaleClusterSpec) (reqs, nodePages, svcPages int) {
+func statusSmallRequests(b *testing.B, spec harness.ScaleClusterSpec) (reqs, nodePages, svcPages, podPages int) {
 	b.Helper()
 	ctx := context.Background()
 	tb := harness.NewProcessTB("status-small", b.Logf)
@@ -327,7 +345,7 @@ func statusSmallRequests(b *testing.B, spec harness.ScaleClusterSpec) (reqs, nod
 	if !strings.Contains(st.stdout, fmt.Sprintf("all %d nodes have IPv4 and IPv6", spec.Nodes)) {
 		b.Fatalf("status on the small cluster did not judge every node:\n%s", st.stdout)
 	}
-	return requests(st.stderr), len(nodeListPage.FindAllString(st.stderr, -1)), servicePages(st.stderr)
+	return requests(st.stderr), len(nodeListPage.FindAllString(st.stderr, -1)), servicePages(st.stderr), allPodPages(st.stderr)
 }
 
 // isMutating tells whether an AWS call changes something: everything that

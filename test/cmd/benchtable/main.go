@@ -169,11 +169,15 @@ func (p *parsed) table() string {
 
 	const st = "BenchmarkScaleStatus"
 	section("status (" + p.size(st, "nodes", "services", "pods") + ")")
-	// The anchor reads the objects status reads in bulk: the same nodes and
-	// (since the services check) the same Services. Logs from before it
-	// carry the nodes-only anchor under its own names.
-	kubectlGet, anchor := "`kubectl get nodes,services -A -o json`", "kubectl-bulk"
-	if _, ok := p.get(st, "kubectl-bulk-s"); !ok {
+	// The anchor reads the objects status reads in bulk: the same nodes,
+	// (since the services check) the same Services and (since the pods
+	// check) the same pods. Logs from before carry the narrower anchors
+	// under their own names.
+	kubectlGet, anchor := "`kubectl get nodes,services,pods -A -o json`", "kubectl-withpods"
+	if _, ok := p.get(st, "kubectl-withpods-s"); !ok {
+		kubectlGet, anchor = "`kubectl get nodes,services -A -o json`", "kubectl-bulk"
+	}
+	if _, ok := p.get(st, anchor+"-s"); !ok {
 		kubectlGet, anchor = "`kubectl get nodes -o json`", "kubectl-nodes"
 	}
 	rows = append(rows,
@@ -292,12 +296,13 @@ func (p *parsed) statusRequests(st, kubectlGet, anchor string) row {
 	return r
 }
 
-// pages is the list pages of prefix's run: node pages, plus Service pages
-// where the log has them.
+// pages is the list pages of prefix's run: node pages, plus Service and
+// pod pages where the log has them.
 func (p *parsed) pages(st, prefix string) float64 {
 	n, _ := p.get(st, prefix+"-node-pages")
 	s, _ := p.get(st, prefix+"-service-pages")
-	return n + s
+	q, _ := p.get(st, prefix+"-pod-pages")
+	return n + s + q
 }
 
 func pageCount(v float64) string {

@@ -111,3 +111,22 @@ func TestStatusWithServicePages(t *testing.T) {
 		}
 	}
 }
+
+// A log with the pods check: the anchor reads nodes, Services and pods,
+// and the pod list pages count as list pages.
+func TestStatusWithPodPages(t *testing.T) {
+	const log = `BenchmarkScaleStatus-2 	 2	 1 ns/op	 5000 nodes	 10000 services	 20000 pods	 1.0 status-s	 9.0 kubectl-withpods-s	 70 status-MiB	 900 kubectl-withpods-MiB	 10 status-node-pages	 21 status-service-pages	 40 status-pod-pages	 76 status-requests	 73 kubectl-withpods-requests	 10 small-nodes	 1 small-status-node-pages	 1 small-status-service-pages	 1 small-status-pod-pages	 8 small-status-requests
+`
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(log), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| wall time | 1.00 s | `kubectl get nodes,services,pods -A -o json`: 9.00 s | 0.11x | <= 1.5x | yes |",
+		"| API requests | 76 (71 list pages of 500 + 5) | status at 10 nodes: 8 (3 list pages + 5); `kubectl get nodes,services,pods -A -o json`: 73 | +0 beyond the list pages | constant beyond pagination | yes |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+}
