@@ -103,6 +103,12 @@ func (e *Engine) Plan(ctx context.Context) Plan {
 		}
 		p, err := ph.Plan(ctx, e.Facts)
 		p.Name = name
+		var usage *cli.UsageError
+		if errors.As(err, &usage) && plan.BadInput == nil {
+			// Bad input (a namespace flag naming no namespace): the run
+			// stops with exit 2 before anything changes.
+			plan.BadInput = err
+		}
 		if err != nil {
 			p.Blockers = append(p.Blockers, fmt.Sprintf("planning the %s phase: %v", name, err))
 		}

@@ -11,6 +11,7 @@ import (
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
@@ -79,6 +80,9 @@ type Plan struct {
 	Settings *Settings   `json:"settings,omitempty"`
 	Phases   []PhasePlan `json:"phases"`
 	Blockers []string    `json:"blockers"`
+	// BadInput is the first phase's refusal of the flags (a
+	// cli.UsageError): the run stops with it, exit 2.
+	BadInput error `json:"-"`
 }
 
 // PhasePlan is what one phase will do.
@@ -141,4 +145,6 @@ type Settings struct {
 	// MaxUnavailable and ForceWorkloads are the workloads phase's flags.
 	MaxUnavailable int  `json:"maxUnavailable,omitempty"`
 	ForceWorkloads bool `json:"forceWorkloads,omitempty"`
+	// Namespaces narrows the services and workloads phases.
+	Namespaces *kube.NamespaceSelection `json:"namespaces,omitempty"`
 }

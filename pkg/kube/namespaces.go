@@ -18,9 +18,9 @@ import (
 // NamespaceSelection is the namespace flags a layer command shares:
 // --include-namespaces, --exclude-namespaces, --namespace-selector.
 type NamespaceSelection struct {
-	Include  []string
-	Exclude  []string
-	Selector string // a label selector, already validated
+	Include  []string `json:"include,omitempty"`
+	Exclude  []string `json:"exclude,omitempty"`
+	Selector string   `json:"selector,omitempty"` // a label selector on Namespaces
 }
 
 // Validate checks the flags on their own, before the cluster is asked:

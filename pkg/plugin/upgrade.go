@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
 
@@ -39,8 +40,10 @@ type UpgradeOptions struct {
 	ForceNetwork    bool
 	RecreateGateway bool
 	// MaxUnavailable and ForceWorkloads shape the workloads phase.
-	MaxUnavailable  int
-	ForceWorkloads  bool
+	MaxUnavailable int
+	ForceWorkloads bool
+	// Namespaces narrows the services and workloads phases.
+	Namespaces      kube.NamespaceSelection
 	DNSServer       string
 	Timeout         time.Duration
 	NewInstanceType string
@@ -150,6 +153,9 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Phases, "phases", o.Phases, "Run only these phases (in the fixed order): "+strings.Join(AllPhases, ","))
 	f.BoolVar(&o.ForceNetwork, "force-network", false, "Patch the Network config even where the network operator is known to refuse the conversion (network --force).")
+	f.StringSliceVar(&o.Namespaces.Include, "include-namespaces", nil, "services and workloads: only these namespaces (comma-separated; each must exist)")
+	f.StringSliceVar(&o.Namespaces.Exclude, "exclude-namespaces", nil, "services and workloads: never these namespaces (comma-separated; each must exist)")
+	f.StringVar(&o.Namespaces.Selector, "namespace-selector", "", "services and workloads: only namespaces whose labels match this selector")
 	f.IntVar(&o.MaxUnavailable, "max-unavailable", o.MaxUnavailable, "workloads: how many pods are evicted at once (each batch waits for its replacements to be Ready with both families)")
 	f.BoolVar(&o.ForceWorkloads, "force-workloads", false, "workloads: also evict pods no controller manages, as kubectl drain --force does; they do not come back")
 	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
@@ -170,7 +176,14 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 func (o *UpgradeOptions) workloadsOptions() workloads.Options {
 	w := convert.DefaultWorkloadsOptions()
 	w.MaxUnavailable, w.Force, w.Timeout = o.MaxUnavailable, o.ForceWorkloads, o.Timeout
+	w.Namespaces, w.ExcludeNamespaces, w.NamespaceSelector = o.Namespaces.Include, o.Namespaces.Exclude, o.Namespaces.Selector
 	return w
+}
+
+func (o *UpgradeOptions) servicesOptions() services.Options {
+	s := convert.DefaultServicesOptions()
+	s.IncludeNamespaces, s.ExcludeNamespaces, s.NamespaceSelector = o.Namespaces.Include, o.Namespaces.Exclude, o.Namespaces.Selector
+	return s
 }
 
 // Validate checks the flags, before any cluster is contacted.
@@ -199,6 +212,9 @@ func (o *UpgradeOptions) Validate() error {
 	if o.MaxUnavailable < 1 {
 		return cli.Usagef("--max-unavailable must be at least 1, got %d", o.MaxUnavailable)
 	}
+	if err := o.Namespaces.Validate(""); err != nil {
+		return err
+	}
 	if o.PlanFile != "" {
 		if dry == cli.DryRunClient {
 			return cli.Usagef("--plan applies a saved plan: it takes no --dry-run (the file is the plan)")
@@ -215,6 +231,9 @@ func (o *UpgradeOptions) Validate() error {
 			o.MaxUnavailable = st.MaxUnavailable
 		}
 		o.ForceWorkloads = st.ForceWorkloads
+		if st.Namespaces != nil {
+			o.Namespaces = *st.Namespaces
+		}
 	}
 	if o.DNSServer != "" {
 		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
@@ -283,7 +302,7 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 			&convert.NodesPhase{Options: nodes.Options{Timeout: o.Timeout}, Journal: store},
 			&convert.NetworkPhase{Request: request, Force: o.ForceNetwork, Timeout: o.Timeout, Journal: store, Tool: o.inv.DisplayName, Command: o.inv.Command},
 			&convert.MeshPhase{Options: mesh.Options{Timeout: o.Timeout}, Journal: store},
-			&convert.ServicesPhase{Options: convert.DefaultServicesOptions(), Journal: store},
+			&convert.ServicesPhase{Options: o.servicesOptions(), Journal: store},
 			&convert.WorkloadsPhase{Options: o.workloadsOptions()},
 			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},
 			o.validatePhase(),
@@ -321,12 +340,19 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	}
 	plan := eng.Plan(ctx)
 	progress.Done("")
+	if plan.BadInput != nil {
+		return plan.BadInput
+	}
 	if plan.Cluster.ID, err = convert.ClusterID(ctx, o.kube); err != nil {
 		return err
 	}
 	plan.Cluster.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	plan.Settings = &convert.Settings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType,
 		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC, MaxUnavailable: o.MaxUnavailable, ForceWorkloads: o.ForceWorkloads}
+	if o.Namespaces.Selector != "" || len(o.Namespaces.Include) > 0 || len(o.Namespaces.Exclude) > 0 {
+		ns := o.Namespaces
+		plan.Settings.Namespaces = &ns
+	}
 	if eng.Facts.Clients != nil && eng.Facts.Clients.Config != nil {
 		plan.Cluster.Server = eng.Facts.Clients.Config.Host
 	}

@@ -80,8 +80,11 @@ func TestWorkloadsCommand(t *testing.T) {
 		{"workloads", "--max-unavailable", "0"},
 		{"workloads", "--max-unavailable", "-1"},
 		{"upgrade", "--max-unavailable", "0"},
+		{"upgrade", "--namespace-selector", "=x"},
+		{"upgrade", "--include-namespaces", "nope", "--dry-run=client"},
 	} {
-		if r := plugin(t, kcfg, env, args...); r.Code != 2 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		// One line of error (upgrade's progress line may come first).
+		if r := plugin(t, kcfg, env, args...); r.Code != 2 || strings.Count(r.Stderr, "error: ") != 1 || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 1 {
 			t.Errorf("%v: want exit 2 and one line:\n%s", args, r)
 		}
 	}
