@@ -43,7 +43,7 @@ func Checks(f *Facts, gateways []corev1.Service, command string) []report.Check 
 			add("istiod-dual-stack", report.Pass, DualStackEnv+"=true in istiod's environment", "")
 		} else {
 			add("istiod-dual-stack", report.Fail, DualStackEnv+" is not set to true in istiod's environment",
-				fmt.Sprintf("set pilot env %s=true (%s prints the %s settings)", DualStackEnv, printValues, f.Method))
+				fmt.Sprintf("%s mesh (sets pilot env %s=true through the %s install; %s prints the settings)", command, DualStackEnv, f.Method, printValues))
 		}
 		if f.ProxyDualStack {
 			add("proxy-dual-stack", report.Pass, DualStackEnv+"=true in meshConfig.defaultConfig.proxyMetadata ("+f.MeshConfigFrom+")", "")
@@ -53,7 +53,7 @@ func Checks(f *Facts, gateways []corev1.Service, command string) []report.Check 
 				where = "no mesh config found"
 			}
 			add("proxy-dual-stack", report.Fail, DualStackEnv+" is not true in meshConfig.defaultConfig.proxyMetadata ("+where+")",
-				fmt.Sprintf("set meshConfig.defaultConfig.proxyMetadata.%s=true, then restart the workloads (%s)", DualStackEnv, printValues))
+				fmt.Sprintf("%s mesh (sets meshConfig.defaultConfig.proxyMetadata.%s=true), then %s workloads re-creates the proxies' pods (%s prints the settings)", command, DualStackEnv, command, printValues))
 		}
 	}
 	if len(gateways) == 0 {
