@@ -73,7 +73,7 @@ fuzz: ## run each fuzzer for FUZZTIME, one at a time (their seed corpora already
 	  done; \
 	done
 
-faults: moto ## every fault-injection point of the upgrade flow (~10 min; make test runs three)
+faults: moto ## every fault-injection point of the upgrade flow (~21 min on 2 cores; make test runs three)
 	@mkdir -p $(BIN_DIR)
 	@cd test && DUALSTACK_FAULTS=full go test -count=1 -run '^TestUpgradeFaultsConverge$$' -timeout 60m -v -ldflags "$(KUBE_LDFLAGS)" ./e2e/ > $(BIN_DIR)/faults.log 2>&1; \
 	  status=$$?; grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)|converged after|did not converge|fault injection:' $(BIN_DIR)/faults.log; \

@@ -30,6 +30,9 @@ type ConversionSandboxOptions struct {
 	HTTPBinPort int
 	// RolloutDelay of the network operator simulator (default its own).
 	RolloutDelay time.Duration
+	// Istio is how Istio is installed: "istioctl" (the default) or "sail"
+	// (a Sail operator Istio resource, rendered by the SailOperator).
+	Istio string
 }
 
 // ConversionSandbox is an OpenShift-IPI-on-AWS-like cluster that starts
@@ -165,8 +168,20 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 	// Istio as istioctl installs it, before the conversion: not
 	// dual-stack, istiod's Service single-stack, the gateway's proxies
 	// IPv4-only until they are re-created after the mesh is switched.
-	if err := InstallIstio(ctx, kc, IstioInstall{Version: "1.24.2", Method: "istioctl", Service: true, Gateway: true}); err != nil {
-		return nil, err
+	switch o.Istio {
+	case "sail":
+		sail, err := InstallSailIstio(ctx, s.API.Config, kc, s.API.Dynamic, "1.24.2")
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(sail.Stop)
+		if err := InstallGateway(ctx, kc, "1.24.2"); err != nil {
+			return nil, err
+		}
+	default:
+		if err := InstallIstio(ctx, kc, IstioInstall{Version: "1.24.2", Method: "istioctl", Service: true, Gateway: true}); err != nil {
+			return nil, err
+		}
 	}
 	s.Proxies = StartProxyInjector(kc)
 	t.Cleanup(s.Proxies.Stop)

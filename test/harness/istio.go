@@ -91,23 +91,30 @@ func InstallIstio(ctx context.Context, kc kubernetes.Interface, o IstioInstall) 
 		}
 	}
 	if o.Gateway {
-		gwLabels := map[string]string{"app": IngressGatewayName, "istio": IngressGatewayLabel}
-		_, err = kc.AppsV1().Deployments(IstioNamespace).Create(ctx, &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: IngressGatewayName, Namespace: IstioNamespace, Labels: gwLabels},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: ptr.To[int32](2),
-				Selector: &metav1.LabelSelector{MatchLabels: gwLabels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: gwLabels},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{
-						Name: "istio-proxy", Image: "docker.io/istio/proxyv2:" + version,
-					}}},
-				},
+		return InstallGateway(ctx, kc, version)
+	}
+	return nil
+}
+
+// InstallGateway creates the ingress gateway's Deployment: 2 replicas, the
+// pods the gateway Service selects.
+func InstallGateway(ctx context.Context, kc kubernetes.Interface, version string) error {
+	gwLabels := map[string]string{"app": IngressGatewayName, "istio": IngressGatewayLabel}
+	_, err := kc.AppsV1().Deployments(IstioNamespace).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: IngressGatewayName, Namespace: IstioNamespace, Labels: gwLabels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: gwLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: gwLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "istio-proxy", Image: "docker.io/istio/proxyv2:" + version,
+				}}},
 			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("creating the ingress gateway: %w", err)
-		}
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating the ingress gateway: %w", err)
 	}
 	return nil
 }
