@@ -2,13 +2,10 @@ package convert
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
@@ -74,12 +71,11 @@ func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 // needsServiceRange asks the apiserver, with a server-side dry run of the
 // planned patch, whether it can give istiod's Service its second family.
 func (m *MeshPhase) needsServiceRange(ctx context.Context, f *Facts, sp *mesh.ServicePlan) bool {
-	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"ipFamilyPolicy": sp.TargetPolicy, "ipFamilies": sp.TargetFamilies}})
-	got, err := f.Clients.Kube.CoreV1().Services(sp.Namespace).Patch(ctx, sp.Name, types.MergePatchType, patch, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+	got, err := services.DryRunShape(ctx, f.Clients.Kube, sp.Namespace, sp.Name, services.Shape{Policy: sp.TargetPolicy, Families: sp.TargetFamilies})
 	if err != nil {
 		return services.FamilyNotConfigured(err)
 	}
-	return len(got.Spec.IPFamilies) < 2 || got.Spec.IPFamilyPolicy == nil || *got.Spec.IPFamilyPolicy == corev1.IPFamilyPolicySingleStack
+	return len(got.Families) < 2 || got.Policy == "" || got.Policy == corev1.IPFamilyPolicySingleStack
 }
 
 // Diff compares what two mesh plans change.

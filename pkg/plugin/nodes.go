@@ -268,12 +268,6 @@ func printNodeViews(w io.Writer, views []nodes.NodeView) {
 	tw := printers.GetNewTabWriter(w)
 	fmt.Fprintln(tw, "NODE\tADDRESSES FROM\tIPV4\tIPV6\tDONE\tHOST CHANGE / CAUSE")
 	for _, v := range views {
-		dash := func(s []string) string {
-			if len(s) == 0 {
-				return "-"
-			}
-			return strings.Join(s, ",")
-		}
 		note := v.HostChange
 		if v.Cause != "" {
 			note = v.Cause
@@ -281,7 +275,7 @@ func printNodeViews(w io.Writer, views []nodes.NodeView) {
 		if note == "" {
 			note = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\n", v.Name, v.Addresses, dash(v.IPv4), dash(v.IPv6), v.Done, note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\n", v.Name, v.Addresses, dashJoin(v.IPv4), dashJoin(v.IPv6), v.Done, note)
 	}
 	_ = tw.Flush()
 }

@@ -252,11 +252,10 @@ func (c *Converter) checkFamilies(ctx context.Context, plan *Plan) {
 			break
 		}
 	}
-	got, err := c.Kube.CoreV1().Services(first.Namespace).Patch(ctx, first.Name, types.MergePatchType, patch(*first.Target, ""),
-		metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+	got, err := DryRunShape(ctx, c.Kube, first.Namespace, first.Name, *first.Target)
 	switch {
-	case err == nil && !ShapeOf(got).Equal(*first.Target):
-		plan.Blocker = fmt.Sprintf("%s (a server-side dry run gave %s %s, not %s)", BlockerNoIPv6Range, first.Ref(), ShapeOf(got), first.Target)
+	case err == nil && !got.Equal(*first.Target):
+		plan.Blocker = fmt.Sprintf("%s (a server-side dry run gave %s %s, not %s)", BlockerNoIPv6Range, first.Ref(), got, first.Target)
 		plan.NeedsIPv6ServiceRange = true
 	case err == nil:
 	case FamilyNotConfigured(err):
@@ -266,6 +265,17 @@ func (c *Converter) checkFamilies(ctx context.Context, plan *Plan) {
 	default:
 		plan.Notes = append(plan.Notes, fmt.Sprintf("a server-side dry run of the patch of %s failed: %v", first.Ref(), err))
 	}
+}
+
+// DryRunShape sends the patch that gives ns/name the target shape as a
+// server-side dry run and returns the shape the apiserver would give it;
+// FamilyNotConfigured tells its refusal for want of a service range.
+func DryRunShape(ctx context.Context, kc kubernetes.Interface, ns, name string, target Shape) (Shape, error) {
+	got, err := kc.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, patch(target, ""), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return Shape{}, err
+	}
+	return ShapeOf(got), nil
 }
 
 // FamilyNotConfigured tells the apiserver's refusals of a family its

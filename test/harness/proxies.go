@@ -149,7 +149,7 @@ func (p *ProxyInjector) ServesIPv6(ctx context.Context) bool {
 	defer p.mu.Unlock()
 	ready := 0
 	for _, pod := range pods.Items {
-		if pod.DeletionTimestamp != nil || !podReady(&pod) {
+		if pod.DeletionTimestamp != nil || !podIsReady(&pod) {
 			continue
 		}
 		if !p.dual[pod.UID] {
@@ -158,13 +158,4 @@ func (p *ProxyInjector) ServesIPv6(ctx context.Context) bool {
 		ready++
 	}
 	return ready > 0
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

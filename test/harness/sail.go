@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -35,7 +36,7 @@ func installSailCRD(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	open := &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptrTo(true)}
+	open := &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}
 	crd := &apiextensionsv1.CustomResourceDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: "istios.sailoperator.io"},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
@@ -58,8 +59,6 @@ func installSailCRD(ctx context.Context, cfg *rest.Config) error {
 		return err == nil && established(got), nil
 	})
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // SailOperator plays the Sail operator for one Istio resource, and only
 // what it does with the resource the tool patches: it renders istiod from
