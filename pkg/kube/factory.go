@@ -69,17 +69,7 @@ func (f *Factory) build() (*Clients, error) {
 	if err != nil {
 		return nil, badKubeconfig(err)
 	}
-	// Reports list whole clusters; the default 5 QPS would make them crawl.
-	cfg.QPS, cfg.Burst = 50, 100
-	kc, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("building Kubernetes client: %w", err)
-	}
-	dc, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("building dynamic client: %w", err)
-	}
-	return &Clients{Kube: kc, Dynamic: dc, Config: cfg}, nil
+	return newClients(cfg)
 }
 
 func stringValue(s *string) string {

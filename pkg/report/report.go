@@ -153,6 +153,9 @@ func (r *Report) PrintTable(w io.Writer, wide bool, paint cli.Painter) error {
 	return nil
 }
 
+// PaintStatus colours a verdict as the report tables do.
+func PaintStatus(p cli.Painter, s Status) string { return paintStatus(p, s) }
+
 func paintStatus(p cli.Painter, s Status) string {
 	switch s {
 	case Pass:

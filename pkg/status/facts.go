@@ -78,9 +78,16 @@ type Facts struct {
 	MeshErr      error            // set when the mesh could not be read
 }
 
+// Options tune how Gather reads the cluster.
+type Options struct {
+	// AWSProfile is the AWS shared config profile for the underlay ("": the
+	// standard chain): the one the kubeconfig context's credentials use.
+	AWSProfile string
+}
+
 // Gather reads the cluster. An error means the cluster could not be read at
 // all; a failure to read one optional thing is kept in the facts instead.
-func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) (*Facts, error) {
+func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, opts Options) (*Facts, error) {
 	nodes, err := kube.ListNodes(ctx, kc, metav1.ListOptions{})
 	if err != nil {
 		return nil, kube.Explain("listing nodes", err)
@@ -111,7 +118,7 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface) 
 		f.Pods.Census = c
 	}
 	if info.OnAWS() {
-		f.Underlay = gatherUnderlay(ctx, info, nodes)
+		f.Underlay = gatherUnderlay(ctx, info, nodes, opts.AWSProfile)
 	}
 	f.Mesh, f.MeshErr = istio.Inspect(ctx, kc, dc)
 	if f.MeshErr == nil {

@@ -23,10 +23,10 @@ type UnderlayFacts struct {
 // credentials, no network) must not hold the whole report up.
 const underlayTimeout = 20 * time.Second
 
-func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node) *UnderlayFacts {
+func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node, profile string) *UnderlayFacts {
 	ctx, cancel := context.WithTimeout(ctx, underlayTimeout)
 	defer cancel()
-	c, err := awsx.NewClients(ctx, awsx.ConfigOptions{Region: info.AWSRegion, ServiceEndpoints: info.EndpointMap(), MaxAttempts: 2})
+	c, err := awsx.NewClients(ctx, awsx.ConfigOptions{Region: info.AWSRegion, Profile: profile, ServiceEndpoints: info.EndpointMap(), MaxAttempts: 2})
 	if err != nil {
 		return &UnderlayFacts{Err: err}
 	}
