@@ -24,6 +24,7 @@ MOTO_VERSION := 5.2.1
 E2E_TIMEOUT  ?= 60m
 
 .PHONY: all build install uninstall test unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto clean
+.PHONY: docs release-snapshot release-check
 
 all: build
 
@@ -43,13 +44,25 @@ install: build ## install every name in INSTALL_DIR (default: $(go env GOPATH)/b
 uninstall:
 	rm -f $(addprefix $(INSTALL_DIR)/,$(PLUGINS) $(COMPLETION_SHIM))
 
-test: vet unit krew-validate e2e ## everything CI runs
+test: vet unit krew-validate release-check e2e ## everything CI runs
 
 unit: ## main module tests, with the race detector
 	go test -race -count=1 ./...
 
 krew-validate: ## render .krew.yaml and run krew's own manifest validator on it
 	BIN_DIR=$(BIN_DIR) bash hack/validate-krew-manifest.sh
+
+release-check: ## goreleaser --snapshot for this platform; krew installs the archive offline; kubectl dualstack version runs it
+	BIN_DIR=$(BIN_DIR) bash hack/release-check.sh
+
+release-snapshot: ## goreleaser --snapshot: every platform's archive in dist/ (cold build cache: ~20 min on 2 cores), then the krew install check on it
+	@mkdir -p $(BIN_DIR)
+	cd tools/release && GOWORK=off go build -o $(BIN_DIR)/ github.com/goreleaser/goreleaser/v2
+	$(BIN_DIR)/goreleaser release --snapshot --clean
+	BIN_DIR=$(BIN_DIR) RELEASE_DIST=$(CURDIR)/dist bash hack/release-check.sh
+
+docs: ## the command reference in docs/commands/ (checked in: a unit test fails when it is stale) and man pages in bin/man/man1
+	go run ./hack/gendocs -markdown docs/commands -man $(BIN_DIR)/man/man1
 
 e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
 	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...

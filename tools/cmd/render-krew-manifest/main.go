@@ -14,6 +14,14 @@
 // The archive layout comes from plugins.yaml, not from the manifest, so that
 // installing the manifest also tests its files and bin against what the
 // release really contains.
+//
+// With -dist, the directory where goreleaser wrote a (snapshot) release, the
+// tag is the release's (from its metadata.json) and each platform whose
+// archive goreleaser built gets that archive and its checksum instead of a
+// stand-in: the manifest is then the one the release would publish, and
+// installing it installs the release build.
+//
+//	render-krew-manifest -catalog plugins.yaml -template .krew.yaml -dist dist -out DIR
 package main
 
 import (
@@ -44,6 +52,7 @@ func main() {
 	flag.StringVar(&o.templatePath, "template", ".krew.yaml", "krew-release-bot template to render")
 	flag.StringVar(&o.tag, "tag", "v0.1.0", "release tag to render for")
 	flag.StringVar(&o.outDir, "out", "", "directory for the manifest and the stand-in archives (required)")
+	flag.StringVar(&o.distDir, "dist", "", "goreleaser's output directory: take the tag and the archives it built from there")
 	flag.Parse()
 	if o.outDir == "" || flag.NArg() > 0 {
 		flag.Usage()
@@ -58,7 +67,23 @@ func main() {
 }
 
 type options struct {
-	catalogPath, templatePath, tag, outDir string
+	catalogPath, templatePath, tag, outDir, distDir string
+}
+
+// releaseTag is the tag goreleaser built the release in dir for, from the
+// metadata.json it writes there.
+func releaseTag(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "metadata.json"))
+	if err != nil {
+		return "", fmt.Errorf("-dist: %w (run goreleaser first)", err)
+	}
+	var meta struct {
+		Tag string `json:"tag"`
+	}
+	if err := yaml.Unmarshal(data, &meta); err != nil || meta.Tag == "" {
+		return "", fmt.Errorf("-dist: %s/metadata.json names no tag (%v)", dir, err)
+	}
+	return meta.Tag, nil
 }
 
 // catalogue is the part of plugins.yaml this tool needs. It cannot use
@@ -102,6 +127,13 @@ type manifestPlatforms struct {
 }
 
 func (o options) run() (string, error) {
+	if o.distDir != "" {
+		tag, err := releaseTag(o.distDir)
+		if err != nil {
+			return "", err
+		}
+		o.tag = tag
+	}
 	data, err := os.ReadFile(o.catalogPath)
 	if err != nil {
 		return "", err
@@ -152,7 +184,10 @@ func (o options) run() (string, error) {
 		if goos == "windows" {
 			bin += ".exe"
 		}
-		archive, err := standInArchive(path.Base(u.Path), bin, cat.License.File, license)
+		archive, err := o.releaseArchive(path.Base(u.Path))
+		if err == nil && archive == nil {
+			archive, err = standInArchive(path.Base(u.Path), bin, cat.License.File, license)
+		}
 		if err != nil {
 			return "", fmt.Errorf("spec.platforms[%d]: %w", i, err)
 		}
@@ -180,6 +215,23 @@ func (o options) run() (string, error) {
 	// validate-krew-manifest requires the file to be named after the plugin.
 	out := filepath.Join(o.outDir, cat.Krew.Name+".yaml")
 	return out, os.WriteFile(out, final, 0o644)
+}
+
+// releaseArchive is the archive goreleaser built under name in -dist, or
+// nil when there is none (no -dist, or a platform this build skipped).
+func (o options) releaseArchive(name string) ([]byte, error) {
+	if o.distDir == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(filepath.Join(o.distDir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "render-krew-manifest: %s: not in %s, using a stand-in\n", name, o.distDir)
+		return nil, nil
+	}
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "render-krew-manifest: %s: the release archive from %s\n", name, o.distDir)
+	}
+	return data, err
 }
 
 // render executes a krew-release-bot template. The bot hands the template a
