@@ -248,6 +248,18 @@ func (p *parsed) table() string {
 		p.compare("binary size", su, "binary-MiB", "kubectl", "kubectl-binary-MiB", mebi, math.Inf(1), "—"),
 	)
 	rows[len(rows)-1].holds = "—"
+	rows = append(rows, p.compare("release binary size (-trimpath -s -w)", "BenchmarkReleaseBinary", "release-binary-MiB", "kubectl", "kubectl-binary-MiB", mebi, math.Inf(1), "—"))
+	rows[len(rows)-1].holds = "—"
+
+	const fl = "BenchmarkFleetStatus"
+	section("fleet status (" + p.size(fl, "contexts") + ", " + p.size(fl, "nodes-each") + ")")
+	fleet := p.compare("`status --contexts` (all N) wall time", fl, "fleet-s", "the slowest single `status --context`", "slowest-single-s", seconds, 1.3, "<= 1.3x")
+	if sum, ok := p.get(fl, "sum-singles-s"); ok {
+		fleet.anchor += "; the N one after another: " + seconds(sum)
+	}
+	rows = append(rows, fleet,
+		p.compare("peak memory (maxrss)", fl, "fleet-MiB", "a single `status`", "single-MiB", mebi, math.Inf(1), "—"))
+	rows[len(rows)-1].holds = "—"
 
 	const va = "BenchmarkValidate"
 	section("validate (sandbox, pods ready)")
