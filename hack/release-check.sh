@@ -57,8 +57,12 @@ if [[ -z $dist ]]; then
 		{ cat "$work/goreleaser.log" >&2; fail "goreleaser snapshot failed (its log is above)"; }
 fi
 [[ -f $dist/metadata.json ]] || fail "$dist/metadata.json missing: is $dist goreleaser's output?"
-version=$(jq -r .version "$dist/metadata.json")
-commit=$(jq -r .commit "$dist/metadata.json")
+# field NAME: the string value of NAME in the JSON object on stdin (flat
+# enough here for sed; jq is not on every machine).
+field() { tr -d '\n' | sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p"; }
+version=$(field version <"$dist/metadata.json")
+commit=$(field commit <"$dist/metadata.json")
+[[ -n $version && -n $commit ]] || fail "$dist/metadata.json names no version or commit"
 
 echo ">> rendering .krew.yaml against the release in $dist"
 manifest=$("$bin_dir/render-krew-manifest" -catalog "$root/plugins.yaml" -template "$root/.krew.yaml" \
@@ -103,8 +107,8 @@ found=$(kubectl plugin list 2>/dev/null | grep -m1 'kubectl-dualstack$' || true)
 
 echo ">> kubectl dualstack version (offline)"
 out=$("${offline[@]}" kubectl dualstack version -o json) || fail "kubectl dualstack version failed: $out"
-got_version=$(jq -r .version <<<"$out")
-got_commit=$(jq -r .gitCommit <<<"$out")
+got_version=$(field version <<<"$out")
+got_commit=$(field gitCommit <<<"$out")
 [[ $got_version == "$version" && $got_commit == "$commit" ]] ||
 	fail "kubectl dualstack version says $got_version ($got_commit), the release is $version ($commit)"
 "${offline[@]}" kubectl dualstack version

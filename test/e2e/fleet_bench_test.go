@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -194,34 +192,4 @@ func delayLine(dst, src net.Conn, oneWay time.Duration) {
 	}
 	dst.Close()
 	src.Close()
-}
-
-// BenchmarkReleaseBinary: the size of the binary as releases build it
-// (.goreleaser.yaml: CGO_ENABLED=0, -trimpath, -ldflags "-s -w") next to
-// kubectl's on this machine.
-func BenchmarkReleaseBinary(b *testing.B) {
-	out := filepath.Join(b.TempDir(), "kubectl-dualstack")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/kubectl-dualstack")
-	build.Dir = repoRoot()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, msg)
-	}
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		b.Fatal(err)
-	}
-	kubectl, err = filepath.EvalSymlinks(kubectl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-	}
-	for metric, path := range map[string]string{"release-binary-MiB": out, "kubectl-binary-MiB": kubectl} {
-		fi, err := os.Stat(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(mib(fi.Size()), metric)
-	}
 }

@@ -75,15 +75,7 @@ func writeFleetKubeconfig(t testing.TB, clusters map[string]*rest.Config) string
 // `status --context` gives.
 func TestFleetStatusAllContexts(t *testing.T) {
 	ctx := context.Background()
-	ready := startAPIServer(t, harness.APIServerOptions{ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/112"})
-	kubeadmConfigMap(ctx, t, ready)
-	if err := harness.CreateNodes(ctx, ready.Kube, kindNodes(3, true)); err != nil {
-		t.Fatal(err)
-	}
-	if err := harness.InstallIstiod(ctx, ready.Kube, "1.24.2", true); err != nil {
-		t.Fatal(err)
-	}
-	dualStackGateway(ctx, t, ready)
+	ready := dualStackKindCluster(ctx, t)
 
 	v4 := startAPIServer(t, harness.APIServerOptions{ServiceCIDRs: "10.96.0.0/16"})
 	kubeadmConfigMap(ctx, t, v4)

@@ -117,8 +117,10 @@ func kubeadmConfigMap(ctx context.Context, t *testing.T, api *harness.APIServer)
 	}
 }
 
-func TestStatusDualStackKindClusterPasses(t *testing.T) {
-	ctx := context.Background()
+// dualStackKindCluster is a kind cluster converted in full: dual-stack
+// ranges and nodes, Istio with ISTIO_DUAL_STACK, a dual-stack gateway.
+func dualStackKindCluster(ctx context.Context, t *testing.T) *harness.APIServer {
+	t.Helper()
 	api := startAPIServer(t, harness.APIServerOptions{ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/112"})
 	kubeadmConfigMap(ctx, t, api)
 	if err := harness.CreateNodes(ctx, api.Kube, kindNodes(3, true)); err != nil {
@@ -128,6 +130,12 @@ func TestStatusDualStackKindClusterPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	dualStackGateway(ctx, t, api)
+	return api
+}
+
+func TestStatusDualStackKindClusterPasses(t *testing.T) {
+	ctx := context.Background()
+	api := dualStackKindCluster(ctx, t)
 
 	r := plugin(t, api.Kubeconfig, nil, "status", "-o", "json")
 	s := parseStatus(t, r)

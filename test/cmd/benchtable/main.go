@@ -248,7 +248,7 @@ func (p *parsed) table() string {
 		p.compare("binary size", su, "binary-MiB", "kubectl", "kubectl-binary-MiB", mebi, math.Inf(1), "—"),
 	)
 	rows[len(rows)-1].holds = "—"
-	rows = append(rows, p.compare("release binary size (-trimpath -s -w)", "BenchmarkReleaseBinary", "release-binary-MiB", "kubectl", "kubectl-binary-MiB", mebi, math.Inf(1), "—"))
+	rows = append(rows, p.compare("release binary size (-trimpath -s -w)", su, "release-binary-MiB", "kubectl", "kubectl-binary-MiB", mebi, math.Inf(1), "—"))
 	rows[len(rows)-1].holds = "—"
 
 	const fl = "BenchmarkFleetStatus"
