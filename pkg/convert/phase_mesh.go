@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -26,7 +27,7 @@ type MeshPhase struct {
 func (*MeshPhase) Name() string { return PhaseMesh }
 
 func (m *MeshPhase) converter(f *Facts, j *journal.Store) *mesh.Converter {
-	return &mesh.Converter{Kube: f.Clients.Kube, Dynamic: f.Clients.Dynamic, Journal: j, Options: m.Options}
+	return &mesh.Converter{Kube: f.Clients.Kube, Dynamic: f.Clients.Dynamic, Helm: mesh.HelmFor(f.Clients), Journal: j, Options: m.Options}
 }
 
 func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
@@ -53,7 +54,12 @@ func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 			p.Details = append(p.Details, fmt.Sprintf("mesh config %s/%s [%s]: %s", mc.Namespace, mc.Name, mc.Key, d))
 		}
 	}
-	if sp := mp.Service; sp != nil && sp.Change {
+	if h := mp.Helm; h != nil {
+		for _, c := range h.Changes {
+			p.Details = append(p.Details, fmt.Sprintf("helm release %s/%s (revision %d): %s=%s", h.Namespace, h.Release, h.Revision, strings.Join(c.Path, "."), c.Target))
+		}
+	}
+	if sp := mp.ServiceChange(); sp != nil {
 		p.Details = append(p.Details, fmt.Sprintf("Service %s/%s: %s %v -> %s %v", sp.Namespace, sp.Name, sp.Policy, sp.Families, sp.TargetPolicy, sp.TargetFamilies))
 		if m.needsServiceRange(ctx, f, sp) {
 			// Data: the network phase gives the cluster its IPv6 service range.

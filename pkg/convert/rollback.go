@@ -153,7 +153,7 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 	// Then Istio's settings, while istiod's Service still has both families.
 	if r.hasMesh && len(failed) == 0 {
 		r.Progress.Start("Rolling back Istio's dual-stack settings")
-		mres, merr := mesh.Rollback(ctx, r.Clients.Kube, r.Clients.Dynamic, r.Journal)
+		mres, merr := mesh.Rollback(ctx, r.Clients.Kube, r.Clients.Dynamic, mesh.HelmFor(r.Clients), r.Journal)
 		r.Progress.Done("")
 		for _, m := range mres {
 			set(mesh.Layer, m.Resource, m.Status, m.Message)

@@ -19,6 +19,9 @@ type Clients struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
 	Config  *rest.Config
+	// Getter is kubectl's flags, for libraries that build their own
+	// clients from them (Helm's SDK); nil outside a command.
+	Getter genericclioptions.RESTClientGetter
 }
 
 // Factory turns the kubeconfig flags into clients on first use, so --help and
@@ -79,7 +82,7 @@ func (f *Factory) build() (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building dynamic client: %w", err)
 	}
-	return &Clients{Kube: kc, Dynamic: dc, Config: cfg}, nil
+	return &Clients{Kube: kc, Dynamic: dc, Config: cfg, Getter: f.flags}, nil
 }
 
 func stringValue(s *string) string {

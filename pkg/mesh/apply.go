@@ -98,6 +98,14 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		note("istio "+plan.Sail.Name, changed)
 		wait = true
 	}
+	if h := plan.Helm; h != nil && len(h.Changes) > 0 {
+		changed, err := c.applyHelm(ctx, h)
+		if err != nil {
+			return res, err
+		}
+		note("helm release "+h.Namespace+"/"+h.Release, changed)
+		wait = true
+	}
 	if s := plan.Service; s != nil && s.Change {
 		changed, err := c.applyService(ctx, s)
 		if err != nil {
@@ -540,6 +548,9 @@ func (c *Converter) waitRollout(ctx context.Context, plan *Plan) error {
 		return fmt.Errorf("waiting for istiod's rollout: %w", err)
 	}
 	who := "istiod's rollout"
+	if plan.Helm != nil {
+		who = fmt.Sprintf("the rollout of istiod with %s=true after the Helm upgrade of %s/%s", istio.DualStackEnv, plan.Helm.Namespace, plan.Helm.Release)
+	}
 	if plan.Sail != nil {
 		who = fmt.Sprintf("the Sail operator's rollout of istiod with %s=true (from the Istio resource %s)", istio.DualStackEnv, plan.Sail.Name)
 	}

@@ -36,10 +36,12 @@ func Undoable(j *journal.Journal) []journal.Entry { return j.Undoable(Layer) }
 // policy, family and cluster IP, and the Sail Istio resource's leaves
 // (the keys this tool added removed, with the maps it created for them
 // when nothing else went in). An object someone changed since, or deleted
-// or re-created, is left alone and the result says so. dc may be nil when
-// the journal has no Sail entry. Nothing is waited for: istiod rolls out
+// or re-created, is left alone and the result says so. A Helm upgrade is
+// taken back with a Helm rollback to the revision before it, when the
+// release's newest revision is still that upgrade. dc may be nil when the
+// journal has no Sail entry, helm when it has no Helm entry. Nothing is waited for: istiod rolls out
 // again on its own.
-func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, j Journal) ([]RollbackResult, error) {
+func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, helm HelmConfigs, j Journal) ([]RollbackResult, error) {
 	jr, err := j.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -60,6 +62,8 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface
 			undone, msg, err = undoService(ctx, kc, e)
 		case OpPatchSailValues:
 			undone, msg, err = undoSail(ctx, dc, e)
+		case OpHelmUpgrade:
+			undone, msg, err = undoHelm(ctx, helm, e)
 		default:
 			err = fmt.Errorf("unknown operation %q in the journal", e.Operation)
 		}
