@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -150,13 +149,6 @@ func restartWorkload(ctx context.Context, apps appsv1client.AppsV1Interface, w W
 		return kube.Explain("restarting the cloud controller "+w.String(), err)
 	}
 	return nil
-}
-
-// isAPIStatus tells an answer of the apiserver (nothing was changed) from
-// an error without one (the request may or may not have been applied).
-func isAPIStatus(err error) bool {
-	var status apierrors.APIStatus
-	return errors.As(err, &status)
 }
 
 // WaitResult is what Wait saw at the end.
