@@ -220,6 +220,7 @@ var adminOtherPaths = map[string]string{
 	"[apps] [deployments daemonsets] [patch]": "nodes outside OpenShift: restarting the cloud controller after its config changed; mesh on an istioctl install: istiod's env",
 	"[] [configmaps] [update] names=[istio]":  "mesh on an istioctl or plain-manifest install: the mesh config",
 	"[sailoperator.io] [istios] [patch]":      "mesh on a Sail operator install",
+	"[] [configmaps] [update] names=[kubeadm-config kube-proxy]": "network on kubeadm (TestNetworkKubeadmConverts runs it as dualstack-admin)",
 }
 
 // TestRBACAdminRunsTheWholeUpgrade runs status, the full upgrade (aws,
