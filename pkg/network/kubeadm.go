@@ -36,7 +36,7 @@ type Plan struct {
 	Changes []Change `json:"changes"`
 	// Edits are the ConfigMap texts the tool writes, original and new.
 	Edits []cmtext.Edit `json:"edits,omitempty"`
-	Notes   []string `json:"notes,omitempty"`
+	Notes []string      `json:"notes,omitempty"`
 	// KindConfig is the kind cluster config that creates the same cluster
 	// dual-stack (kind only).
 	KindConfig string `json:"kindConfig,omitempty"`

@@ -113,4 +113,3 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, j Journal) ([]Rollba
 	}
 	return results, nil
 }
-
