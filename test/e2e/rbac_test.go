@@ -293,6 +293,26 @@ func TestRBACAdminRunsTheWholeUpgrade(t *testing.T) {
 	}
 	t.Logf("the flow made %d Kubernetes requests (%d distinct verb+resource), %d denied: %s", len(reqs), len(proxy.Keys()), denied, strings.Join(proxy.Keys(), ", "))
 
+	// The workloads phase's evictions, as the apiserver answered them: each
+	// was granted (201) or held back by a PodDisruptionBudget (429), never
+	// anything else, and every pre-existing application pod that was
+	// evicted left through a granted one.
+	answers := map[int]int{}
+	evicted := map[string]bool{}
+	for _, q := range reqs {
+		if q.Key() != "create pods/eviction" {
+			continue
+		}
+		answers[q.Status]++
+		if q.Status == 201 {
+			evicted[q.Namespace+"/"+q.Name] = true
+		}
+	}
+	if answers[201] == 0 || len(answers) > 2 || (len(answers) == 2 && answers[429] == 0) {
+		t.Errorf("eviction answers (status: count): %v; want only 201 (granted) and 429 (a PodDisruptionBudget held it back)", answers)
+	}
+	t.Logf("evictions: %d granted (201), %d held back by a PodDisruptionBudget (429), %d distinct pods evicted", answers[201], answers[429], len(evicted))
+
 	// Every rule is necessary: some request of the flow is allowed by it
 	// and by no other rule of the role.
 	needed := 0
