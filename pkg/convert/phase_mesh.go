@@ -67,6 +67,13 @@ func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 			p.Summary = "after the network: " + p.Summary
 		}
 	}
+	for _, g := range mp.Gateways {
+		p.Details = append(p.Details, fmt.Sprintf("Gateway %s/%s: ConfigMap %s with the Service overlay, spec.infrastructure.parametersRef to it (istiod re-renders Service %s)", g.Namespace, g.Name, g.ConfigMap, g.Service))
+		if p.After == "" && m.gatewayNeedsServiceRange(ctx, f, g) {
+			p.After, p.Needs = PhaseNetwork, "the cluster has no IPv6 service range yet for the Gateway Services istiod generates"
+			p.Summary = "after the network: " + p.Summary
+		}
+	}
 	if len(mp.IstioctlFlags) > 0 {
 		p.Details = append(p.Details, fmt.Sprintf("the next `istioctl install` keeps it only with: %v", mp.IstioctlFlags))
 	}
@@ -82,6 +89,19 @@ func (m *MeshPhase) needsServiceRange(ctx context.Context, f *Facts, sp *mesh.Se
 		return services.FamilyNotConfigured(err)
 	}
 	return len(got.Families) < 2 || got.Policy == "" || got.Policy == corev1.IPFamilyPolicySingleStack
+}
+
+// gatewayNeedsServiceRange: the same question for a Gateway's Service.
+func (m *MeshPhase) gatewayNeedsServiceRange(ctx context.Context, f *Facts, g *mesh.GatewayPlan) bool {
+	return m.needsServiceRange(ctx, f, &mesh.ServicePlan{Namespace: g.Namespace, Name: g.Service, TargetPolicy: m.policy(),
+		TargetFamilies: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}})
+}
+
+func (m *MeshPhase) policy() corev1.IPFamilyPolicy {
+	if m.Options.Policy == "" {
+		return corev1.IPFamilyPolicyPreferDualStack
+	}
+	return m.Options.Policy
 }
 
 // Diff compares what two mesh plans change.

@@ -134,6 +134,18 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		}
 		res.RolledOut = true
 	}
+	for _, gp := range plan.Gateways {
+		changed, err := c.applyGateway(ctx, gp)
+		if err != nil {
+			return res, c.partly(res, err)
+		}
+		note("gateway "+gp.Namespace+"/"+gp.Name, changed)
+	}
+	if len(plan.Gateways) > 0 {
+		if err := c.waitGatewayServices(ctx, plan); err != nil {
+			return res, c.partly(res, err)
+		}
+	}
 	res.Message = fmt.Sprintf("changed %s", orNone(res.Changed))
 	if len(res.Already) > 0 {
 		res.Message += fmt.Sprintf("; already so: %s", strings.Join(res.Already, ", "))

@@ -182,6 +182,10 @@ type Plan struct {
 	// Helm is set for a Helm install: the release and the values its
 	// upgrade sets.
 	Helm *HelmPlan `json:"helm,omitempty"`
+	// Gateways are the Gateway API Gateways istiod deploys whose Service is
+	// single-stack: each gets a parameters ConfigMap with the Service
+	// overlay.
+	Gateways []*GatewayPlan `json:"gateways,omitempty"`
 	// HelmCommand is the helm command line that makes the same change on
 	// a Helm install.
 	HelmCommand string   `json:"helmCommand,omitempty"`

@@ -74,6 +74,9 @@ func (c *Converter) Plan(ctx context.Context) (*Plan, error) {
 			return nil, err
 		}
 	}
+	if err := c.planGateways(ctx, p); err != nil {
+		return nil, err
+	}
 	decide(p)
 	return p, nil
 }
@@ -438,6 +441,9 @@ func decide(p *Plan) {
 		}
 		parts = append(parts, fmt.Sprintf("helm upgrade the release %s/%s from revision %d with its values and %s, then wait for istiod's rollout", h.Namespace, h.Release, h.Revision, strings.Join(sets, ", ")))
 	}
+	if len(p.Gateways) > 0 {
+		parts = append(parts, fmt.Sprintf("give the Gateway API Gateways %s a parameters ConfigMap whose Service overlay is dual-stack, then wait for istiod to re-render their Services", strings.Join(gatewayNames(p.Gateways), ", ")))
+	}
 	if p.Service != nil && p.Service.Change {
 		parts = append(parts, fmt.Sprintf("make istiod's Service %s/%s %s [%s]", p.Service.Namespace, p.Service.Name, p.Service.TargetPolicy, familiesString(p.Service.TargetFamilies)))
 	}
@@ -497,6 +503,9 @@ func Diff(was, now *Plan) string {
 				ch = append(ch, fmt.Sprintf("%s %s -> %s", strings.Join(c.Path, "."), orig, c.Target))
 			}
 			k["helm"] = fmt.Sprintf("release %s/%s revision %d: %s", h.Namespace, h.Release, h.Revision, strings.Join(ch, ", "))
+		}
+		for _, g := range p.Gateways {
+			k["gateway "+g.Namespace+"/"+g.Name] = fmt.Sprintf("uid %s: %s [%s] -> parameters %s", g.UID, g.Service, strings.Join(g.Families, ","), g.ConfigMap)
 		}
 		if e := p.Env; e != nil && e.Change {
 			k["env"] = fmt.Sprintf("deployment %s/%s (uid %s) container %s: present %v value %q valueFrom %s -> true", e.Namespace, e.Deployment, e.UID, e.Container, e.Present, e.OriginalValue, e.OriginalValueFrom)

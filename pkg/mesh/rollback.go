@@ -64,6 +64,10 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface
 			undone, msg, err = undoSail(ctx, dc, e)
 		case OpHelmUpgrade:
 			undone, msg, err = undoHelm(ctx, helm, e)
+		case OpPatchGatewayParams:
+			undone, msg, err = undoGatewayPatch(ctx, dc, e)
+		case OpCreateGatewayParams:
+			undone, msg, err = undoGatewayParams(ctx, kc, e)
 		default:
 			err = fmt.Errorf("unknown operation %q in the journal", e.Operation)
 		}

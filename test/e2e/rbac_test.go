@@ -217,10 +217,13 @@ var adminOtherPaths = map[string]string{
 	"httproutes":             "validate with the Gateway API HTTPRoute option",
 	"[] [namespaces] [list]": "services with namespace flags, not yet a phase of upgrade (TestServicesAsDualstackAdmin shows it needed)",
 	"daemonsets":             "nodes outside OpenShift: finding the cloud controller's DaemonSet",
-	"[apps] [deployments daemonsets] [patch]":                    "nodes outside OpenShift: restarting the cloud controller after its config changed; mesh on an istioctl install: istiod's env",
-	"[] [configmaps] [update] names=[istio]":                     "mesh on an istioctl or plain-manifest install: the mesh config",
-	"[sailoperator.io] [istios] [patch]":                         "mesh on a Sail operator install",
-	"[] [configmaps] [update] names=[kubeadm-config kube-proxy]": "network on kubeadm (TestNetworkKubeadmConverts runs it as dualstack-admin)",
+	"[apps] [deployments daemonsets] [patch]":                          "nodes outside OpenShift: restarting the cloud controller after its config changed; mesh on an istioctl install: istiod's env",
+	"[] [configmaps] [update] names=[istio]":                           "mesh on an istioctl or plain-manifest install: the mesh config",
+	"[sailoperator.io] [istios] [patch]":                               "mesh on a Sail operator install",
+	"[gateway.networking.k8s.io] [gateways gatewayclasses] [get list]": "mesh with Gateway API Gateways (TestMeshGatewayAPIParametersRef)",
+	"[gateway.networking.k8s.io] [gateways] [patch]":                   "mesh with Gateway API Gateways: the parametersRef",
+	"[] [configmaps] [delete]":                                         "mesh --revert/rollback with Gateway API Gateways: the parameters ConfigMap it created",
+	"[] [configmaps] [update] names=[kubeadm-config kube-proxy]":       "network on kubeadm (TestNetworkKubeadmConverts runs it as dualstack-admin)",
 }
 
 // TestRBACAdminRunsTheWholeUpgrade runs status, the full upgrade (aws,
