@@ -58,7 +58,7 @@ func TestMeshGatewayAPIParametersRef(t *testing.T) {
 		"metadata": map[string]any{"name": "istio"}, "spec": map[string]any{"controllerName": "istio.io/gateway-controller"}})
 	mk(gatewayGVR, "edge", map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
 		"metadata": map[string]any{"name": "public"},
-		"spec": map[string]any{"gatewayClassName": "istio", "listeners": []any{map[string]any{"name": "http", "port": int64(80), "protocol": "HTTP"}}}})
+		"spec":     map[string]any{"gatewayClassName": "istio", "listeners": []any{map[string]any{"name": "http", "port": int64(80), "protocol": "HTTP"}}}})
 	gd := harness.StartGatewayDeployer(kc, dc)
 	defer gd.Stop()
 	svcIPs := func() []string {

@@ -95,7 +95,7 @@ func (g *GatewayDeployer) render(ctx context.Context, gw *unstructured.Unstructu
 	base := &corev1.Service{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: gw.GetNamespace(),
-			Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": gw.GetName(), "gateway.istio.io/managed": "istio.io-gateway-controller"},
+			Labels:          map[string]string{"gateway.networking.k8s.io/gateway-name": gw.GetName(), "gateway.istio.io/managed": "istio.io-gateway-controller"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway", Name: gw.GetName(), UID: gw.GetUID()}}},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"gateway.networking.k8s.io/gateway-name": gw.GetName()}},
 	}
