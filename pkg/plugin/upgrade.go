@@ -311,7 +311,7 @@ func (o *UpgradeOptions) validatePhase() *convert.ValidatePhase {
 	v := newValidateOptions(o.inv, o.IOStreams, o.factory)
 	v.Scenario.Namespace = DefaultValidateNamespace
 	return &convert.ValidatePhase{Proof: probe.Proof{
-		Scenario: v.Scenario, DNSServer: o.DNSServer, Timeout: o.Timeout,
+		Scenario: v.Scenario, DNSServer: o.DNSServer, Timeout: o.Timeout, Command: o.inv.DisplayName,
 		Curl: probe.CurlOptions{ConnectTimeout: v.ConnectTimeout, MaxTime: v.MaxTime},
 	}}
 }

@@ -193,7 +193,7 @@ func (o *ValidateOptions) Run(ctx context.Context) error {
 	p := &probe.Proof{
 		Clients: o.clients, Scenario: o.Scenario, Checks: o.Checks, DNSServer: o.DNSServer,
 		Curl:           probe.CurlOptions{ConnectTimeout: o.ConnectTimeout, MaxTime: o.MaxTime},
-		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut,
+		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut, Command: o.inv.DisplayName,
 	}
 	return p.Run(ctx, func(res ValidateResult, runErr error) error { return o.emit(start, res, runErr) })
 }
@@ -214,7 +214,13 @@ func (o *ValidateOptions) emit(start time.Time, res ValidateResult, runErr error
 	}
 	paint := cli.NewPainter(o.Out)
 	if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error {
-		return res.Report.PrintProofTable(w, paint)
+		if err := res.Report.PrintProofTable(w, paint); err != nil {
+			return err
+		}
+		for _, n := range res.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
+		return nil
 	}); err != nil {
 		errs = append(errs, err)
 	}

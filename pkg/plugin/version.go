@@ -17,11 +17,12 @@ import (
 // without them (go install, go build) they come from the build info the
 // go command records: the module version and the VCS revision and time.
 var (
-	version   = devVersion
-	commit    = unknown
-	buildDate = unknown
+	version   = "v0.0.0-dev"
+	commit    = "unknown"
+	buildDate = "unknown"
 )
 
+// What they hold when -ldflags did not set them.
 const (
 	devVersion = "v0.0.0-dev"
 	unknown    = "unknown"
