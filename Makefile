@@ -92,10 +92,10 @@ faults: moto ## every fault-injection point of the upgrade flow (~21 min on 2 co
 	  status=$$?; grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)|converged after|did not converge|fault injection:' $(BIN_DIR)/faults.log; \
 	  echo "(full log: $(BIN_DIR)/faults.log)"; exit $$status
 
-demo: build moto ## start the sandbox, run the plugin against it, stop
+demo: build moto ## start the sandbox, convert it with the plugin (status, aws plan, upgrade, status, validate), print a summary, stop
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox
 
-sandbox: build moto ## like demo, then keep the sandbox up until Ctrl-C for your own commands
+sandbox: build moto ## start the sandbox IPv4-only and keep it up until Ctrl-C for your own commands (source .sandbox/env)
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox -hold
 
 vet: ## go vet both modules and check formatting
