@@ -462,6 +462,20 @@ func decide(p *Plan) {
 	p.Notes = append(p.Notes, NoteProxies)
 }
 
+// describeChanges is "path original -> target, ..." ("(absent)" for a
+// value that was not there).
+func describeChanges(prefix string, changes []ValueChange) string {
+	var ch []string
+	for _, c := range changes {
+		orig := "(absent)"
+		if c.Present {
+			orig = c.Original
+		}
+		ch = append(ch, fmt.Sprintf("%s%s %s -> %s", prefix, strings.Join(c.Path, "."), orig, c.Target))
+	}
+	return strings.Join(ch, ", ")
+}
+
 func familiesString(f []corev1.IPFamily) string {
 	out := make([]string, len(f))
 	for i, x := range f {
@@ -483,26 +497,10 @@ func Diff(was, now *Plan) string {
 			k["blocker"] = p.Blocker
 		}
 		if s := p.Sail; s != nil && len(s.Changes) > 0 {
-			var ch []string
-			for _, c := range s.Changes {
-				orig := "(absent)"
-				if c.Present {
-					orig = c.Original
-				}
-				ch = append(ch, fmt.Sprintf("spec.%s %s -> %s", strings.Join(c.Path, "."), orig, c.Target))
-			}
-			k["sail"] = fmt.Sprintf("istio %s (uid %s): %s", s.Name, s.UID, strings.Join(ch, ", "))
+			k["sail"] = fmt.Sprintf("istio %s (uid %s): %s", s.Name, s.UID, describeChanges("spec.", s.Changes))
 		}
 		if h := p.Helm; h != nil && len(h.Changes) > 0 {
-			var ch []string
-			for _, c := range h.Changes {
-				orig := "(absent)"
-				if c.Present {
-					orig = c.Original
-				}
-				ch = append(ch, fmt.Sprintf("%s %s -> %s", strings.Join(c.Path, "."), orig, c.Target))
-			}
-			k["helm"] = fmt.Sprintf("release %s/%s revision %d: %s", h.Namespace, h.Release, h.Revision, strings.Join(ch, ", "))
+			k["helm"] = fmt.Sprintf("release %s/%s revision %d: %s", h.Namespace, h.Release, h.Revision, describeChanges("", h.Changes))
 		}
 		for _, g := range p.Gateways {
 			k["gateway "+g.Namespace+"/"+g.Name] = fmt.Sprintf("uid %s: %s [%s] -> parameters %s", g.UID, g.Service, strings.Join(g.Families, ","), g.ConfigMap)

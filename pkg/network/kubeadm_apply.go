@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
@@ -445,8 +444,7 @@ const restartKubeProxyID = KubeadmLayer + "/" + OpRestartKubeProxy
 // restartKubeProxy rolls the kube-proxy DaemonSet, as `kubectl rollout
 // restart` does; false when there is none.
 func (o *Overlay) restartKubeProxy(ctx context.Context) (bool, error) {
-	p := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().UTC().Format(time.RFC3339)))
-	_, err := o.Kube.AppsV1().DaemonSets(kubeSystem).Patch(ctx, KubeProxyConfigMap, types.StrategicMergePatchType, p, metav1.PatchOptions{})
+	err := kube.RolloutRestart(ctx, o.Kube.AppsV1(), "DaemonSet", kubeSystem, KubeProxyConfigMap, time.Now())
 	switch {
 	case apierrors.IsNotFound(err):
 		return false, nil

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
@@ -133,19 +132,9 @@ func (c *Converter) restart(ctx context.Context, w Workload, record bool) error 
 	return nil
 }
 
-// restartWorkload patches the pod template's restartedAt annotation.
+// restartWorkload restarts the cloud controller's workload.
 func restartWorkload(ctx context.Context, apps appsv1client.AppsV1Interface, w Workload, at time.Time) error {
-	p := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartedAtAnnotation, at.UTC().Format(time.RFC3339)))
-	var err error
-	switch w.Kind {
-	case "DaemonSet":
-		_, err = apps.DaemonSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, p, metav1.PatchOptions{})
-	case "Deployment":
-		_, err = apps.Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, p, metav1.PatchOptions{})
-	default:
-		return fmt.Errorf("cannot restart a %s", w.Kind)
-	}
-	if err != nil {
+	if err := kube.RolloutRestart(ctx, apps, w.Kind, w.Namespace, w.Name, at); err != nil {
 		return kube.Explain("restarting the cloud controller "+w.String(), err)
 	}
 	return nil

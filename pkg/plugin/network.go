@@ -183,15 +183,23 @@ func (o *NetworkOptions) Run(ctx context.Context) error {
 		res.DryRun = string(o.dryRun)
 	}
 	ov := o.overlay()
+	// The journal and the lock, for the kinds this command changes.
+	openJournal := func() (func(), error) {
+		store, release, err := o.Journal.open(ctx, o.clients.Kube, o.dryRun, "network")
+		if err != nil {
+			return nil, err
+		}
+		o.store, ov.Journal = store, store
+		return release, nil
+	}
 	switch info.Kind {
 	case platform.OpenShift:
 		res.Mode = "openshift"
-		store, release, err := o.Journal.open(ctx, o.clients.Kube, o.dryRun, "network")
+		release, err := openJournal()
 		if err != nil {
 			return err
 		}
 		defer release()
-		o.store, ov.Journal = store, store
 		if o.Revert {
 			return ov.Revert(ctx, res)
 		}
@@ -207,12 +215,11 @@ func (o *NetworkOptions) Run(ctx context.Context) error {
 		if o.dryRun == cli.DryRunServer {
 			return cli.Usagef("--dry-run=server is not supported on kubeadm (the ConfigMap edits are shown in full by --dry-run=client -o yaml)")
 		}
-		store, release, err := o.Journal.open(ctx, o.clients.Kube, o.dryRun, "network")
+		release, err := openJournal()
 		if err != nil {
 			return err
 		}
 		defer release()
-		o.store, ov.Journal = store, store
 		if o.Revert {
 			res.Action = "revert"
 			return ov.RevertKubeadm(ctx, res)
