@@ -23,7 +23,12 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k
 MOTO_VERSION := 5.2.1
 E2E_TIMEOUT  ?= 60m
 
-.PHONY: all build install uninstall test unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto clean
+# The stages of make test pipe `go test -json` through test/cmd/testsum,
+# which prints the results (a line per e2e test) and adds the counts here.
+SHELL  := bash
+COUNTS := $(BIN_DIR)/test-counts
+
+.PHONY: all build install uninstall test test-start unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto clean
 .PHONY: docs release-snapshot release-check
 
 all: build
@@ -44,15 +49,23 @@ install: build ## install every name in INSTALL_DIR (default: $(go env GOPATH)/b
 uninstall:
 	rm -f $(addprefix $(INSTALL_DIR)/,$(PLUGINS) $(COMPLETION_SHIM))
 
-test: vet unit krew-validate release-check e2e ## everything CI runs
+test: test-start vet unit krew-validate release-check e2e ## everything CI runs (~15 min warm, ~30 min cold on 2 cores)
+	@cd test && go run ./cmd/testsum -total $(COUNTS)
+
+test-start:
+	@mkdir -p $(BIN_DIR) && echo "start $$(date +%s)" > $(COUNTS)
+	@echo "==> make test: vet, unit (~2 min), krew-validate (~1 min), release-check (~15 s warm, a few min cold), e2e (~12 min warm; its first build compiles the kube-apiserver: ~15 min more)"
 
 unit: ## main module tests, with the race detector
-	go test -race -count=1 ./...
+	@echo "==> [2/4] unit: the main module's tests with the race detector"
+	@set -o pipefail; go test -json -race -count=1 ./... | (cd test && go run ./cmd/testsum -stage unit -counts $(COUNTS))
 
 krew-validate: ## render .krew.yaml and run krew's own manifest validator on it
+	@echo "==> [3/4] krew-validate: the krew manifest through krew's own validator and installer"
 	BIN_DIR=$(BIN_DIR) bash hack/validate-krew-manifest.sh
 
 release-check: ## goreleaser --snapshot for this platform; krew installs the archive offline; kubectl dualstack version runs it
+	@echo "==> [3/4] release-check: a goreleaser snapshot installed by krew from the local archive, offline"
 	BIN_DIR=$(BIN_DIR) bash hack/release-check.sh
 
 release-snapshot: ## goreleaser --snapshot: every platform's archive in dist/ (cold build cache: ~20 min on 2 cores), then the krew install check on it
@@ -65,7 +78,8 @@ docs: ## the command reference in docs/commands/ (checked in: a unit test fails 
 	go run ./hack/gendocs -markdown docs/commands -man $(BIN_DIR)/man/man1
 
 e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
-	cd test && go test -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./...
+	@echo "==> [4/4] e2e: the plugin binary through the real kubectl against a real kube-apiserver and moto (a line per test as it ends)"
+	@set -o pipefail; cd test && go test -json -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./... | go run ./cmd/testsum -stage e2e -tests -counts $(COUNTS)
 
 BENCH_FLAGS ?=
 bench: moto ## benchmarks next to their anchors from the same run; table in bin/bench.md (BENCH_FLAGS=-short: fixtures a tenth the size; full size took 10 min on 2 cores)
@@ -92,13 +106,14 @@ faults: moto ## every fault-injection point of the upgrade flow (~21 min on 2 co
 	  status=$$?; grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)|converged after|did not converge|fault injection:' $(BIN_DIR)/faults.log; \
 	  echo "(full log: $(BIN_DIR)/faults.log)"; exit $$status
 
-demo: build moto ## start the sandbox, run the plugin against it, stop
+demo: build moto ## start the sandbox, convert it with the plugin (status, aws plan, upgrade, status, validate), print a summary, stop
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox
 
-sandbox: build moto ## like demo, then keep the sandbox up until Ctrl-C for your own commands
+sandbox: build moto ## start the sandbox IPv4-only and keep it up until Ctrl-C for your own commands (source .sandbox/env)
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox -hold
 
 vet: ## go vet both modules and check formatting
+	@echo "==> [1/4] vet: go vet on the three modules, gofmt"
 	go vet ./...
 	cd test && go vet ./...
 	cd tools && go vet ./...

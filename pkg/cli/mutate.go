@@ -39,7 +39,7 @@ func NewMutationFlags() *MutationFlags { return &MutationFlags{DryRun: string(Dr
 
 // AddFlags registers --yes/-y and --dry-run.
 func (m *MutationFlags) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().BoolVarP(&m.Yes, "yes", "y", false, "Apply without asking for confirmation.")
+	cmd.Flags().BoolVarP(&m.Yes, "yes", "y", false, "Make the changes without asking for confirmation.")
 	cmd.Flags().StringVar(&m.DryRun, "dry-run", m.DryRun,
 		`Must be "none", "client", or "server". If client, only print the plan. If server, send the changes to be checked, not persisted.`)
 	cmd.Flags().Lookup("dry-run").NoOptDefVal = string(DryRunClient)

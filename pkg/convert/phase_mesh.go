@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -26,7 +27,7 @@ type MeshPhase struct {
 func (*MeshPhase) Name() string { return PhaseMesh }
 
 func (m *MeshPhase) converter(f *Facts, j *journal.Store) *mesh.Converter {
-	return &mesh.Converter{Kube: f.Clients.Kube, Dynamic: f.Clients.Dynamic, Journal: j, Options: m.Options}
+	return &mesh.Converter{Kube: f.Clients.Kube, Dynamic: f.Clients.Dynamic, Helm: mesh.HelmFor(f.Clients), Journal: j, Options: m.Options}
 }
 
 func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
@@ -53,11 +54,23 @@ func (m *MeshPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 			p.Details = append(p.Details, fmt.Sprintf("mesh config %s/%s [%s]: %s", mc.Namespace, mc.Name, mc.Key, d))
 		}
 	}
-	if sp := mp.Service; sp != nil && sp.Change {
+	if h := mp.Helm; h != nil {
+		for _, c := range h.Changes {
+			p.Details = append(p.Details, fmt.Sprintf("helm release %s/%s (revision %d): %s=%s", h.Namespace, h.Release, h.Revision, strings.Join(c.Path, "."), c.Target))
+		}
+	}
+	if sp := mp.ServiceChange(); sp != nil {
 		p.Details = append(p.Details, fmt.Sprintf("Service %s/%s: %s %v -> %s %v", sp.Namespace, sp.Name, sp.Policy, sp.Families, sp.TargetPolicy, sp.TargetFamilies))
 		if m.needsServiceRange(ctx, f, sp) {
 			// Data: the network phase gives the cluster its IPv6 service range.
 			p.After, p.Needs = PhaseNetwork, "the cluster has no IPv6 service range yet for istiod's Service"
+			p.Summary = "after the network: " + p.Summary
+		}
+	}
+	for _, g := range mp.Gateways {
+		p.Details = append(p.Details, fmt.Sprintf("Gateway %s/%s: ConfigMap %s with the Service overlay, spec.infrastructure.parametersRef to it (istiod re-renders Service %s)", g.Namespace, g.Name, g.ConfigMap, g.Service))
+		if p.After == "" && m.gatewayNeedsServiceRange(ctx, f, g) {
+			p.After, p.Needs = PhaseNetwork, "the cluster has no IPv6 service range yet for the Gateway Services istiod generates"
 			p.Summary = "after the network: " + p.Summary
 		}
 	}
@@ -76,6 +89,19 @@ func (m *MeshPhase) needsServiceRange(ctx context.Context, f *Facts, sp *mesh.Se
 		return services.FamilyNotConfigured(err)
 	}
 	return len(got.Families) < 2 || got.Policy == "" || got.Policy == corev1.IPFamilyPolicySingleStack
+}
+
+// gatewayNeedsServiceRange: the same question for a Gateway's Service.
+func (m *MeshPhase) gatewayNeedsServiceRange(ctx context.Context, f *Facts, g *mesh.GatewayPlan) bool {
+	return m.needsServiceRange(ctx, f, &mesh.ServicePlan{Namespace: g.Namespace, Name: g.Service, TargetPolicy: m.policy(),
+		TargetFamilies: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}})
+}
+
+func (m *MeshPhase) policy() corev1.IPFamilyPolicy {
+	if m.Options.Policy == "" {
+		return corev1.IPFamilyPolicyPreferDualStack
+	}
+	return m.Options.Policy
 }
 
 // Diff compares what two mesh plans change.

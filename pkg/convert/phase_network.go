@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
@@ -49,8 +50,10 @@ func (n *NetworkPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 	switch f.Platform.Kind {
 	case platform.OpenShift:
 		res.Mode = "openshift"
-	case platform.Kubeadm, platform.KindKind:
-		p.Blockers = []string{fmt.Sprintf("on %s the cluster network is set on the control-plane hosts: apply the plan of `%s`, then run upgrade --phases gateway,validate", f.Platform.Kind, n.Command("network"))}
+	case platform.Kubeadm:
+		return n.planKubeadm(ctx, f)
+	case platform.KindKind:
+		p.Blockers = []string{fmt.Sprintf("kind cannot change the cluster network in place: re-create the cluster with the kind config `%s` prints, then run upgrade again", n.Command("network"))}
 		return p, nil
 	default:
 		p.Blockers = []string{fmt.Sprintf("%s network handles OpenShift, kubeadm and kind clusters; this one looks like %s (%s), whose network is configured by its provider",
@@ -130,7 +133,59 @@ func (*NetworkPhase) Diff(was, now PhasePlan) string {
 	return ""
 }
 
+// planKubeadm plans the kubeadm network: the ConfigMaps this tool
+// updates, and the host-side changes it waits for.
+func (n *NetworkPhase) planKubeadm(ctx context.Context, f *Facts) (PhasePlan, error) {
+	var p PhasePlan
+	res := &network.Result{Cluster: f.Platform, Mode: "kubeadm", Action: "convert", DryRun: string(cli.DryRunClient)}
+	if err := n.overlay(f, cli.DryRunClient, io.Discard, nil).ConvertKubeadm(ctx, res, f.Nodes); err != nil {
+		return p, err
+	}
+	p.Network = res
+	if res.Plan == nil {
+		p.Action, p.Summary = ActionNothing, res.Message
+		return p, nil
+	}
+	var api, host []string
+	for _, c := range res.Plan.Changes {
+		line := fmt.Sprintf("%s %s: %s -> %s (%s)", c.Component, c.Setting, orDash(c.Current), c.Desired, c.Where)
+		if c.InAPI {
+			api = append(api, line)
+			p.Details = append(p.Details, "this tool: "+line)
+		} else {
+			host = append(host, line)
+			p.Details = append(p.Details, "you, on the host: "+line)
+		}
+	}
+	p.Action = ActionChange
+	p.Summary = fmt.Sprintf("update %d settings in kubeadm-config and kube-proxy, then wait for the %d host-side changes to show in the API and restart kube-proxy", len(api), len(host))
+	return p, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func (n *NetworkPhase) Apply(ctx context.Context, f *Facts, p PhasePlan, run *Run) (Done, error) {
+	if f.Platform.Kind == platform.Kubeadm {
+		res := &network.Result{Cluster: f.Platform, Mode: "kubeadm", Action: "convert"}
+		run.Progress.Start(fmt.Sprintf("%s: %s", run.Label, p.Summary))
+		ov := n.overlay(f, cli.DryRunNone, run.Log, nil)
+		var confirmed []cmtext.Edit
+		if p.Network != nil && p.Network.Plan != nil {
+			confirmed = p.Network.Plan.Edits
+		}
+		ov.ExpectEdits = &confirmed
+		err := ov.ConvertKubeadm(ctx, res, f.Nodes)
+		run.Progress.Done("")
+		if err != nil {
+			return Done{Changed: res.Plan != nil && len(res.Plan.Edits) > 0}, fmt.Errorf("network (%s): %w", res.Outcome, err)
+		}
+		return Done{Changed: res.Outcome == network.OutcomeConverted, Message: res.Message}, nil
+	}
 	if err := n.waitNodesIPv6(ctx, f, run); err != nil {
 		return Done{}, err
 	}

@@ -57,6 +57,8 @@ type Rollback struct {
 	hasNet   bool
 	hasNodes bool
 	hasMesh  bool
+	// kubeadm are the kubeadm ConfigMap edits the network phase made.
+	kubeadm []journal.Entry
 	// recreated are the gateway Services whose original rollback creates again.
 	recreated [][2]string
 	account   *Account
@@ -89,6 +91,13 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 	if r.hasNet {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: "overlay", Operation: r.netEntry.Operation, Resource: r.netEntry.Resource, Status: "planned",
 			Message: fmt.Sprintf("remove clusterNetwork %s, serviceNetwork %s", r.netEntry.Undo["clusterNetwork"], r.netEntry.Undo["serviceNetwork"])})
+	}
+	for _, e := range j.Undoable(network.KubeadmLayer) {
+		if e.Operation == network.OpUpdateConfigMap {
+			r.kubeadm = append(r.kubeadm, e)
+			res.Changes = append(res.Changes, RollbackEntry{Layer: network.KubeadmLayer, Operation: e.Operation, Resource: e.Resource, Status: "planned",
+				Message: "restore the original text (the host-side flags are yours to take back)"})
+		}
 	}
 	for _, e := range nodes.Undoable(j) {
 		r.hasNodes = true
@@ -153,7 +162,7 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 	// Then Istio's settings, while istiod's Service still has both families.
 	if r.hasMesh && len(failed) == 0 {
 		r.Progress.Start("Rolling back Istio's dual-stack settings")
-		mres, merr := mesh.Rollback(ctx, r.Clients.Kube, r.Clients.Dynamic, r.Journal)
+		mres, merr := mesh.Rollback(ctx, r.Clients.Kube, r.Clients.Dynamic, mesh.HelmFor(r.Clients), r.Journal)
 		r.Progress.Done("")
 		for _, m := range mres {
 			set(mesh.Layer, m.Resource, m.Status, m.Message)
@@ -172,6 +181,23 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 			set("overlay", r.netEntry.Resource, "skipped", nres.Message)
 		default:
 			set("overlay", r.netEntry.Resource, "undone", nres.Message)
+		}
+	}
+	if len(r.kubeadm) > 0 && len(failed) == 0 {
+		r.Progress.Start("Rolling back kubeadm-config and kube-proxy")
+		kres := &network.Result{Mode: "kubeadm", Action: "revert"}
+		kerr := r.overlay().RevertKubeadm(ctx, kres)
+		r.Progress.Done("")
+		status := "undone"
+		switch {
+		case kerr != nil:
+			status = "failed"
+			failed = append(failed, "network: "+kerr.Error())
+		case kres.Outcome == network.OutcomeNothingToRevert:
+			status = "skipped"
+		}
+		for _, e := range r.kubeadm {
+			set(network.KubeadmLayer, e.Resource, status, kres.Message)
 		}
 	}
 	// The nodes' cloud config, once nothing in the cluster network needs
@@ -240,16 +266,20 @@ func underlayPending(j *journal.Journal) bool {
 	return false
 }
 
-// revertNetwork takes back network's entries with the same transaction as
-// `network --revert`, already confirmed.
-func (r *Rollback) revertNetwork(ctx context.Context) (*network.Result, error) {
-	res := &network.Result{Mode: "openshift", Action: "revert"}
-	ov := &network.Overlay{
+// overlay is network's transaction for rollback, already confirmed.
+func (r *Rollback) overlay() *network.Overlay {
+	return &network.Overlay{
 		Kube: r.Clients.Kube, Dynamic: r.Clients.Dynamic, Journal: r.Journal, DryRun: cli.DryRunNone, Timeout: r.Timeout,
 		Command: r.Tool, Log: Indent(r.Log, "    "),
 		Confirm: func(context.Context, string, string) error { return nil }, // rollback asked once for every layer
 	}
-	err := ov.Revert(ctx, res)
+}
+
+// revertNetwork takes back network's entries with the same transaction as
+// `network --revert`, already confirmed.
+func (r *Rollback) revertNetwork(ctx context.Context) (*network.Result, error) {
+	res := &network.Result{Mode: "openshift", Action: "revert"}
+	err := r.overlay().Revert(ctx, res)
 	if err != nil && res.Message != "" {
 		return res, fmt.Errorf("%s (%s)", res.Message, network.NetworkResource)
 	}

@@ -57,7 +57,7 @@ func Find(ctx context.Context, kc kubernetes.Interface, ref string, command stri
 	if ref != "" {
 		ns, name, ok := strings.Cut(ref, "/")
 		if !ok || ns == "" || name == "" {
-			return nil, cli.Usagef("--service must be namespace/name, got %q", ref)
+			return nil, cli.Usagef("--ingress-service must be namespace/name, got %q", ref)
 		}
 		svc, err := kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -73,7 +73,7 @@ func Find(ctx context.Context, kc kubernetes.Interface, ref string, command stri
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("no Service labelled %s in any namespace: is Istio's ingress gateway installed? Name it with --service namespace/name", GatewaySelector)
+		return nil, fmt.Errorf("no Service labelled %s in any namespace: is Istio's ingress gateway installed? Name it with --ingress-service namespace/name", GatewaySelector)
 	case 1:
 		return &found[0], nil
 	default:
@@ -82,7 +82,7 @@ func Find(ctx context.Context, kc kubernetes.Interface, ref string, command stri
 			names = append(names, s.Namespace+"/"+s.Name)
 		}
 		slices.Sort(names)
-		return nil, cli.Usagef("%d ingress gateway Services (%s): choose one with %s --service %s",
+		return nil, cli.Usagef("%d ingress gateway Services (%s): choose one with %s --ingress-service %s",
 			len(found), strings.Join(names, ", "), command, names[0])
 	}
 }

@@ -46,7 +46,7 @@ func TestFind(t *testing.T) {
 	two := fake.NewClientset(gatewaySvc("istio-system", "istio-ingressgateway", nil), gatewaySvc("edge", "public-gw", nil))
 	_, err = Find(ctx, two, "", "kubectl dualstack gateway")
 	if cli.ExitCode(err) != cli.ExitBadUsage || !strings.Contains(err.Error(), "edge/public-gw, istio-system/istio-ingressgateway") ||
-		!strings.Contains(err.Error(), "--service") {
+		!strings.Contains(err.Error(), "--ingress-service") {
 		t.Fatalf("two gateways must ask for --service, listing both: %v", err)
 	}
 	svc, err = Find(ctx, two, "edge/public-gw", "x")

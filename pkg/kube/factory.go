@@ -19,6 +19,9 @@ type Clients struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
 	Config  *rest.Config
+	// Getter is kubectl's flags, for libraries that build their own
+	// clients from them (Helm's SDK); nil outside a command.
+	Getter genericclioptions.RESTClientGetter
 }
 
 // Factory turns the kubeconfig flags into clients on first use, so --help and
@@ -69,7 +72,12 @@ func (f *Factory) build() (*Clients, error) {
 	if err != nil {
 		return nil, badKubeconfig(err)
 	}
-	return newClients(cfg)
+	c, err := newClients(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.Getter = f.flags
+	return c, nil
 }
 
 func stringValue(s *string) string {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/ipfamily"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
@@ -30,7 +31,7 @@ import (
 
 // ErrChanged is an object that changed since it was planned: Apply does
 // not overwrite it; plan again.
-var ErrChanged = errors.New("changed since it was planned: plan again (nothing of it was overwritten)")
+var ErrChanged = cmtext.ErrChanged
 
 // Result is what Apply did.
 type Result struct {
@@ -98,6 +99,14 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		note("istio "+plan.Sail.Name, changed)
 		wait = true
 	}
+	if h := plan.Helm; h != nil && len(h.Changes) > 0 {
+		changed, err := c.applyHelm(ctx, h)
+		if err != nil {
+			return res, err
+		}
+		note("helm release "+h.Namespace+"/"+h.Release, changed)
+		wait = true
+	}
 	if s := plan.Service; s != nil && s.Change {
 		changed, err := c.applyService(ctx, s)
 		if err != nil {
@@ -125,6 +134,18 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 			return res, c.partly(res, err)
 		}
 		res.RolledOut = true
+	}
+	for _, gp := range plan.Gateways {
+		changed, err := c.applyGateway(ctx, gp)
+		if err != nil {
+			return res, c.partly(res, err)
+		}
+		note("gateway "+gp.Namespace+"/"+gp.Name, changed)
+	}
+	if len(plan.Gateways) > 0 {
+		if err := c.waitGatewayServices(ctx, plan); err != nil {
+			return res, c.partly(res, err)
+		}
 	}
 	res.Message = fmt.Sprintf("changed %s", orNone(res.Changed))
 	if len(res.Already) > 0 {
@@ -344,47 +365,20 @@ func policyOf(svc *corev1.Service) corev1.IPFamilyPolicy {
 
 // applyMeshConfig writes the planned mesh config text.
 func (c *Converter) applyMeshConfig(ctx context.Context, m *MeshConfigPlan) (bool, error) {
-	cms := c.Kube.CoreV1().ConfigMaps(m.Namespace)
 	ref := fmt.Sprintf("the mesh config %s/%s [%s]", m.Namespace, m.Name, m.Key)
-	cur, err := cms.Get(ctx, m.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return false, fmt.Errorf("%s was deleted: %w", ref, ErrChanged)
-	case err != nil:
-		return false, kube.Explain("reading "+ref, err)
-	case cur.UID != m.UID:
-		return false, fmt.Errorf("%s was re-created: %w", ref, ErrChanged)
-	}
-	text, present := cur.Data[m.Key]
-	switch {
-	case present && text == m.New:
-		return false, nil
-	case cur.ResourceVersion != m.ResourceVersion || text != m.Original || present != m.KeyPresent:
-		return false, fmt.Errorf("%s (resourceVersion %s, planned at %s): %w", ref, cur.ResourceVersion, m.ResourceVersion, ErrChanged)
-	}
-	e := journal.Entry{ID: meshEntryID(m), Layer: Layer, Operation: OpUpdateMeshConfig,
-		Resource: "configmap/" + m.Namespace + "/" + m.Name + "[" + m.Key + "]", State: journal.Pending,
-		Undo: map[string]string{"namespace": m.Namespace, "name": m.Name, "key": m.Key, "uid": string(m.UID),
-			"keyPresent": strconv.FormatBool(m.KeyPresent), "original": m.Original, "applied": m.New,
-			"plannedResourceVersion": m.ResourceVersion}}
-	if err := c.record(ctx, false, e); err != nil {
-		return false, fmt.Errorf("recording %s's original text in the journal before changing it: %w", ref, err)
-	}
-	upd := cur.DeepCopy()
-	upd.ResourceVersion = m.ResourceVersion // the plan's: a change since is a conflict
-	if upd.Data == nil {
-		upd.Data = map[string]string{}
-	}
-	upd.Data[m.Key] = m.New
-	if _, err := cms.Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
-		c.refused(ctx, e, err)
-		if apierrors.IsConflict(err) {
-			return false, fmt.Errorf("%s: %w", ref, ErrChanged)
-		}
-		return false, kube.Explain("updating "+ref, err)
+	e := m.edit()
+	already, _, err := cmtext.Write(ctx, c.Kube, c.Journal, e, e.Entry(meshEntryID(m), Layer, OpUpdateMeshConfig))
+	if err != nil || already {
+		return false, err
 	}
 	c.logf("mesh: %s now has defaultConfig.proxyMetadata.%s: \"true\"\n", ref, istio.DualStackEnv)
-	return true, c.done(ctx, e, ref)
+	return true, nil
+}
+
+// edit is the planned update as package cmtext writes it.
+func (m *MeshConfigPlan) edit() cmtext.Edit {
+	return cmtext.Edit{Namespace: m.Namespace, Name: m.Name, Key: m.Key, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		KeyPresent: m.KeyPresent, Original: m.Original, New: m.New}
 }
 
 // applyEnv sets the variable in istiod's container.
@@ -540,6 +534,9 @@ func (c *Converter) waitRollout(ctx context.Context, plan *Plan) error {
 		return fmt.Errorf("waiting for istiod's rollout: %w", err)
 	}
 	who := "istiod's rollout"
+	if plan.Helm != nil {
+		who = fmt.Sprintf("the rollout of istiod with %s=true after the Helm upgrade of %s/%s", istio.DualStackEnv, plan.Helm.Namespace, plan.Helm.Release)
+	}
 	if plan.Sail != nil {
 		who = fmt.Sprintf("the Sail operator's rollout of istiod with %s=true (from the Istio resource %s)", istio.DualStackEnv, plan.Sail.Name)
 	}

@@ -61,14 +61,20 @@
 //     (PreferDualStack by default) with its primary family first. The next
 //     `istioctl install` re-applies istiod and the mesh config, so the plan
 //     prints the flags it needs.
-//   - Helm: not done yet (this module has no Helm client). The plan is
-//     blocked with the `helm upgrade <release> istio/istiod --reuse-values
-//     --version <istiod's version> --set ...` command that makes the
-//     change; the release is the meta.helm.sh/release-name annotation Helm
-//     writes on what it installs (else the chart's `release` label). The
-//     istiod chart labels its Deployment with operator.istio.io/component
-//     and install.operator.istio.io/owning-resource ("unknown") too, so
-//     package istio looks at Helm's annotation first.
+//   - Helm: a Helm upgrade of istiod's release through Helm's SDK, as
+//     `helm upgrade <release> --reuse-values --set ...` does: the newest
+//     revision's own chart (so the Istio version does not move) and values,
+//     plus the leaves pilot.env.ISTIO_DUAL_STACK, meshConfig.defaultConfig.
+//     proxyMetadata.ISTIO_DUAL_STACK, pilot.ipFamilyPolicy and
+//     pilot.ipFamilies (the istiod chart renders them into the three places
+//     above). The release is the meta.helm.sh/release-name annotation Helm
+//     writes on what it installs (else the chart's `release` label; the
+//     chart labels its Deployment with operator.istio.io/component too, so
+//     package istio looks at Helm's annotation first), its records are read
+//     where helm keeps them (HELM_DRIVER). The plan records the revision;
+//     Apply refuses a release that moved since. Rollback is a Helm rollback
+//     to the revision before the upgrade (a new revision with its chart and
+//     values), only while the newest revision is still the tool's upgrade.
 //   - No istiod: nothing to do, with a note; the caller decides whether
 //     that blocks.
 //

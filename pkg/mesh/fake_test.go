@@ -70,7 +70,7 @@ func newFakeAPI(t *testing.T, objs ...runtime.Object) *fakeAPI {
 		}
 	}
 	f.dyn = fakedynamic.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{istio.SailIstioGVR: "IstioList"}, dynObjs...)
+		map[schema.GroupVersionResource]string{istio.SailIstioGVR: "IstioList", GatewayGVR: "GatewayList", GatewayClassGVR: "GatewayClassList"}, dynObjs...)
 
 	for _, res := range []string{"configmaps", "services", "deployments"} {
 		f.PrependReactor("*", res, f.writeReactor(f.Tracker()))

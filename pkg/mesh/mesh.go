@@ -179,10 +179,30 @@ type Plan struct {
 	// IstioctlFlags are what the next `istioctl install` needs so that it
 	// keeps the change.
 	IstioctlFlags []string `json:"istioctlFlags,omitempty"`
-	// HelmCommand is the upgrade that makes the change on a Helm install.
+	// Helm is set for a Helm install: the release and the values its
+	// upgrade sets.
+	Helm *HelmPlan `json:"helm,omitempty"`
+	// Gateways are the Gateway API Gateways istiod deploys whose Service is
+	// single-stack: each gets a parameters ConfigMap with the Service
+	// overlay.
+	Gateways []*GatewayPlan `json:"gateways,omitempty"`
+	// HelmCommand is the helm command line that makes the same change on
+	// a Helm install.
 	HelmCommand string   `json:"helmCommand,omitempty"`
 	Blocker     string   `json:"blocker,omitempty"`
 	Notes       []string `json:"notes,omitempty"`
+}
+
+// ServiceChange is what the plan does to istiod's Service, directly or
+// through the Helm chart; nil when it is not changed.
+func (p *Plan) ServiceChange() *ServicePlan {
+	if p.Helm != nil && p.Helm.Service != nil && len(p.Helm.Changes) > 0 {
+		return p.Helm.Service
+	}
+	if p.Service != nil && p.Service.Change {
+		return p.Service
+	}
+	return nil
 }
 
 // Journal is where changes are recorded before they are made.
@@ -196,7 +216,10 @@ type Journal interface {
 type Converter struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface // the Sail Istio resource; nil: Sail is not looked for
-	Journal Journal           // not needed to plan
+	// Helm reads and upgrades Helm releases; nil: a Helm install is
+	// blocked with the helm command that makes the change.
+	Helm    HelmConfigs
+	Journal Journal // not needed to plan
 	Options Options
 	// Log hears progress (stderr); nil is silent.
 	Log io.Writer

@@ -261,7 +261,7 @@ func TestApplyManifestsThenRollback(t *testing.T) {
 		t.Errorf("re-apply: %+v %v, writes %v", res, err, f.writes[writes:])
 	}
 
-	results, err := Rollback(ctx, f, f.dyn, c.Journal)
+	results, err := Rollback(ctx, f, f.dyn, nil, c.Journal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestApplyManifestsThenRollback(t *testing.T) {
 		!slices.Equal(svc.Spec.ClusterIPs, []string{"10.96.0.20"}) {
 		t.Errorf("service after rollback: %+v", svc.Spec)
 	}
-	if again, err := Rollback(ctx, f, f.dyn, c.Journal); err != nil || len(again) != 0 {
+	if again, err := Rollback(ctx, f, f.dyn, nil, c.Journal); err != nil || len(again) != 0 {
 		t.Errorf("second rollback: %+v %v", again, err)
 	}
 }
@@ -309,7 +309,7 @@ func TestRollbackRestoresOriginalEnv(t *testing.T) {
 	if env := getDeployment(t, f).Spec.Template.Spec.Containers[0].Env; len(env) != 2 || findEnv(env).Value != "true" {
 		t.Fatalf("env: %+v", env)
 	}
-	if _, err := Rollback(ctx, f, f.dyn, c.Journal); err != nil {
+	if _, err := Rollback(ctx, f, f.dyn, nil, c.Journal); err != nil {
 		t.Fatal(err)
 	}
 	if env := getDeployment(t, f).Spec.Template.Spec.Containers[0].Env; len(env) != 2 || *findEnv(env) != (corev1.EnvVar{Name: istio.DualStackEnv, Value: "false"}) {
@@ -393,7 +393,7 @@ func TestRollbackLeavesWhatChangedSince(t *testing.T) {
 		d := o.(*appsv1.Deployment)
 		findEnv(d.Spec.Template.Spec.Containers[0].Env).Value = "1"
 	})
-	results, err := Rollback(ctx, f, f.dyn, c.Journal)
+	results, err := Rollback(ctx, f, f.dyn, nil, c.Journal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +486,7 @@ func TestSailApplyThenRollback(t *testing.T) {
 		t.Error("the mesh ConfigMap of a Sail install was changed behind the operator's back")
 	}
 
-	results, err := Rollback(ctx, f, f.dyn, c.Journal)
+	results, err := Rollback(ctx, f, f.dyn, nil, c.Journal)
 	if err != nil || len(results) != 1 || results[0].Status != "undone" {
 		t.Fatalf("rollback: %+v %v", results, err)
 	}
@@ -512,7 +512,7 @@ func TestSailRollbackKeepsOthersKeys(t *testing.T) {
 		u := o.(*unstructured.Unstructured)
 		_ = unstructured.SetNestedField(u.Object, "true", "spec", "values", "meshConfig", "defaultConfig", "proxyMetadata", "ISTIO_META_DNS_CAPTURE")
 	})
-	if _, err := Rollback(ctx, f, f.dyn, c.Journal); err != nil {
+	if _, err := Rollback(ctx, f, f.dyn, nil, c.Journal); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{
@@ -543,7 +543,7 @@ func TestSailRolloutTimeout(t *testing.T) {
 	if e, ok := j.Get("mesh/patch-istio-values/default"); !ok || e.State != journal.Done {
 		t.Errorf("journal: %+v", e)
 	}
-	if _, err := Rollback(ctx, f, f.dyn, c.Journal); err != nil {
+	if _, err := Rollback(ctx, f, f.dyn, nil, c.Journal); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := sailSpec(t, f)["values"]; ok {

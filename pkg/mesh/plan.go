@@ -66,11 +66,16 @@ func (c *Converter) Plan(ctx context.Context) (*Plan, error) {
 			return nil, err
 		}
 	case istio.MethodHelm:
-		c.planHelm(p, dep, f, svc)
+		if err := c.planHelm(p, dep, f, svc); err != nil {
+			return nil, err
+		}
 	default:
 		if err := c.planManifests(ctx, p, dep, svc); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.planGateways(ctx, p); err != nil {
+		return nil, err
 	}
 	decide(p)
 	return p, nil
@@ -189,16 +194,7 @@ func (c *Converter) planManifests(ctx context.Context, p *Plan, dep *appsv1.Depl
 
 	// istiod's Service.
 	if svc != nil {
-		sp := &ServicePlan{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, ResourceVersion: svc.ResourceVersion,
-			Families: slices.Clone(svc.Spec.IPFamilies), ClusterIPs: slices.Clone(svc.Spec.ClusterIPs)}
-		if svc.Spec.IPFamilyPolicy != nil {
-			sp.Policy = *svc.Spec.IPFamilyPolicy
-		}
-		if !serviceDual(svc) && svc.Spec.ClusterIP != "" && svc.Spec.Type != corev1.ServiceTypeExternalName {
-			sp.Change = true
-			sp.TargetPolicy, sp.TargetFamilies = c.Options.Policy, targetFamilies(svc)
-		}
-		p.Service = sp
+		p.Service = c.servicePlan(svc)
 	}
 
 	switch p.Method {
@@ -209,6 +205,21 @@ func (c *Converter) planManifests(ctx context.Context, p *Plan, dep *appsv1.Depl
 		p.Notes = append(p.Notes, "the install method is unknown (plain manifests?): whatever re-applies istiod must carry the change too; with istioctl that is: "+strings.Join(p.IstioctlFlags, " "))
 	}
 	return nil
+}
+
+// servicePlan is istiod's Service as it is, and the shape it gets when it
+// is not dual-stack yet (Change).
+func (c *Converter) servicePlan(svc *corev1.Service) *ServicePlan {
+	sp := &ServicePlan{Namespace: svc.Namespace, Name: svc.Name, UID: svc.UID, ResourceVersion: svc.ResourceVersion,
+		Families: slices.Clone(svc.Spec.IPFamilies), ClusterIPs: slices.Clone(svc.Spec.ClusterIPs)}
+	if svc.Spec.IPFamilyPolicy != nil {
+		sp.Policy = *svc.Spec.IPFamilyPolicy
+	}
+	if !serviceDual(svc) && svc.Spec.ClusterIP != "" && svc.Spec.Type != corev1.ServiceTypeExternalName {
+		sp.Change = true
+		sp.TargetPolicy, sp.TargetFamilies = c.Options.Policy, targetFamilies(svc)
+	}
+	return sp
 }
 
 func findEnv(env []corev1.EnvVar) *corev1.EnvVar {
@@ -245,35 +256,6 @@ func istioctlFlags(revision string, policy corev1.IPFamilyPolicy) []string {
 		"--set", "values.pilot.env."+istio.DualStackEnv+"=true",
 		"--set", "meshConfig.defaultConfig.proxyMetadata."+istio.DualStackEnv+"=\"true\"",
 		"--set", "values.pilot.ipFamilyPolicy="+string(policy))
-}
-
-// planHelm blocks: the change must go through the release, and this tool
-// has no Helm client yet. The command does what the Helm path will do.
-func (c *Converter) planHelm(p *Plan, dep *appsv1.Deployment, f *istio.Facts, svc *corev1.Service) {
-	svcDual := svc == nil || serviceDual(svc)
-	if f.IstiodDualStack && f.ProxyDualStack && svcDual {
-		return
-	}
-	release := dep.Annotations[istio.HelmReleaseAnnotation]
-	if release == "" {
-		release = dep.Labels["release"] // the istiod chart's label
-	}
-	if release == "" {
-		release = "<release>"
-	}
-	fams := targetFamilies(svc)
-	args := []string{"helm", "upgrade", release, "istio/istiod", "-n", p.Namespace, "--reuse-values"}
-	if p.Version != "" {
-		// Without it helm takes the newest chart: an Istio upgrade.
-		args = append(args, "--version", p.Version)
-	}
-	args = append(args,
-		"--set-string", "pilot.env."+istio.DualStackEnv+"=true",
-		"--set-string", "meshConfig.defaultConfig.proxyMetadata."+istio.DualStackEnv+"=true",
-		"--set", "pilot.ipFamilyPolicy="+string(c.Options.Policy),
-		"--set", fmt.Sprintf("'pilot.ipFamilies={%s,%s}'", fams[0], fams[1]))
-	p.HelmCommand = strings.Join(args, " ")
-	p.Blocker = "istiod was installed with Helm (release " + release + "), and this tool does not change a Helm release yet; run " + p.HelmCommand + " then run this phase again"
 }
 
 // The leaves of the Sail Istio resource's spec this phase sets.
@@ -326,11 +308,6 @@ func (c *Converter) planSail(ctx context.Context, p *Plan, f *istio.Facts, svc *
 		spec = map[string]any{}
 	}
 	sp := &SailPlan{Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(), Generation: obj.GetGeneration()}
-	type setting struct {
-		path  []string
-		value any
-		done  func(any) bool // the current value already does
-	}
 	want := []setting{{sailEnvPath, "true", isTrueString}, {sailProxyPath, "true", isTrueString}}
 	policy, _ := leaf(spec, sailPolicyPath)
 	if s, _ := policy.(string); !dualPolicy(s) {
@@ -457,6 +434,16 @@ func decide(p *Plan) {
 		}
 		parts = append(parts, fmt.Sprintf("patch the Sail Istio resource %s (%s), then wait for the operator to roll istiod out", p.Sail.Name, strings.Join(paths, ", ")))
 	}
+	if h := p.Helm; h != nil && len(h.Changes) > 0 {
+		var sets []string
+		for _, ch := range h.Changes {
+			sets = append(sets, strings.Join(ch.Path, ".")+"="+ch.Target)
+		}
+		parts = append(parts, fmt.Sprintf("helm upgrade the release %s/%s from revision %d with its values and %s, then wait for istiod's rollout", h.Namespace, h.Release, h.Revision, strings.Join(sets, ", ")))
+	}
+	if len(p.Gateways) > 0 {
+		parts = append(parts, fmt.Sprintf("give the Gateway API Gateways %s a parameters ConfigMap whose Service overlay is dual-stack, then wait for istiod to re-render their Services", strings.Join(gatewayNames(p.Gateways), ", ")))
+	}
 	if p.Service != nil && p.Service.Change {
 		parts = append(parts, fmt.Sprintf("make istiod's Service %s/%s %s [%s]", p.Service.Namespace, p.Service.Name, p.Service.TargetPolicy, familiesString(p.Service.TargetFamilies)))
 	}
@@ -473,6 +460,20 @@ func decide(p *Plan) {
 	}
 	p.Action, p.Summary = ActionChange, strings.Join(parts, "; ")
 	p.Notes = append(p.Notes, NoteProxies)
+}
+
+// describeChanges is "path original -> target, ..." ("(absent)" for a
+// value that was not there).
+func describeChanges(prefix string, changes []ValueChange) string {
+	var ch []string
+	for _, c := range changes {
+		orig := "(absent)"
+		if c.Present {
+			orig = c.Original
+		}
+		ch = append(ch, fmt.Sprintf("%s%s %s -> %s", prefix, strings.Join(c.Path, "."), orig, c.Target))
+	}
+	return strings.Join(ch, ", ")
 }
 
 func familiesString(f []corev1.IPFamily) string {
@@ -496,15 +497,13 @@ func Diff(was, now *Plan) string {
 			k["blocker"] = p.Blocker
 		}
 		if s := p.Sail; s != nil && len(s.Changes) > 0 {
-			var ch []string
-			for _, c := range s.Changes {
-				orig := "(absent)"
-				if c.Present {
-					orig = c.Original
-				}
-				ch = append(ch, fmt.Sprintf("spec.%s %s -> %s", strings.Join(c.Path, "."), orig, c.Target))
-			}
-			k["sail"] = fmt.Sprintf("istio %s (uid %s): %s", s.Name, s.UID, strings.Join(ch, ", "))
+			k["sail"] = fmt.Sprintf("istio %s (uid %s): %s", s.Name, s.UID, describeChanges("spec.", s.Changes))
+		}
+		if h := p.Helm; h != nil && len(h.Changes) > 0 {
+			k["helm"] = fmt.Sprintf("release %s/%s revision %d: %s", h.Namespace, h.Release, h.Revision, describeChanges("", h.Changes))
+		}
+		for _, g := range p.Gateways {
+			k["gateway "+g.Namespace+"/"+g.Name] = fmt.Sprintf("uid %s: %s [%s] -> parameters %s", g.UID, g.Service, strings.Join(g.Families, ","), g.ConfigMap)
 		}
 		if e := p.Env; e != nil && e.Change {
 			k["env"] = fmt.Sprintf("deployment %s/%s (uid %s) container %s: present %v value %q valueFrom %s -> true", e.Namespace, e.Deployment, e.UID, e.Container, e.Present, e.OriginalValue, e.OriginalValueFrom)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
@@ -36,10 +37,12 @@ func Undoable(j *journal.Journal) []journal.Entry { return j.Undoable(Layer) }
 // policy, family and cluster IP, and the Sail Istio resource's leaves
 // (the keys this tool added removed, with the maps it created for them
 // when nothing else went in). An object someone changed since, or deleted
-// or re-created, is left alone and the result says so. dc may be nil when
-// the journal has no Sail entry. Nothing is waited for: istiod rolls out
+// or re-created, is left alone and the result says so. A Helm upgrade is
+// taken back with a Helm rollback to the revision before it, when the
+// release's newest revision is still that upgrade. dc may be nil when the
+// journal has no Sail entry, helm when it has no Helm entry. Nothing is waited for: istiod rolls out
 // again on its own.
-func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, j Journal) ([]RollbackResult, error) {
+func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, helm HelmConfigs, j Journal) ([]RollbackResult, error) {
 	jr, err := j.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -53,13 +56,19 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface
 		var err error
 		switch e.Operation {
 		case OpUpdateMeshConfig:
-			undone, msg, err = undoMeshConfig(ctx, kc, e)
+			undone, msg, err = cmtext.Restore(ctx, kc, e)
 		case OpPatchIstiodEnv:
 			undone, msg, err = undoEnv(ctx, kc, e)
 		case OpPatchService:
 			undone, msg, err = undoService(ctx, kc, e)
 		case OpPatchSailValues:
 			undone, msg, err = undoSail(ctx, dc, e)
+		case OpHelmUpgrade:
+			undone, msg, err = undoHelm(ctx, helm, e)
+		case OpPatchGatewayParams:
+			undone, msg, err = undoGatewayPatch(ctx, dc, e)
+		case OpCreateGatewayParams:
+			undone, msg, err = undoGatewayParams(ctx, kc, e)
 		default:
 			err = fmt.Errorf("unknown operation %q in the journal", e.Operation)
 		}
@@ -95,50 +104,6 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface
 }
 
 const leftAlone = "changed by someone else since this tool wrote it; left alone"
-
-// undoMeshConfig puts the original text back, byte for byte.
-func undoMeshConfig(ctx context.Context, kc kubernetes.Interface, e journal.Entry) (bool, string, error) {
-	u := e.Undo
-	ns, name, key := u["namespace"], u["name"], u["key"]
-	ref := fmt.Sprintf("%s/%s [%s]", ns, name, key)
-	original, applied, hadKey := u["original"], u["applied"], u["keyPresent"] == "true"
-	cms := kc.CoreV1().ConfigMaps(ns)
-	for attempt := 0; ; attempt++ {
-		cur, err := cms.Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			return false, ref + " no longer exists; left alone", nil
-		case err != nil:
-			return false, "", fmt.Errorf("reading %s: %w", ref, err)
-		case cur.UID != types.UID(u["uid"]):
-			return false, ref + " was re-created since (another UID); left alone", nil
-		}
-		text, present := cur.Data[key]
-		switch {
-		case present == hadKey && text == original:
-			return false, "already as before", nil
-		case !present || text != applied:
-			return false, fmt.Sprintf("%s was %s (the original text is in the journal entry %s)", ref, leftAlone, e.ID), nil
-		}
-		upd := cur.DeepCopy()
-		if hadKey {
-			upd.Data[key] = original
-		} else {
-			delete(upd.Data, key)
-		}
-		_, err = cms.Update(ctx, upd, metav1.UpdateOptions{}) // cur's resourceVersion: a change in between is a conflict
-		if apierrors.IsConflict(err) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return false, "", fmt.Errorf("restoring %s: %w", ref, err)
-		}
-		if hadKey {
-			return true, "restored the original mesh config text", nil
-		}
-		return true, "removed the mesh key, which did not exist before", nil
-	}
-}
 
 // undoEnv gives istiod's container its original variable back (or none).
 func undoEnv(ctx context.Context, kc kubernetes.Interface, e journal.Entry) (bool, string, error) {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 )
@@ -24,12 +25,18 @@ type Change struct {
 	Current   string `json:"current"`
 	Desired   string `json:"desired"`
 	Note      string `json:"note,omitempty"`
+	// InAPI says this tool makes the change (a ConfigMap in the API);
+	// the others are made on the hosts.
+	InAPI bool `json:"inAPI,omitempty"`
 }
 
-// Plan is the kubeadm/kind overlay plan: nothing in it is applied by the tool.
+// Plan is the kubeadm/kind overlay plan: the changes InAPI are made by
+// the tool (Edits, on kubeadm with --yes); the others on the hosts.
 type Plan struct {
 	Changes []Change `json:"changes"`
-	Notes   []string `json:"notes,omitempty"`
+	// Edits are the ConfigMap texts the tool writes, original and new.
+	Edits []cmtext.Edit `json:"edits,omitempty"`
+	Notes []string      `json:"notes,omitempty"`
 	// KindConfig is the kind cluster config that creates the same cluster
 	// dual-stack (kind only).
 	KindConfig string `json:"kindConfig,omitempty"`

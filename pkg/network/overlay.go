@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
@@ -47,6 +48,9 @@ type Overlay struct {
 	Confirm func(ctx context.Context, command, question string) error
 	// Report is told the result once it is final; the error comes back too.
 	Report func(*Result)
+	// ExpectEdits, when set, are the kubeadm ConfigMap edits the user
+	// confirmed: ConvertKubeadm refuses to write others.
+	ExpectEdits *[]cmtext.Edit
 }
 
 func (o *Overlay) command(sub string) string { return o.Command + " " + sub }
@@ -390,26 +394,10 @@ func (o *Overlay) Revert(ctx context.Context, res *Result) error {
 
 func (o *Overlay) PlanKubeadm(ctx context.Context, res *Result, nodes []corev1.Node) error {
 	res.Action = "plan"
-	flags, err := ReadClusterFlags(ctx, o.Kube)
-	if err != nil {
-		return kube.Explain("reading the control-plane configuration", err)
+	plan, err := o.planKubeadm(ctx, res, nodes)
+	if err != nil || plan == nil {
+		return o.report(res, err)
 	}
-	if flags.DualStack() {
-		res.Outcome = OutcomeAlreadyDualStack
-		res.Message = "nothing to do: the control plane already runs with IPv4 and IPv6 ranges"
-		return o.report(res, nil)
-	}
-	if err := o.Request.CheckNodeMask(); err != nil {
-		return &cli.UsageError{Err: err}
-	}
-	reserved := append(flags.Reserved(), ReservedFromAddresses("IPv6 InternalIP of a node:", NodeIPv6Addresses(nodes))...)
-	if err := o.Request.CheckReserved(reserved); err != nil {
-		return &cli.UsageError{Err: err}
-	}
-	plan := KubeadmPlan(res.Cluster.Kind, flags, o.Request, nodes)
-	res.Plan = &plan
-	entry := o.Request.ClusterEntry()
-	res.Added = &Added{ClusterNetwork: &entry, ServiceNetwork: o.Request.ServiceNetwork.String()}
 	res.Outcome = OutcomePlanned
 	res.Message = fmt.Sprintf("%d changes planned; nothing was changed (apply them on the hosts)", len(plan.Changes))
 	return o.report(res, nil)

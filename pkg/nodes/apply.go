@@ -9,19 +9,18 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
 // ErrChanged is a cloud config that changed since it was planned: Apply
 // does not overwrite it; plan again.
-var ErrChanged = errors.New("the cloud config changed since it was planned: plan again (nothing was overwritten)")
+var ErrChanged = errors.New("the cloud config changed since it was planned")
 
 // Result is what Apply did.
 type Result struct {
@@ -63,60 +62,19 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	if c.Journal == nil {
 		return nil, errors.New("applying the nodes phase needs the journal")
 	}
-	cms := c.Kube.CoreV1().ConfigMaps(cp.Namespace)
-	cur, err := cms.Get(ctx, cp.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("%s was deleted since it was planned: %w", cp.ConfigMapRef, ErrChanged)
-	case err != nil:
-		return nil, kube.Explain("reading the cloud config "+cp.Namespace+"/"+cp.Name, err)
-	case cur.UID != cp.UID:
-		return nil, fmt.Errorf("%s was re-created since it was planned: %w", cp.ConfigMapRef, ErrChanged)
-	}
-	text, present := cur.Data[cp.Key]
 	res := &Result{}
+	already, rv, err := cmtext.Write(ctx, c.Kube, c.Journal, cp.edit(), cloudConfigEntry(cp))
 	switch {
-	case present && text == cp.New:
-		// Already written (a re-run after an interruption).
+	case errors.Is(err, cmtext.ErrChanged):
+		return nil, fmt.Errorf("%w: %w", ErrChanged, err)
+	case err != nil && rv != "":
+		return &Result{Changed: true, ResourceVersion: rv}, err
+	case err != nil:
+		return nil, err
+	case already:
 		res.Already, res.Message = true, fmt.Sprintf("%s already lists NodeIPFamilies %s", cp.ConfigMapRef, strings.Join(cp.Target, ","))
-	case cur.ResourceVersion != cp.ResourceVersion || text != cp.Original || present != cp.KeyPresent:
-		return nil, fmt.Errorf("%s (resourceVersion %s, planned at %s): %w", cp.ConfigMapRef, cur.ResourceVersion, cp.ResourceVersion, ErrChanged)
 	default:
-		entry := cloudConfigEntry(cp)
-		if err := c.Journal.PutAll(ctx, []journal.Entry{entry}); err != nil {
-			return nil, fmt.Errorf("recording the cloud config's original text in the journal before changing it: %w", err)
-		}
-		upd := cur.DeepCopy()
-		upd.ResourceVersion = cp.ResourceVersion // the plan's: a change since is a conflict
-		if upd.Data == nil {
-			upd.Data = map[string]string{}
-		}
-		upd.Data[cp.Key] = cp.New
-		got, err := cms.Update(ctx, upd, metav1.UpdateOptions{})
-		if err != nil {
-			if isAPIStatus(err) {
-				// Refused: nothing was written. The entry says so.
-				entry.State = journal.Failed
-				entry.Undo["notMade"] = err.Error()
-				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				_ = c.Journal.PutAll(wctx, []journal.Entry{entry})
-				cancel()
-			}
-			if apierrors.IsConflict(err) {
-				return nil, fmt.Errorf("%s: %w", cp.ConfigMapRef, ErrChanged)
-			}
-			return nil, kube.Explain("updating the cloud config "+cp.Namespace+"/"+cp.Name, err)
-		}
-		entry.State = journal.Done
-		entry.Undo["appliedResourceVersion"] = got.ResourceVersion
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err = c.Journal.PutAll(wctx, []journal.Entry{entry})
-		cancel()
-		if err != nil {
-			return &Result{Changed: true, ResourceVersion: got.ResourceVersion},
-				fmt.Errorf("changed %s but could not record it as done in the journal (its pending entry stays, so rollback still finds it): %w", cp.ConfigMapRef, err)
-		}
-		res.Changed, res.ResourceVersion = true, got.ResourceVersion
+		res.Changed, res.ResourceVersion = true, rv
 		res.Message = fmt.Sprintf("%s now lists NodeIPFamilies %s", cp.ConfigMapRef, strings.Join(cp.Target, ","))
 	}
 	if plan.Restart != nil {
@@ -131,22 +89,16 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	return res, nil
 }
 
+// edit is the planned update as package cmtext writes it.
+func (cp *CloudConfigPlan) edit() cmtext.Edit {
+	return cmtext.Edit{Namespace: cp.Namespace, Name: cp.Name, Key: cp.Key, UID: cp.UID, ResourceVersion: cp.ResourceVersion,
+		KeyPresent: cp.KeyPresent, Original: cp.Original, New: cp.New}
+}
+
 // cloudConfigEntry is the journal entry of the planned update: the whole
 // original text, and what is written.
 func cloudConfigEntry(cp *CloudConfigPlan) journal.Entry {
-	present := "false"
-	if cp.KeyPresent {
-		present = "true"
-	}
-	return journal.Entry{
-		ID: entryID(cp.ConfigMapRef), Layer: Layer, Operation: OpUpdateCloudConfig,
-		Resource: "configmap/" + cp.Namespace + "/" + cp.Name + "[" + cp.Key + "]", State: journal.Pending,
-		Undo: map[string]string{
-			"namespace": cp.Namespace, "name": cp.Name, "key": cp.Key, "uid": string(cp.UID),
-			"keyPresent": present, "original": cp.Original, "applied": cp.New,
-			"plannedResourceVersion": cp.ResourceVersion,
-		},
-	}
+	return cp.edit().Entry(entryID(cp.ConfigMapRef), Layer, OpUpdateCloudConfig)
 }
 
 // restart rolls a workload as `kubectl rollout restart` does: a new
@@ -180,29 +132,12 @@ func (c *Converter) restart(ctx context.Context, w Workload, record bool) error 
 	return nil
 }
 
-// restartWorkload patches the pod template's restartedAt annotation.
+// restartWorkload restarts the cloud controller's workload.
 func restartWorkload(ctx context.Context, apps appsv1client.AppsV1Interface, w Workload, at time.Time) error {
-	p := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartedAtAnnotation, at.UTC().Format(time.RFC3339)))
-	var err error
-	switch w.Kind {
-	case "DaemonSet":
-		_, err = apps.DaemonSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, p, metav1.PatchOptions{})
-	case "Deployment":
-		_, err = apps.Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, p, metav1.PatchOptions{})
-	default:
-		return fmt.Errorf("cannot restart a %s", w.Kind)
-	}
-	if err != nil {
+	if err := kube.RolloutRestart(ctx, apps, w.Kind, w.Namespace, w.Name, at); err != nil {
 		return kube.Explain("restarting the cloud controller "+w.String(), err)
 	}
 	return nil
-}
-
-// isAPIStatus tells an answer of the apiserver (nothing was changed) from
-// an error without one (the request may or may not have been applied).
-func isAPIStatus(err error) bool {
-	var status apierrors.APIStatus
-	return errors.As(err, &status)
 }
 
 // WaitResult is what Wait saw at the end.

@@ -56,7 +56,7 @@ const ProvidedNodeIPAnnotation = "alpha.kubernetes.io/provided-node-ip"
 
 // restartedAtAnnotation is what `kubectl rollout restart` sets on a pod
 // template.
-const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+const restartedAtAnnotation = kube.RestartedAtAnnotation
 
 // How the cloud config was found.
 const (

@@ -9,10 +9,9 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cmtext"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
 
@@ -71,7 +70,7 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, j Journal) ([]Rollba
 			continue
 		}
 		r := RollbackResult{Operation: e.Operation, Resource: e.Resource}
-		undone, msg, err := restoreCloudConfig(ctx, kc, e)
+		undone, msg, err := cmtext.Restore(ctx, kc, e)
 		switch {
 		case err != nil:
 			r.Status, r.Message = "failed", err.Error()
@@ -113,50 +112,4 @@ func Rollback(ctx context.Context, kc kubernetes.Interface, j Journal) ([]Rollba
 		return results, fmt.Errorf("nodes rollback: %s", strings.Join(failed, "; "))
 	}
 	return results, nil
-}
-
-// restoreCloudConfig puts one entry's original text back. undone=false
-// with a message means it was left alone.
-func restoreCloudConfig(ctx context.Context, kc kubernetes.Interface, e journal.Entry) (undone bool, msg string, err error) {
-	u := e.Undo
-	ns, name, key := u["namespace"], u["name"], u["key"]
-	ref := ConfigMapRef{Namespace: ns, Name: name, Key: key}
-	original, applied, hadKey := u["original"], u["applied"], u["keyPresent"] == "true"
-	cms := kc.CoreV1().ConfigMaps(ns)
-	for attempt := 0; ; attempt++ {
-		cur, err := cms.Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, fmt.Sprintf("%s no longer exists; left alone", ref), nil
-		}
-		if err != nil {
-			return false, "", fmt.Errorf("reading %s: %w", ref, err)
-		}
-		if cur.UID != types.UID(u["uid"]) {
-			return false, fmt.Sprintf("%s was re-created since (another UID); left alone", ref), nil
-		}
-		text, present := cur.Data[key]
-		switch {
-		case present == hadKey && text == original:
-			return false, "already as before", nil
-		case !present || text != applied:
-			return false, fmt.Sprintf("%s was changed by someone else since this tool wrote it; left alone (the original text is in the journal entry %s)", ref, e.ID), nil
-		}
-		upd := cur.DeepCopy()
-		if hadKey {
-			upd.Data[key] = original
-		} else {
-			delete(upd.Data, key)
-		}
-		_, err = cms.Update(ctx, upd, metav1.UpdateOptions{}) // cur's resourceVersion: a change in between is a conflict
-		if apierrors.IsConflict(err) && attempt < 3 {
-			continue // read again and judge afresh
-		}
-		if err != nil {
-			return false, "", fmt.Errorf("restoring %s: %w", ref, err)
-		}
-		if hadKey {
-			return true, "restored the original text", nil
-		}
-		return true, "removed the key, which did not exist before", nil
-	}
 }

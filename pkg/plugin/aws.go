@@ -527,7 +527,7 @@ Rules, routes and blocks that were there before apply are never touched.`,
 
 func newCmdAWSIAMPolicy(inv Invocation, streams genericiooptions.IOStreams) *cobra.Command {
 	forWhat := "apply"
-	instanceTypes := false
+	instanceTypes := ""
 	cmd := &cobra.Command{
 		Use:   "iam-policy",
 		Short: "Print the least-privilege IAM policy (JSON) for the aws commands",
@@ -539,10 +539,11 @@ func newCmdAWSIAMPolicy(inv Invocation, streams genericiooptions.IOStreams) *cob
 				return cli.Usagef("invalid --for %q: use --for plan (read-only) or --for apply (apply and rollback too)", forWhat)
 			}
 			o := cli.NewOutputFlags(cli.FormatJSON)
-			return o.Print(streams.Out, awsx.Policy(forWhat, instanceTypes), nil)
+			return o.Print(streams.Out, awsx.Policy(forWhat, instanceTypes != ""), nil)
 		},
 	}
 	cmd.Flags().StringVar(&forWhat, "for", forWhat, `"plan" for the read-only subset (discover, plan, status), "apply" for apply and rollback too`)
-	cmd.Flags().BoolVar(&instanceTypes, "allow-instance-type-change", false, "Include the actions --allow-instance-type-change needs (stop, modify, start instances)")
+	cmd.Flags().StringVar(&instanceTypes, "allow-instance-type-change", "", "Include the actions that aws apply --allow-instance-type-change=TYPE needs (stop, modify, start instances); the TYPE does not change the policy, and the flag alone means any")
+	cmd.Flags().Lookup("allow-instance-type-change").NoOptDefVal = "any"
 	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 
@@ -52,7 +51,7 @@ func NewCmdGateway(inv Invocation, streams genericiooptions.IOStreams, factory *
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Make the Istio ingress gateway Service and its AWS load balancer dual-stack",
-		Long: `Make the Istio ingress gateway Service (label istio=ingressgateway, or --service)
+		Long: `Make the Istio ingress gateway Service (label istio=ingressgateway, or --ingress-service)
 dual-stack: ipFamilyPolicy RequireDualStack (PreferDualStack with --prefer),
 ipFamilies with its primary family first, and the AWS annotations for a
 dualstack NLB; only those fields are patched. Then switch the NLB behind it
@@ -67,7 +66,7 @@ traffic policy. Its hostname changes.
 A second run changes nothing. --print-istio-values prints the istiod and
 mesh settings that enable ISTIO_DUAL_STACK for the install method found.`,
 		Example: fmt.Sprintf(`  %[1]s gateway
-  %[1]s gateway --service istio-system/istio-ingressgateway --recreate --yes
+  %[1]s gateway --ingress-service istio-system/istio-ingressgateway --recreate --yes
   %[1]s gateway --dry-run=client -o json
   %[1]s gateway --print-istio-values`, inv.DisplayName),
 		Args: usageArgs(cobra.NoArgs),
@@ -79,11 +78,15 @@ mesh settings that enable ISTIO_DUAL_STACK for the install method found.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Service, "service", "", "The gateway Service as namespace/name (default: the one labelled istio=ingressgateway)")
+	f.StringVar(&o.Service, "ingress-service", "", IngressServiceHelp)
+	// The old name, kept working: validate has always said --ingress-service.
+	f.StringVar(&o.Service, "service", "", IngressServiceHelp)
+	_ = f.MarkDeprecated("service", "use --ingress-service")
+	_ = f.MarkHidden("service")
 	f.BoolVar(&o.Prefer, "prefer", false, "Use ipFamilyPolicy PreferDualStack instead of RequireDualStack")
 	f.BoolVar(&o.Recreate, "recreate", false, "Behind a Classic ELB: delete and re-create the Service as an NLB (its hostname changes)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the load balancer and DNS")
-	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve the hostname with this DNS server (host:port) instead of the system resolver")
+	addDNSServerFlag(f, &o.DNSServer, "the load balancer's hostname")
 	f.BoolVar(&o.PrintIstioValues, "print-istio-values", false, "Print the Istio settings that enable dual-stack, and change nothing")
 	o.Target.addFlags(cmd)
 	o.Target.addJournalFlag(cmd)
@@ -105,12 +108,7 @@ func (o *GatewayOptions) Validate() error {
 	if o.Timeout <= 0 {
 		return cli.Usagef("--timeout must be positive, got %s", o.Timeout)
 	}
-	if o.DNSServer != "" {
-		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
-			return cli.Usagef("--dns-server must be host:port, e.g. 10.0.0.2:53: %v", err)
-		}
-	}
-	return nil
+	return validateDNSServer(o.DNSServer)
 }
 
 // Run does the work.
@@ -200,12 +198,3 @@ func printGateway(w io.Writer, res *gateway.Result) error {
 }
 
 // resolver is the system resolver, or one that asks server (host:port).
-func resolver(server string) gateway.Resolver {
-	if server == "" {
-		return net.DefaultResolver
-	}
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, server)
-	}}
-}

@@ -73,8 +73,13 @@ families, changed where the install method keeps them, never behind its back:
                   (only the lines needed, the rest byte for byte) and
                   istiod's Service; the plan prints the --set flags the next
                   'istioctl install' needs to keep them
-  Helm            not changed: the plan prints the 'helm upgrade
-                  --reuse-values' command that makes the change
+  Helm            a Helm upgrade of istiod's release through Helm's SDK, with
+                  the release's own chart and values plus the dual-stack
+                  values (as 'helm upgrade --reuse-values --set ...'), so
+                  the next 'helm upgrade --reuse-values' keeps them; the
+                  release records are read where helm keeps them
+                  (HELM_DRIVER, Secrets by default); --revert is a Helm
+                  rollback to the revision before
 
 Each original value is journalled before it is changed, every write carries
 the resourceVersion the plan read (a concurrent change is refused), and the
@@ -138,7 +143,7 @@ func (o *MeshOptions) Run(ctx context.Context) error {
 	if o.Revert {
 		return o.revert(ctx, kc)
 	}
-	c := &mesh.Converter{Kube: kc.Kube, Dynamic: kc.Dynamic, Journal: store, Options: o.Options, Log: o.ErrOut}
+	c := &mesh.Converter{Kube: kc.Kube, Dynamic: kc.Dynamic, Helm: mesh.HelmFor(kc), Journal: store, Options: o.Options, Log: o.ErrOut}
 	plan, err := c.Plan(ctx)
 	if err != nil {
 		return err
@@ -183,7 +188,7 @@ func (o *MeshOptions) Run(ctx context.Context) error {
 func (o *MeshOptions) revert(ctx context.Context, kc *kube.Clients) error {
 	r := revertRun{command: "mesh --revert", what: "Istio change", undoable: mesh.Undoable,
 		rollback: func(ctx context.Context, store *journal.Store) ([]journal.UndoResult, error) {
-			return mesh.Rollback(ctx, kc.Kube, kc.Dynamic, store)
+			return mesh.Rollback(ctx, kc.Kube, kc.Dynamic, mesh.HelmFor(kc), store)
 		},
 		done: "restored Istio's settings; proxies keep dual-stack until their pods are re-created"}
 	out, err := r.run(ctx, &o.Journal, kc, o.dryRun, o.Mutation, o.IOStreams, o.Output.Structured(), o.inv)
@@ -231,7 +236,20 @@ func printMeshPlan(w io.Writer, p *mesh.Plan) {
 			fmt.Fprintf(w, "  Istio %s spec.%s: %s -> %s\n", s.Name, strings.Join(c.Path, "."), was, c.Target)
 		}
 	}
-	if p.HelmCommand != "" {
+	if h := p.Helm; h != nil {
+		fmt.Fprintf(w, "  Helm release %s/%s revision %d (%s %s), upgraded with its own values plus:\n", h.Namespace, h.Release, h.Revision, h.Chart, h.ChartVersion)
+		for _, c := range h.Changes {
+			was := c.Original
+			if !c.Present {
+				was = "(unset)"
+			}
+			fmt.Fprintf(w, "    %s: %s -> %s\n", strings.Join(c.Path, "."), was, c.Target)
+		}
+		if sp := h.Service; sp != nil && sp.Change {
+			fmt.Fprintf(w, "  Service %s/%s (rendered by the chart): %s %v -> %s %v\n", sp.Namespace, sp.Name, sp.Policy, sp.Families, sp.TargetPolicy, sp.TargetFamilies)
+		}
+	}
+	if p.HelmCommand != "" && (p.Helm == nil || p.Blocker != "") {
 		fmt.Fprintf(w, "  helm: %s\n", p.HelmCommand)
 	}
 	for _, f := range p.IstioctlFlags {

@@ -65,7 +65,7 @@ func NewCmdNetwork(inv Invocation, streams genericiooptions.IOStreams, factory *
 	}
 	cmd := &cobra.Command{
 		Use:   "network",
-		Short: "Add IPv6 to the cluster network (OpenShift), or plan it (kubeadm, kind)",
+		Short: "Add IPv6 to the cluster network (OpenShift, kubeadm), or plan it (kind)",
 		Long: `Make the cluster network (the overlay) IPv4/IPv6 dual-stack.
 
 OpenShift: append an IPv6 cluster network and service network to
@@ -77,9 +77,18 @@ The change is recorded in the journal; --revert removes exactly what was added.
 On AWS the operator refuses converting an installed cluster (since 4.11):
 this command says so and stops, unless --force.
 
-kubeadm and kind: read the current flags of kube-apiserver,
-kube-controller-manager, kube-proxy and kubeadm-config, and print the exact
-changes per component. Nothing on the control-plane hosts is changed.
+kubeadm: read the current flags of kube-apiserver, kube-controller-manager,
+kube-proxy and kubeadm-config, and print the exact changes per component and
+node. With --yes, make the ones kept in the API (kubeadm-config's podSubnet
+and serviceSubnet, so the next 'kubeadm upgrade' and 'join' keep the new
+flags, and kube-proxy's clusterCIDR; each original journalled, --revert
+restores it byte for byte), then wait up to --timeout for the host-side
+changes (static pod flags, kubelet --node-ip: this tool does not edit the
+hosts) to show in the API: every node with both InternalIP families and the
+apiserver giving Services both families; then restart kube-proxy.
+
+kind: print the same changes and a kind config that creates the cluster
+dual-stack (kind cannot change the network in place).
 
 Exit status: 0 done (or nothing to do, or a plan), 1 refused or failed,
 2 bad usage or bad ranges.`,
@@ -174,25 +183,48 @@ func (o *NetworkOptions) Run(ctx context.Context) error {
 		res.DryRun = string(o.dryRun)
 	}
 	ov := o.overlay()
+	// The journal and the lock, for the kinds this command changes.
+	openJournal := func() (func(), error) {
+		store, release, err := o.Journal.open(ctx, o.clients.Kube, o.dryRun, "network")
+		if err != nil {
+			return nil, err
+		}
+		o.store, ov.Journal = store, store
+		return release, nil
+	}
 	switch info.Kind {
 	case platform.OpenShift:
 		res.Mode = "openshift"
-		store, release, err := o.Journal.open(ctx, o.clients.Kube, o.dryRun, "network")
+		release, err := openJournal()
 		if err != nil {
 			return err
 		}
 		defer release()
-		o.store, ov.Journal = store, store
 		if o.Revert {
 			return ov.Revert(ctx, res)
 		}
 		return ov.Convert(ctx, res, nodes)
-	case platform.Kubeadm, platform.KindKind:
-		res.Mode = strings.ToLower(string(info.Kind))
+	case platform.KindKind:
+		res.Mode = "kind"
 		if o.Revert {
-			return cli.Usagef("--revert undoes an OpenShift Network patch; on %s this command only plans, so there is nothing to revert", info.Kind)
+			return cli.Usagef("--revert undoes what network changed; on kind this command only plans (kind cannot change the network in place), so there is nothing to revert")
 		}
 		return ov.PlanKubeadm(ctx, res, nodes)
+	case platform.Kubeadm:
+		res.Mode = "kubeadm"
+		if o.dryRun == cli.DryRunServer {
+			return cli.Usagef("--dry-run=server is not supported on kubeadm (the ConfigMap edits are shown in full by --dry-run=client -o yaml)")
+		}
+		release, err := openJournal()
+		if err != nil {
+			return err
+		}
+		defer release()
+		if o.Revert {
+			res.Action = "revert"
+			return ov.RevertKubeadm(ctx, res)
+		}
+		return ov.ConvertKubeadm(ctx, res, nodes)
 	default:
 		return fmt.Errorf("%s network handles OpenShift, kubeadm and kind clusters; this one looks like %s (%s), whose network is configured by its provider",
 			o.inv.DisplayName, info.Kind, strings.Join(info.Evidence, "; "))
@@ -235,9 +267,13 @@ func (o *NetworkOptions) print(res *NetworkResult) {
 func printNetworkResult(w io.Writer, res *NetworkResult) error {
 	if res.Plan != nil {
 		tw := printers.GetNewTabWriter(w)
-		fmt.Fprintln(tw, "COMPONENT\tSETTING\tCURRENT\tDESIRED\tWHERE")
+		fmt.Fprintln(tw, "COMPONENT\tSETTING\tCURRENT\tDESIRED\tBY\tWHERE")
 		for _, c := range res.Plan.Changes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Component, c.Setting, dash(c.Current), c.Desired, c.Where)
+			by := "you, on the host"
+			if c.InAPI {
+				by = "this tool"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Component, c.Setting, dash(c.Current), c.Desired, by, c.Where)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -81,7 +81,7 @@ func newCmdProbeCurl(inv Invocation, streams genericiooptions.IOStreams, factory
 		Use:     "curl POD URL",
 		Short:   "Exec curl -4 and curl -6 to URL from a pod, side by side (remote IP, HTTP code, time)",
 		Example: fmt.Sprintf(`  %[1]s probe curl sleep-7d9c http://httpbin:8000/get -n demo -c sleep`, inv.DisplayName),
-		Args:    usageArgs(cobra.ExactArgs(2)),
+		Args:    namedArgs("POD", "URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Output.Validate(); err != nil {
 				return err
@@ -103,9 +103,12 @@ func newCmdProbeDNS(inv Invocation, streams genericiooptions.IOStreams, factory 
 		Short: "Resolve A and AAAA of HOST from here (and with --from POD, inside a pod)",
 		Example: fmt.Sprintf(`  %[1]s probe dns a1b2.elb.us-east-1.amazonaws.com
   %[1]s probe dns httpbin --from sleep -n demo`, inv.DisplayName),
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: namedArgs("HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Output.Validate(); err != nil {
+				return err
+			}
+			if err := validateDNSServer(o.DNSServer); err != nil {
 				return err
 			}
 			return o.runDNS(cmd.Context(), args[0])
@@ -114,7 +117,7 @@ func newCmdProbeDNS(inv Invocation, streams genericiooptions.IOStreams, factory 
 	o.Output.AddFlags(cmd)
 	cmd.Flags().StringVar(&o.From, "from", "", "Also resolve inside this pod, with its resolver (needs getent in the image).")
 	cmd.Flags().StringVarP(&o.Container, "container", "c", "", "With --from: the container (default: the pod's first).")
-	cmd.Flags().StringVar(&o.DNSServer, "dns-server", "", "Ask this DNS server (host or host:port) instead of the system resolver.")
+	addDNSServerFlag(cmd.Flags(), &o.DNSServer, "the name")
 	return cmd
 }
 

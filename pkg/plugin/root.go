@@ -151,6 +151,21 @@ func addKlogFlags(flags *pflag.FlagSet) {
 }
 
 // usageArgs makes an argument-count error a usage error (exit 2).
+// namedArgs wants exactly the arguments named (as the Use line names
+// them), and says which is missing or how many are too many, in this
+// suite's words (exit 2).
+func namedArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < len(names):
+			return cli.Usagef("%s needs %s: missing %s (usage: %s)", cmd.CommandPath(), strings.Join(names, " "), strings.Join(names[len(args):], " "), cmd.UseLine())
+		case len(args) > len(names):
+			return cli.Usagef("%s takes %s, got %d arguments: %q (usage: %s)", cmd.CommandPath(), strings.Join(names, " "), len(args), args, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -109,5 +110,27 @@ func TestOutputGoesToInjectedStreams(t *testing.T) {
 	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
 	if code := Main(context.Background(), []string{"kubectl-dualstack", "--help"}, streams); code != 0 || out.Len() == 0 {
 		t.Fatalf("code %d, %d bytes", code, out.Len())
+	}
+}
+
+// TestVersionFromBuildInfo: without -ldflags the version and commit come
+// from what the go command recorded; -ldflags win.
+func TestVersionFromBuildInfo(t *testing.T) {
+	bi := &debug.BuildInfo{Main: debug.Module{Version: "v0.3.1"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-11-30T10:00:00Z"}}}
+	v := VersionInfo{Version: devVersion, GitCommit: unknown, BuildDate: unknown}
+	fromBuildInfo(&v, bi)
+	if v.Version != "v0.3.1" || v.GitCommit != "0123456789ab" || v.BuildDate != "2026-11-30T10:00:00Z" {
+		t.Errorf("from build info: %+v", v)
+	}
+	v = VersionInfo{Version: "v1.0.0", GitCommit: "abc", BuildDate: "today"}
+	fromBuildInfo(&v, bi)
+	if v.Version != "v1.0.0" || v.GitCommit != "abc" || v.BuildDate != "today" {
+		t.Errorf("ldflags must win: %+v", v)
+	}
+	v = VersionInfo{Version: devVersion, GitCommit: unknown, BuildDate: unknown}
+	fromBuildInfo(&v, &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}})
+	if v.Version != devVersion || v.GitCommit != unknown {
+		t.Errorf("a build with nothing recorded: %+v", v)
 	}
 }

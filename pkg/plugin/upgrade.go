@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -159,7 +158,7 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.IntVar(&o.MaxUnavailable, "max-unavailable", o.MaxUnavailable, "workloads: how many pods are evicted at once (each batch waits for its replacements to be Ready with both families)")
 	f.BoolVar(&o.ForceWorkloads, "force-workloads", false, "workloads: also evict pods no controller manages, as kubectl drain --force does; they do not come back")
 	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
-	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve load balancer hostnames with this DNS server (host:port), for gateway and validate.")
+	addDNSServerFlag(f, &o.DNSServer, "load balancer hostnames (gateway and validate)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
 	f.StringVar(&o.NewInstanceType, "allow-instance-type-change", "", "Change instances whose type has no IPv6 support to this type (aws apply --allow-instance-type-change)")
 	f.BoolVar(&o.AllowControlPlaneRestart, "allow-control-plane-restart", false, "With --allow-instance-type-change: change control-plane instances too, one at a time (aws apply --allow-control-plane-restart)")
@@ -235,12 +234,7 @@ func (o *UpgradeOptions) Validate() error {
 			o.Namespaces = *st.Namespaces
 		}
 	}
-	if o.DNSServer != "" {
-		if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
-			return cli.Usagef("--dns-server must be host:port, e.g. 10.0.0.2:53: %v", err)
-		}
-	}
-	return nil
+	return validateDNSServer(o.DNSServer)
 }
 
 // parsePhases checks the names and puts them in run order.
@@ -317,7 +311,7 @@ func (o *UpgradeOptions) validatePhase() *convert.ValidatePhase {
 	v := newValidateOptions(o.inv, o.IOStreams, o.factory)
 	v.Scenario.Namespace = DefaultValidateNamespace
 	return &convert.ValidatePhase{Proof: probe.Proof{
-		Scenario: v.Scenario, DNSServer: o.DNSServer, Timeout: o.Timeout,
+		Scenario: v.Scenario, DNSServer: o.DNSServer, Timeout: o.Timeout, Command: o.inv.DisplayName,
 		Curl: probe.CurlOptions{ConnectTimeout: v.ConnectTimeout, MaxTime: v.MaxTime},
 	}}
 }

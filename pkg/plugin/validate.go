@@ -59,7 +59,7 @@ func newValidateOptions(inv Invocation, streams genericiooptions.IOStreams, fact
 			Host:         "httpbin.example.com",
 			IngressLabel: "ingressgateway",
 			Gateway:      "istio-system/istio-ingressgateway",
-			CurlImage:    "registry.access.redhat.com/ubi9/ubi-minimal:latest",
+			CurlImage:    DefaultCurlImage,
 			HTTPBinImage: "ghcr.io/mccutchen/go-httpbin:v2.26.0",
 		},
 		Timeout:        5 * time.Minute,
@@ -132,8 +132,8 @@ Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.Displ
 	f.BoolVar(&o.Scenario.GatewayAPI, "gateway-api", false, "Route the ingress with a Gateway API HTTPRoute instead of an Istio Gateway + VirtualService.")
 	f.StringVar(&o.Scenario.Gateway, "gateway", o.Scenario.Gateway, "With --gateway-api: the parent Gateway as namespace/name.")
 	f.StringVar(&o.Scenario.Host, "host", o.Scenario.Host, "The host name routed through the ingress gateway.")
-	f.StringVar(&o.IngressService, "ingress-service", "", "The ingress gateway Service as namespace/name (default: the Service labelled istio=ingressgateway).")
-	f.StringVar(&o.DNSServer, "dns-server", "", "Resolve the ingress hostname with this DNS server (host or host:port) instead of the system resolver.")
+	f.StringVar(&o.IngressService, "ingress-service", "", IngressServiceHelp)
+	addDNSServerFlag(f, &o.DNSServer, "the ingress hostname")
 	f.StringSliceVar(&o.Checks, "checks", nil, "Run only these checks: "+strings.Join(probe.AllChecks, ","))
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Bound the whole run, cleanup excepted.")
 	f.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "curl --connect-timeout for each request.")
@@ -148,6 +148,9 @@ Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.Displ
 // Validate checks the flags.
 func (o *ValidateOptions) Validate() error {
 	if err := o.Output.Validate(); err != nil {
+		return err
+	}
+	if err := validateDNSServer(o.DNSServer); err != nil {
 		return err
 	}
 	for _, c := range o.Checks {
@@ -190,7 +193,7 @@ func (o *ValidateOptions) Run(ctx context.Context) error {
 	p := &probe.Proof{
 		Clients: o.clients, Scenario: o.Scenario, Checks: o.Checks, DNSServer: o.DNSServer,
 		Curl:           probe.CurlOptions{ConnectTimeout: o.ConnectTimeout, MaxTime: o.MaxTime},
-		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut,
+		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut, Command: o.inv.DisplayName,
 	}
 	return p.Run(ctx, func(res ValidateResult, runErr error) error { return o.emit(start, res, runErr) })
 }
@@ -211,7 +214,13 @@ func (o *ValidateOptions) emit(start time.Time, res ValidateResult, runErr error
 	}
 	paint := cli.NewPainter(o.Out)
 	if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error {
-		return res.Report.PrintProofTable(w, paint)
+		if err := res.Report.PrintProofTable(w, paint); err != nil {
+			return err
+		}
+		for _, n := range res.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
+		return nil
 	}); err != nil {
 		errs = append(errs, err)
 	}

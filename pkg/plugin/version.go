@@ -4,18 +4,28 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 )
 
-// Set at build time with -ldflags "-X .../pkg/plugin.version=v1.2.3 ...".
+// Set at build time with -ldflags "-X .../pkg/plugin.version=v1.2.3 ...";
+// without them (go install, go build) they come from the build info the
+// go command records: the module version and the VCS revision and time.
 var (
 	version   = "v0.0.0-dev"
 	commit    = "unknown"
 	buildDate = "unknown"
+)
+
+// What they hold when -ldflags did not set them.
+const (
+	devVersion = "v0.0.0-dev"
+	unknown    = "unknown"
 )
 
 // VersionInfo is what `version -o json` prints; the field names are stable.
@@ -29,12 +39,34 @@ type VersionInfo struct {
 
 // CurrentVersion describes this binary.
 func CurrentVersion() VersionInfo {
-	return VersionInfo{
+	v := VersionInfo{
 		Version:   version,
 		GitCommit: commit,
 		BuildDate: buildDate,
 		GoVersion: runtime.Version(),
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fromBuildInfo(&v, bi)
+	}
+	return v
+}
+
+// fromBuildInfo fills what -ldflags did not set from the build info: the
+// main module's version (`go install ...@v1.2.3` records v1.2.3; a build
+// in a git checkout a pseudo-version, "+dirty" when it has changes) and
+// the VCS revision and commit time.
+func fromBuildInfo(v *VersionInfo, bi *debug.BuildInfo) {
+	if v.Version == devVersion && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && v.GitCommit == unknown:
+			v.GitCommit = s.Value[:min(len(s.Value), 12)]
+		case s.Key == "vcs.time" && v.BuildDate == unknown:
+			v.BuildDate = s.Value
+		}
 	}
 }
 
@@ -69,8 +101,9 @@ func NewCmdVersion(inv Invocation, streams genericiooptions.IOStreams) *cobra.Co
 func (o *VersionOptions) Run() error {
 	v := CurrentVersion()
 	return o.Output.Print(o.Out, v, func(w io.Writer, _ bool) error {
-		_, err := fmt.Fprintf(w, "%s %s (commit %s, built %s, %s, %s)\n",
-			o.inv.DisplayName, v.Version, v.GitCommit, v.BuildDate, v.GoVersion, v.Platform)
-		return err
+		tw := printers.GetNewTabWriter(w)
+		fmt.Fprintln(tw, "PLUGIN\tVERSION\tCOMMIT\tBUILT\tGO\tPLATFORM")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.inv.DisplayName, v.Version, v.GitCommit, v.BuildDate, v.GoVersion, v.Platform)
+		return tw.Flush()
 	})
 }

@@ -21,6 +21,9 @@ type ProofResult struct {
 	// Error is why the run stopped before or during its checks (a setup
 	// failure, --timeout, Ctrl-C); the checks it could not run say so too.
 	Error string `json:"error,omitempty"`
+	// Notes are what to know about the checks as a whole (e.g. that the
+	// answers came from a simulated cluster on loopback).
+	Notes []string `json:"notes,omitempty"`
 	report.Report
 }
 
@@ -36,6 +39,8 @@ type Proof struct {
 	IngressService string
 	Keep           bool
 	Timeout        time.Duration
+	// Command is how the user runs this tool ("kubectl dualstack").
+	Command string
 	// Log takes notes and progress (stderr).
 	Log io.Writer
 }
@@ -71,6 +76,7 @@ func (p *Proof) prove(ctx context.Context, d *Deployment) (ProofResult, error) {
 		Curl:     p.Curl,
 		Checks:   p.Checks,
 		Backoff:  300 * time.Millisecond,
+		Command:  p.Command,
 	}
 	// stopped fills in the checks a stopped run could not make: INCONCLUSIVE
 	// after Ctrl-C (nothing was observed), FAIL otherwise (the cluster did
@@ -122,7 +128,7 @@ func (p *Proof) prove(ctx context.Context, d *Deployment) (ProofResult, error) {
 	}
 	progress.Start("Running the checks for IPv4 and IPv6")
 	res.Report = v.Run(ctx, d)
-	res.Ingress = v.Ingress
+	res.Ingress, res.Notes = v.Ingress, v.Notes()
 	if ctx.Err() != nil {
 		// The checks cut short are INCONCLUSIVE in the report already.
 		err := Interrupted(ctx, ctx.Err())

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,6 +50,39 @@ type Validator struct {
 	IngressErr error
 	// Backoff between attempts of a lost result.
 	Backoff time.Duration
+
+	// Command is how the user runs this tool ("kubectl dualstack"), for
+	// the commands a fix names.
+	Command string
+
+	// loopback counts answers that came from a loopback address: pods
+	// and load balancers simulated on this machine (the sandbox).
+	loopback atomic.Int32
+}
+
+func (v *Validator) command() string {
+	if v.Command == "" {
+		return "kubectl dualstack"
+	}
+	return v.Command
+}
+
+// sawAnswerFrom notes where an answer came from.
+func (v *Validator) sawAnswerFrom(ip string) {
+	if a := net.ParseIP(ip); a != nil && a.IsLoopback() {
+		v.loopback.Add(1)
+	}
+}
+
+// NoteLoopback is said once when answers came from loopback addresses.
+const NoteLoopback = "the answers came from loopback addresses (127.0.0.0/8, ::1): this cluster's pods and load balancers are simulated on this machine (the sandbox), so the checks show what the plugin verifies, not a real network"
+
+// Notes are what the reader should know about the checks as a whole.
+func (v *Validator) Notes() []string {
+	if v.loopback.Load() > 0 {
+		return []string{NoteLoopback}
+	}
+	return nil
 }
 
 // IngressAddress is where the ingress gateway is reached from outside.
@@ -292,6 +326,7 @@ func (v *Validator) curlService(ctx context.Context, d *Deployment, f Family) re
 		return inconclusive(lost)
 	}
 	fix := "check that httpbin's Service has a cluster IP of this family and its pod listens on it (kubectl -n " + d.Namespace + " get svc,endpointslices)"
+	v.sawAnswerFrom(res.RemoteIP)
 	switch {
 	case res.ExitCode != 0:
 		return fail(fix, "curl %s %s: %s", f.CurlFlag(), url, res.Describe())
@@ -344,8 +379,21 @@ func (v *Validator) dnsIngress(ctx context.Context, f Family) report.Check {
 		if err != nil {
 			why = err.Error()
 		}
-		return fail("the load balancer needs IP address type dualstack (`dualstack gateway`), and its DNS name then gets AAAA records",
-			"%s %s: %s", f.RecordType(), v.Ingress.Hostname, why)
+		other := IPv4
+		if f == IPv4 {
+			other = IPv6
+		}
+		otherAddrs, _ := LookupFamily(ctx, v.Resolver, other, v.Ingress.Hostname)
+		var fix string
+		switch {
+		case len(otherAddrs) == 0:
+			fix = fmt.Sprintf("%s has neither A nor AAAA records here: the name does not exist, or this resolver is not the one that knows it (point --dns-server or $KUBECTL_DUALSTACK_DNS_SERVER at the DNS server for the load balancer names)", v.Ingress.Hostname)
+		case f == IPv6:
+			fix = fmt.Sprintf("%s has A but no AAAA records: the load balancer is not dualstack yet (`%s gateway` makes it so; a load balancer just switched can take a minute or two to get AAAA)", v.Ingress.Hostname, v.command())
+		default:
+			fix = fmt.Sprintf("%s has AAAA but no A records: the load balancer serves IPv6 only; give it IP address type dualstack (`%s gateway`)", v.Ingress.Hostname, v.command())
+		}
+		return fail(fix, "%s %s: %s", f.RecordType(), v.Ingress.Hostname, why)
 	}
 	return pass("%s %s", v.Ingress.Hostname, strings.Join(addrs, ", "))
 }
@@ -362,7 +410,12 @@ func (v *Validator) curlIngress(ctx context.Context, d *Deployment, f Family) re
 		return v.noIngress()
 	}
 	res, err := HTTPGet(ctx, v.Resolver, f, v.Ingress.host(), v.Ingress.Port, d.Host, "/get", v.Curl.MaxTime)
-	fix := "check the load balancer's IPv6 listeners and security groups, and the Gateway/VirtualService for " + d.Host
+	fix := fmt.Sprintf("check the load balancer's %s listeners and security groups, and the Gateway/VirtualService for %s", f, d.Host)
+	if err == nil {
+		v.sawAnswerFrom(res.RemoteIP)
+	} else if strings.Contains(err.Error(), "connection refused") {
+		fix = fmt.Sprintf("nothing accepts %s connections there: the load balancer's %s listener, or the gateway's proxies for %s (proxies started before the mesh was dual-stack serve IPv4 only: `%s workloads` re-creates them)", f, f, f, v.command())
+	}
 	switch {
 	case err != nil:
 		return fail(fix, "%v", err)

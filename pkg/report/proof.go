@@ -28,12 +28,8 @@ func (r *Report) PrintProofTable(w io.Writer, paint cli.Painter) error {
 		return err
 	}
 	fmt.Fprintf(w, "\n%s\n", r.Summary)
-	var fixes []string
-	for _, c := range r.Checks {
-		if c.Remediation != "" && c.Status != Pass && c.Status != Skip {
-			fixes = append(fixes, fmt.Sprintf("  %s %s/%s: %s", paintStatus(paint, c.Status), c.Name, c.Family, c.Remediation))
-		}
-	}
+	fixes := groupFixes(r.Checks, paint, func(c Check) bool { return c.Status != Pass && c.Status != Skip },
+		func(c Check) string { return c.Name + "/" + c.Family })
 	if len(fixes) > 0 {
 		fmt.Fprintf(w, "\nTo fix:\n%s\n", strings.Join(fixes, "\n"))
 	}

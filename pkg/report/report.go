@@ -141,12 +141,8 @@ func (r *Report) PrintTable(w io.Writer, wide bool, paint cli.Painter) error {
 	if wide {
 		return nil
 	}
-	var fixes []string
-	for _, c := range r.Checks {
-		if c.Remediation != "" && (c.Status == Fail || c.Status == Warn) {
-			fixes = append(fixes, fmt.Sprintf("  %s %s/%s: %s", paintStatus(paint, c.Status), c.Layer, c.Name, c.Remediation))
-		}
-	}
+	fixes := groupFixes(r.Checks, paint, func(c Check) bool { return c.Status == Fail || c.Status == Warn },
+		func(c Check) string { return c.Layer + "/" + c.Name })
 	if len(fixes) > 0 {
 		fmt.Fprintf(w, "\nTo fix:\n%s\n", strings.Join(fixes, "\n"))
 	}
@@ -155,6 +151,37 @@ func (r *Report) PrintTable(w io.Writer, wide bool, paint cli.Painter) error {
 
 // PaintStatus colours a verdict as the report tables do.
 func PaintStatus(p cli.Painter, s Status) string { return paintStatus(p, s) }
+// groupFixes lists each remediation once, in the order first seen, with
+// every check it covers and the worst status among them.
+func groupFixes(checks []Check, paint cli.Painter, include func(Check) bool, name func(Check) string) []string {
+	type group struct {
+		status Status
+		names  []string
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, c := range checks {
+		if c.Remediation == "" || !include(c) {
+			continue
+		}
+		g := groups[c.Remediation]
+		if g == nil {
+			g = &group{status: c.Status}
+			groups[c.Remediation] = g
+			order = append(order, c.Remediation)
+		}
+		if c.Status == Fail {
+			g.status = Fail
+		}
+		g.names = append(g.names, name(c))
+	}
+	out := make([]string, 0, len(order))
+	for _, fix := range order {
+		g := groups[fix]
+		out = append(out, fmt.Sprintf("  %s %s: %s", paintStatus(paint, g.status), strings.Join(g.names, ", "), fix))
+	}
+	return out
+}
 
 func paintStatus(p cli.Painter, s Status) string {
 	switch s {

@@ -140,3 +140,21 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Fatalf("output differs from %s:\n%s", path, got)
 	}
 }
+
+// TestFixesOncePerRemediation: checks that share a fix list it once, with
+// every check it covers and the worst status.
+func TestFixesOncePerRemediation(t *testing.T) {
+	var r Report
+	r.Add(Check{Layer: LayerOverlay, Name: "a", Status: Warn, Remediation: "run kubectl dualstack aws apply"})
+	r.Add(Check{Layer: LayerOverlay, Name: "b", Status: Fail, Remediation: "run kubectl dualstack network"})
+	r.Add(Check{Layer: LayerOverlay, Name: "c", Status: Fail, Remediation: "run kubectl dualstack aws apply"})
+	r.Add(Check{Layer: LayerOverlay, Name: "d", Status: Pass, Remediation: "run kubectl dualstack aws apply"})
+	var buf bytes.Buffer
+	if err := r.PrintTable(&buf, false, cli.Painter{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "To fix:\n  FAIL overlay/a, overlay/c: run kubectl dualstack aws apply\n  FAIL overlay/b: run kubectl dualstack network\n"
+	if !bytes.HasSuffix(buf.Bytes(), []byte(want)) {
+		t.Fatalf("fixes:\n%s\nwant the table to end with\n%s", buf.String(), want)
+	}
+}

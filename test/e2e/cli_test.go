@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,6 +36,35 @@ func TestVersion(t *testing.T) {
 	}
 	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &v) != nil || v.Version != e2eVersion {
 		t.Fatalf("version -o json:\n%s", r)
+	}
+}
+
+// TestVersionWithoutLdflags: a plain `go build` (as `go install` does,
+// with no -ldflags) reports the module version and VCS revision the go
+// command recorded, not v0.0.0-dev and "unknown".
+func TestVersionWithoutLdflags(t *testing.T) {
+	head, err := exec.Command("git", "-C", "..", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "kubectl-dualstack")
+	// -buildvcs=true: the go command's default in a git checkout, which
+	// this machine's GOFLAGS turn off.
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/kubectl-dualstack")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version", "-o", "json").Output()
+	var v struct {
+		Version   string `json:"version"`
+		GitCommit string `json:"gitCommit"`
+	}
+	if err != nil || json.Unmarshal(out, &v) != nil {
+		t.Fatalf("version -o json: %v\n%s", err, out)
+	}
+	if v.Version == "v0.0.0-dev" || !strings.HasPrefix(v.Version, "v") || !strings.HasPrefix(strings.TrimSpace(string(head)), v.GitCommit) || len(v.GitCommit) != 12 {
+		t.Errorf("version from the build info: %+v (HEAD %s)", v, head)
 	}
 }
 

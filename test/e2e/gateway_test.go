@@ -161,11 +161,11 @@ func TestGatewayNLBBecomesDualStack(t *testing.T) {
 
 	// Two gateways now: the command asks which one.
 	r := plugin(t, g.api.Kubeconfig, g.env, "gateway", "--yes")
-	if r.Code != 2 || !strings.Contains(r.Stderr, "edge/edge-gateway, istio-system/istio-ingressgateway") || !strings.Contains(r.Stderr, "--service") {
+	if r.Code != 2 || !strings.Contains(r.Stderr, "edge/edge-gateway, istio-system/istio-ingressgateway") || !strings.Contains(r.Stderr, "--ingress-service") {
 		t.Fatalf("two gateways:\n%s", r)
 	}
 
-	r = plugin(t, g.api.Kubeconfig, g.env, "gateway", "--service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr, "--timeout", "20s", "-o", "json")
+	r = plugin(t, g.api.Kubeconfig, g.env, "gateway", "--ingress-service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr, "--timeout", "20s", "-o", "json")
 	if r.Code != 0 {
 		t.Fatalf("gateway:\n%s", r)
 	}
@@ -190,7 +190,7 @@ func TestGatewayNLBBecomesDualStack(t *testing.T) {
 	}
 
 	// A second run changes nothing.
-	r = plugin(t, g.api.Kubeconfig, g.env, "gateway", "--service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr, "-o", "json")
+	r = plugin(t, g.api.Kubeconfig, g.env, "gateway", "--ingress-service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr, "-o", "json")
 	if again := parseGateway(t, r); r.Code != 0 || again.Changed || again.Actions[0].Status != "unchanged" {
 		t.Fatalf("second run:\n%s", r)
 	}

@@ -217,9 +217,13 @@ var adminOtherPaths = map[string]string{
 	"httproutes":             "validate with the Gateway API HTTPRoute option",
 	"[] [namespaces] [list]": "services with namespace flags, not yet a phase of upgrade (TestServicesAsDualstackAdmin shows it needed)",
 	"daemonsets":             "nodes outside OpenShift: finding the cloud controller's DaemonSet",
-	"[apps] [deployments daemonsets] [patch]": "nodes outside OpenShift: restarting the cloud controller after its config changed; mesh on an istioctl install: istiod's env",
-	"[] [configmaps] [update] names=[istio]":  "mesh on an istioctl or plain-manifest install: the mesh config",
-	"[sailoperator.io] [istios] [patch]":      "mesh on a Sail operator install",
+	"[apps] [deployments daemonsets] [patch]":                          "nodes outside OpenShift: restarting the cloud controller after its config changed; mesh on an istioctl install: istiod's env",
+	"[] [configmaps] [update] names=[istio]":                           "mesh on an istioctl or plain-manifest install: the mesh config",
+	"[sailoperator.io] [istios] [patch]":                               "mesh on a Sail operator install",
+	"[gateway.networking.k8s.io] [gateways gatewayclasses] [get list]": "mesh with Gateway API Gateways (TestMeshGatewayAPIParametersRef)",
+	"[gateway.networking.k8s.io] [gateways] [patch]":                   "mesh with Gateway API Gateways: the parametersRef",
+	"[] [configmaps] [delete]":                                         "mesh --revert/rollback with Gateway API Gateways: the parameters ConfigMap it created",
+	"[] [configmaps] [update] names=[kubeadm-config kube-proxy]":       "network on kubeadm (TestNetworkKubeadmConverts runs it as dualstack-admin)",
 }
 
 // TestRBACAdminRunsTheWholeUpgrade runs status, the full upgrade (aws,
@@ -291,6 +295,26 @@ func TestRBACAdminRunsTheWholeUpgrade(t *testing.T) {
 		}
 	}
 	t.Logf("the flow made %d Kubernetes requests (%d distinct verb+resource), %d denied: %s", len(reqs), len(proxy.Keys()), denied, strings.Join(proxy.Keys(), ", "))
+
+	// The workloads phase's evictions, as the apiserver answered them: each
+	// was granted (201) or held back by a PodDisruptionBudget (429), never
+	// anything else, and every pre-existing application pod that was
+	// evicted left through a granted one.
+	answers := map[int]int{}
+	evicted := map[string]bool{}
+	for _, q := range reqs {
+		if q.Key() != "create pods/eviction" {
+			continue
+		}
+		answers[q.Status]++
+		if q.Status == 201 {
+			evicted[q.Namespace+"/"+q.Name] = true
+		}
+	}
+	if answers[201] == 0 || len(answers) > 2 || (len(answers) == 2 && answers[429] == 0) {
+		t.Errorf("eviction answers (status: count): %v; want only 201 (granted) and 429 (a PodDisruptionBudget held it back)", answers)
+	}
+	t.Logf("evictions: %d granted (201), %d held back by a PodDisruptionBudget (429), %d distinct pods evicted", answers[201], answers[429], len(evicted))
 
 	// Every rule is necessary: some request of the flow is allowed by it
 	// and by no other rule of the role.

@@ -201,7 +201,7 @@ func TestRollbackRestoresThePatchedGateway(t *testing.T) {
 		return fmt.Sprintf("policy=%s families=%v clusterIPs=%d annotations=%v", ptr.Deref(svc.Spec.IPFamilyPolicy, ""), svc.Spec.IPFamilies, len(svc.Spec.ClusterIPs), svc.Annotations)
 	}
 	original := shape()
-	r := plugin(t, g.api.Kubeconfig, g.env, "gateway", "--service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr, "--timeout", "20s")
+	r := plugin(t, g.api.Kubeconfig, g.env, "gateway", "--ingress-service", "edge/edge-gateway", "--yes", "--dns-server", g.dns.Addr, "--timeout", "20s")
 	if r.Code != 0 {
 		t.Fatalf("gateway:\n%s", r)
 	}

@@ -219,6 +219,15 @@ func TestValidateAAAAMissing(t *testing.T) {
 		t.Errorf("exit %d, want 1\n%s", r.Code, r)
 	}
 	expectOnly(t, v, map[string]string{"dns-ingress/IPv6": "FAIL", "curl-ingress/IPv6": "FAIL"})
+	// The fix names the cause observed (A but no AAAA) and the whole command.
+	if !strings.Contains(r.Stdout, "has A but no AAAA records: the load balancer is not dualstack yet (`kubectl dualstack gateway`") {
+		t.Errorf("the dns-ingress fix does not name the cause and the command:\n%s", r.Stdout)
+	}
+	// A name that resolves in neither family is a wrong name or resolver.
+	r, _ = runValidate(t, c, "--checks", "dns-ingress", "--dns-server", "127.0.0.1:9")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "has neither A nor AAAA records here: the name does not exist, or this resolver is not the one that knows it") {
+		t.Errorf("validate with a resolver that knows nothing:\n%s", r)
+	}
 }
 
 func TestValidateExecTransportBroken(t *testing.T) {

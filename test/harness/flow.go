@@ -30,8 +30,9 @@ type ConversionSandboxOptions struct {
 	HTTPBinPort int
 	// RolloutDelay of the network operator simulator (default its own).
 	RolloutDelay time.Duration
-	// Istio is how Istio is installed: "istioctl" (the default) or "sail"
-	// (a Sail operator Istio resource, rendered by the SailOperator).
+	// Istio is how Istio is installed: "istioctl" (the default), "sail"
+	// (a Sail operator Istio resource, rendered by the SailOperator) or
+	// "helm" (a release of an istiod chart, installed with Helm's SDK).
 	Istio string
 }
 
@@ -175,6 +176,13 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 			return nil, err
 		}
 		t.Cleanup(sail.Stop)
+		if err := InstallGateway(ctx, kc, "1.24.2"); err != nil {
+			return nil, err
+		}
+	case "helm":
+		if _, err := InstallHelmIstiod(ctx, s.API.Kubeconfig, kc, "1.24.2"); err != nil {
+			return nil, err
+		}
 		if err := InstallGateway(ctx, kc, "1.24.2"); err != nil {
 			return nil, err
 		}

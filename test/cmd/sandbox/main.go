@@ -1,9 +1,12 @@
 // Command sandbox starts, on loopback only, an OpenShift-on-AWS-like cluster
 // that begins IPv4-only (harness.BuildConversionSandbox: a real kube-apiserver
 // in process, moto for the AWS API, and simulators for what the cluster does
-// on its own), writes a kubeconfig and the environment for them, and takes
-// it to dual-stack with the plugin as a user would: status, aws plan,
-// upgrade, status, validate. With -hold it stays up for your own commands.
+// on its own) and writes a kubeconfig and an env file for it.
+//
+// Without -hold (make demo) it takes the cluster to dual-stack with the
+// plugin as a user would (status, aws plan, upgrade, status, validate) and
+// ends with a summary. With -hold (make sandbox) it leaves the cluster
+// IPv4-only, prints the commands to try, and stays up until Ctrl-C.
 package main
 
 import (
@@ -49,6 +52,13 @@ func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
 		return err
 	}
 
+	// A sandbox starts clean: nothing an earlier demo or sandbox wrote
+	// stays (its processes ended with it).
+	for _, f := range []string{"kubeconfig", "env", "apiserver.log"} {
+		if err := os.Remove(filepath.Join(stateDir, f)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
 	logFile, err := os.Create(filepath.Join(stateDir, "apiserver.log"))
 	if err != nil {
 		return err
@@ -72,39 +82,63 @@ func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
 	if err != nil {
 		return err
 	}
-	api, world := sb.API, sb.World
+	world := sb.World
 
-	kubeconfig := filepath.Join(stateDir, "kubeconfig")
-	if err := harness.WriteKubeconfig(kubeconfig, api.Config, "sandbox"); err != nil {
+	envFile, env, err := harness.WriteSandboxEnv(stateDir, binDir, sb, aws.Env())
+	if err != nil {
 		return err
 	}
-	envFile := filepath.Join(stateDir, "env")
-	dnsServer := sb.DNSAddr()
-	env := append(aws.Env(), "KUBECONFIG="+kubeconfig, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"), "DUALSTACK_DNS="+dnsServer)
-	if err := writeEnv(envFile, env); err != nil {
-		return err
-	}
-	step(fmt.Sprintf("cluster %s in %s (VPC %s) is up; kubeconfig %s", world.AWS.InfraID, world.AWS.Region, world.AWS.VPC.ID, kubeconfig))
+	step(fmt.Sprintf("cluster %s in %s (VPC %s) is up, IPv4-only; env file %s", world.AWS.InfraID, world.AWS.Region, world.AWS.VPC.ID, envFile))
+	fmt.Println("    (its pods are simulated: they run as processes on this machine and reach each other and the load balancers over loopback, 127.0.0.1 and ::1)")
 
-	for _, args := range [][]string{
-		{"kubectl", "dualstack", "status"},
-		{"kubectl", "dualstack", "aws", "plan"},
-		{"kubectl", "dualstack", "upgrade", "--yes", "--recreate-gateway", "--dns-server", dnsServer},
-		{"kubectl", "dualstack", "status"},
-		{"kubectl", "dualstack", "validate", "--dns-server", dnsServer},
-	} {
-		if err := show(ctx, env, args); err != nil {
-			return err
-		}
-	}
+	if hold {
+		fmt.Printf(`
+The sandbox is up, IPv4-only, until Ctrl-C. In another shell:
 
-	if !hold {
+  source %s
+  kubectl dualstack status                         # FAILs, each with its fix
+  kubectl dualstack upgrade --dry-run=client       # the plan of every phase
+  kubectl dualstack upgrade --yes --recreate-gateway
+  kubectl dualstack validate                       # the proof over both families
+  kubectl dualstack rollback --yes                 # back to IPv4-only
+
+`, envFile)
+		<-ctx.Done()
+		quietStderr(logFile)
+		step("stopping")
 		return nil
 	}
-	fmt.Printf("\nThe sandbox stays up until Ctrl-C. In another shell:\n\n  source %s\n  kubectl dualstack status -o yaml\n  kubectl dualstack validate --dns-server $DUALSTACK_DNS\n\n", envFile)
-	<-ctx.Done()
-	step("stopping")
+
+	var summary []string
+	for _, c := range []struct {
+		args []string
+		what string
+	}{
+		{[]string{"kubectl", "dualstack", "status"}, "status before (IPv4-only: FAILs expected)"},
+		{[]string{"kubectl", "dualstack", "aws", "plan"}, "aws plan"},
+		{[]string{"kubectl", "dualstack", "upgrade", "--yes", "--recreate-gateway"}, "upgrade (all phases)"},
+		{[]string{"kubectl", "dualstack", "status"}, "status after"},
+		{[]string{"kubectl", "dualstack", "validate"}, "validate (the proof over IPv4 and IPv6)"},
+	} {
+		code, err := show(ctx, env, c.args)
+		if err != nil {
+			return err
+		}
+		verdict := "ok"
+		if code != 0 {
+			verdict = fmt.Sprintf("exit %d", code)
+		}
+		summary = append(summary, fmt.Sprintf("  %-45s %s", c.what, verdict))
+	}
+	quietStderr(logFile)
+	fmt.Printf("\n==> summary (the commands' own output is above)\n%s\n", strings.Join(summary, "\n"))
 	return nil
+}
+
+// quietStderr sends what the in-process etcd and apiserver still print
+// while they shut down to the log file: the terminal ends with the summary.
+func quietStderr(f *os.File) {
+	_ = syscall.Dup2(int(f.Fd()), int(os.Stderr.Fd()))
 }
 
 // quietKlog sends the in-process apiserver's logs to a file: the terminal is
@@ -123,8 +157,9 @@ func step(msg string) {
 }
 
 // show runs one command as a user would type it and prints its output; a
-// non-zero exit (status reporting FAILs, say) is part of the demo, not an error.
-func show(ctx context.Context, env, args []string) error {
+// non-zero exit (status reporting FAILs, say) is part of the demo, not an
+// error: it is returned as the exit code.
+func show(ctx context.Context, env, args []string) (int, error) {
 	fmt.Printf("\n$ %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
@@ -135,16 +170,7 @@ func show(ctx context.Context, env, args []string) error {
 	err := cmd.Run()
 	if exit, ok := err.(*exec.ExitError); ok {
 		fmt.Printf("(exit status %d)\n", exit.ExitCode())
-		return nil
+		return exit.ExitCode(), nil
 	}
-	return err
-}
-
-func writeEnv(path string, env []string) error {
-	var b strings.Builder
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		fmt.Fprintf(&b, "export %s=%q\n", k, v)
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o600)
+	return 0, err
 }
