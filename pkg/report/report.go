@@ -151,6 +151,7 @@ func (r *Report) PrintTable(w io.Writer, wide bool, paint cli.Painter) error {
 
 // PaintStatus colours a verdict as the report tables do.
 func PaintStatus(p cli.Painter, s Status) string { return paintStatus(p, s) }
+
 // groupFixes lists each remediation once, in the order first seen, with
 // every check it covers and the worst status among them.
 func groupFixes(checks []Check, paint cli.Painter, include func(Check) bool, name func(Check) string) []string {
