@@ -57,15 +57,15 @@ test-start:
 	@echo "==> make test: vet, unit (~2 min), krew-validate (~1 min), release-check (~15 s warm, a few min cold), e2e (~12 min warm; its first build compiles the kube-apiserver: ~15 min more)"
 
 unit: ## main module tests, with the race detector
-	@echo "==> [2/4] unit: the main module's tests with the race detector"
+	@echo "==> [2/5] unit: the main module's tests with the race detector"
 	@set -o pipefail; go test -json -race -count=1 ./... | (cd test && go run ./cmd/testsum -stage unit -counts $(COUNTS))
 
 krew-validate: ## render .krew.yaml and run krew's own manifest validator on it
-	@echo "==> [3/4] krew-validate: the krew manifest through krew's own validator and installer"
+	@echo "==> [3/5] krew-validate: the krew manifest through krew's own validator and installer"
 	BIN_DIR=$(BIN_DIR) bash hack/validate-krew-manifest.sh
 
 release-check: ## goreleaser --snapshot for this platform; krew installs the archive offline; kubectl dualstack version runs it
-	@echo "==> [3/4] release-check: a goreleaser snapshot installed by krew from the local archive, offline"
+	@echo "==> [4/5] release-check: a goreleaser snapshot installed by krew from the local archive, offline"
 	BIN_DIR=$(BIN_DIR) bash hack/release-check.sh
 
 release-snapshot: ## goreleaser --snapshot: every platform's archive in dist/ (cold build cache: ~20 min on 2 cores), then the krew install check on it
@@ -78,7 +78,7 @@ docs: ## the command reference in docs/commands/ (checked in: a unit test fails 
 	go run ./hack/gendocs -markdown docs/commands -man $(BIN_DIR)/man/man1
 
 e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
-	@echo "==> [4/4] e2e: the plugin binary through the real kubectl against a real kube-apiserver and moto (a line per test as it ends)"
+	@echo "==> [5/5] e2e: the plugin binary through the real kubectl against a real kube-apiserver and moto (a line per test as it ends)"
 	@set -o pipefail; cd test && go test -json -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./... | go run ./cmd/testsum -stage e2e -tests -counts $(COUNTS)
 
 BENCH_FLAGS ?=
@@ -113,7 +113,7 @@ sandbox: build moto ## start the sandbox IPv4-only and keep it up until Ctrl-C f
 	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox -hold
 
 vet: ## go vet both modules and check formatting
-	@echo "==> [1/4] vet: go vet on the three modules, gofmt"
+	@echo "==> [1/5] vet: go vet on the three modules, gofmt"
 	go vet ./...
 	cd test && go vet ./...
 	cd tools && go vet ./...
