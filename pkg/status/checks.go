@@ -33,12 +33,12 @@ func Evaluate(f *Facts, command string) report.Report {
 		r.Add(c)
 	}
 	r.Add(nodeInternalIPs(f, command))
-	r.Add(podCIDRs(f.Platform.Kind, f.Nodes))
-	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs))
+	r.Add(podCIDRs(f.Platform.Kind, f.Nodes, command))
+	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs, command))
 	r.Add(servicesCheck(f, command))
 	r.Add(podsCheck(f, command))
 	if f.OpenShift != nil {
-		r.Add(openShiftNetworkCheck(f.OpenShift))
+		r.Add(openShiftNetworkCheck(f.OpenShift, command))
 		r.Add(openShiftConversion(f.Platform, f.OpenShift))
 	}
 	for _, c := range meshChecks(f, command) {
@@ -130,7 +130,7 @@ func nodeInternalIPs(f *Facts, command string) report.Check {
 	return c
 }
 
-func podCIDRs(kind platform.Kind, nodes []NodeFacts) report.Check {
+func podCIDRs(kind platform.Kind, nodes []NodeFacts, command string) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "pod-cidrs"}
 	var withCIDRs int
 	missing := map[string][]string{}
@@ -156,17 +156,17 @@ func podCIDRs(kind platform.Kind, nodes []NodeFacts) report.Check {
 		c.Message = "pod CIDRs: " + describeGroups(missing, withCIDRs)
 		switch kind {
 		case platform.OpenShift:
-			c.Remediation = "append an IPv6 entry to spec.clusterNetwork of networks.config.openshift.io/cluster; OVN-Kubernetes then gives each node an IPv6 subnet"
+			c.Remediation = command + " network (appends an IPv6 entry to spec.clusterNetwork of networks.config.openshift.io/cluster; OVN-Kubernetes then gives each node an IPv6 subnet)"
 		case platform.KindKind:
 			c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
 		default:
-			c.Remediation = "run kube-controller-manager with --cluster-cidr=<v4>,<v6> and --node-cidr-mask-size-ipv6; nodes get IPv6 pod CIDRs once it is in place"
+			c.Remediation = command + " network (on kubeadm it updates kubeadm-config and kube-proxy and prints the host-side flags: kube-controller-manager --cluster-cidr=<v4>,<v6> and --node-cidr-mask-size-ipv6; nodes get IPv6 pod CIDRs once it is in place)"
 		}
 	}
 	return c
 }
 
-func serviceCIDRCheck(kind platform.Kind, s ServiceCIDRFacts) report.Check {
+func serviceCIDRCheck(kind platform.Kind, s ServiceCIDRFacts, command string) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "service-cidrs"}
 	if s.Err != nil {
 		c.Status = report.Warn
@@ -183,11 +183,11 @@ func serviceCIDRCheck(kind platform.Kind, s ServiceCIDRFacts) report.Check {
 	c.Status = report.Fail
 	switch kind {
 	case platform.OpenShift:
-		c.Remediation = "append an IPv6 range (e.g. fd02::/112) to spec.serviceNetwork of networks.config.openshift.io/cluster"
+		c.Remediation = command + " network (appends an IPv6 range, fd02::/112 by default, to spec.serviceNetwork of networks.config.openshift.io/cluster)"
 	case platform.KindKind:
 		c.Remediation = "kind cannot add a family in place: re-create the cluster with networking.ipFamily: dual"
 	default:
-		c.Remediation = "add an IPv6 service range: kube-apiserver and kube-controller-manager --service-cluster-ip-range=<v4>,<v6>"
+		c.Remediation = command + " network (on kubeadm it prints the host-side flags: kube-apiserver and kube-controller-manager --service-cluster-ip-range=<v4>,<v6>)"
 	}
 	return c
 }
@@ -269,7 +269,7 @@ func allNodesHavePodIPv6(nodes []NodeFacts) bool {
 	return len(nodes) > 0
 }
 
-func openShiftNetworkCheck(on *OpenShiftNetwork) report.Check {
+func openShiftNetworkCheck(on *OpenShiftNetwork, command string) report.Check {
 	c := report.Check{Layer: report.LayerOverlay, Name: "openshift-network"}
 	if on.Err != nil {
 		c.Status, c.Message = report.Warn, on.Err.Error()
@@ -292,11 +292,11 @@ func openShiftNetworkCheck(on *OpenShiftNetwork) report.Check {
 		if on.OperatorDegraded != "" {
 			c.Message += "; network operator Degraded: " + on.OperatorDegraded
 		}
-		c.Remediation = "check `oc get clusteroperator network`; if the operator refuses the change, remove the IPv6 entries from spec again"
+		c.Remediation = "check `oc get clusteroperator network`; if the operator refuses the change, " + command + " network --revert --yes removes the IPv6 entries again"
 	default:
 		c.Status = report.Fail
 		c.Message = "IPv4 only: " + summary
-		c.Remediation = "append an IPv6 entry to spec.clusterNetwork (e.g. fd01::/48, hostPrefix 64) and spec.serviceNetwork (e.g. fd02::/112) of networks.config.openshift.io/cluster"
+		c.Remediation = command + " network (appends fd01::/48, hostPrefix 64, to spec.clusterNetwork and fd02::/112 to spec.serviceNetwork of networks.config.openshift.io/cluster, and waits for the network operator)"
 	}
 	if on.NetworkType != "" && on.NetworkType != "OVNKubernetes" && c.Status != report.Pass {
 		c.Message += "; dual-stack needs networkType OVNKubernetes"

@@ -39,14 +39,14 @@ func meshChecks(f *Facts, command string) []report.Check {
 			case lb.Type == "classic":
 				c.Status = report.Fail
 				c.Message = fmt.Sprintf("%s: Classic ELB %s cannot serve IPv6 in a VPC", ref, lb.Name)
-				c.Remediation = command + " gateway --service " + ref + " --recreate"
+				c.Remediation = command + " gateway --ingress-service " + ref + " --recreate"
 			case lb.IPAddressType == "dualstack":
 				c.Status = report.Pass
 				c.Message = fmt.Sprintf("%s: %s %s is dualstack", ref, strings.ToUpper(lbShort(lb.Type)), lb.Name)
 			default:
 				c.Status = report.Fail
 				c.Message = fmt.Sprintf("%s: %s %s is %s", ref, strings.ToUpper(lbShort(lb.Type)), lb.Name, lb.IPAddressType)
-				c.Remediation = command + " gateway --service " + ref
+				c.Remediation = command + " gateway --ingress-service " + ref
 			}
 			checks = append(checks, c)
 		}
