@@ -26,6 +26,15 @@ const (
 	PhaseAddresses    = 5 // ENI addresses, load balancers dualstack
 )
 
+// PhaseNames say what each phase does, for the plan's header.
+var PhaseNames = map[int]string{
+	PhaseVPC:          "the VPC's IPv6 /56 and the egress-only internet gateway",
+	PhaseSubnetsRules: "subnet /64s, ::/0 routes and security group rules",
+	PhaseSubnetAttrs:  "subnets give new instances IPv6",
+	PhaseInstanceType: "instance type changes, one instance at a time (only with --allow-instance-type-change)",
+	PhaseAddresses:    "IPv6 addresses on the instances' ENIs, load balancers dualstack",
+}
+
 // Change is one AWS operation of a plan. Field names are stable (-o json).
 type Change struct {
 	ID         string            `json:"id"`
@@ -67,6 +76,16 @@ type PlanOptions struct {
 	// instances too (they serve the API and etcd): without it they are
 	// only reported.
 	AllowControlPlaneRestart bool
+	// Command is how the user runs this tool ("kubectl dualstack", the
+	// default, or "oc dualstack"), for the commands notes name.
+	Command string
+}
+
+func (o PlanOptions) command() string {
+	if o.Command == "" {
+		return "kubectl dualstack"
+	}
+	return o.Command
 }
 
 // ClusterOf is the plan's cluster section for an inventory.
@@ -125,13 +144,13 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 		}
 		planned6[s.ID] = true
 		p.add(Change{Operation: "AssociateSubnetCidrBlock", Resource: s.ID, Phase: PhaseSubnetsRules,
-			Reason:     fmt.Sprintf("%s subnet %s (%s) has no IPv6 /64", visibility(s.Public), nameOr(s), s.IPv4CIDR),
+			Reason:     fmt.Sprintf("%s subnet %s has no IPv6 /64", visibility(s.Public), nameAndCIDR(s)),
 			Parameters: map[string]string{"subnetId": s.ID, "ipv6CidrBlock": block, "blockNumber": strconv.Itoa(numbers[i]), "vpcId": vpc}})
 	}
 	for _, s := range inv.Subnets {
 		if !s.AssignIPv6OnCreation {
 			p.add(Change{Operation: "ModifySubnetAttribute", Resource: s.ID, Phase: PhaseSubnetAttrs,
-				Reason:     fmt.Sprintf("instances launched in %s should get an IPv6 address (AssignIpv6AddressOnCreation)", nameOr(s)),
+				Reason:     fmt.Sprintf("instances launched in %s should get an IPv6 address (AssignIpv6AddressOnCreation)", nameOnly(s)),
 				Parameters: map[string]string{"subnetId": s.ID, "assignIpv6AddressOnCreation": "true", "vpcId": vpc}})
 		}
 	}
@@ -189,7 +208,7 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 
 	planSecurityGroups(p, inv, vpc6)
 	planInstances(p, inv, o, planned6)
-	planLoadBalancers(p, inv, planned6)
+	planLoadBalancers(p, inv, o, planned6)
 	return p
 }
 
@@ -220,7 +239,7 @@ func planSecurityGroups(p *Plan, inv *Inventory, vpc6 string) {
 						v6, why = vpc6, "the VPC's IPv4 range "+v4+" -> the VPC's IPv6 /56"
 					default:
 						p.Notes = append(p.Notes, Note{Resource: g.ID,
-							Message: fmt.Sprintf("%s rule %s %s from %s of %s has no known IPv6 counterpart: not mirrored", dir, r.Protocol, portRange(r), v4, g.Name),
+							Message: fmt.Sprintf("%s rule %s %s %s of %s has no known IPv6 counterpart: not mirrored", dir, ruleWhat(r), peerWord(dir), v4, g.Name),
 							Fix:     "add the IPv6 rule by hand if that network has IPv6"})
 						continue
 					}
@@ -254,7 +273,7 @@ func planSecurityGroups(p *Plan, inv *Inventory, vpc6 string) {
 						op = "AuthorizeSecurityGroupEgress"
 					}
 					p.add(Change{Operation: op, Resource: g.ID, Phase: PhaseSubnetsRules,
-						Reason: fmt.Sprintf("IPv6 mirror of %s's %s rule %s %s from %s (%s)", g.Name, dir, r.Protocol, portRange(r), v4, why),
+						Reason: fmt.Sprintf("IPv6 mirror of %s's %s rule %s %s %s (%s)", g.Name, dir, ruleWhat(r), peerWord(dir), v4, why),
 						Parameters: map[string]string{"groupId": g.ID, "groupName": g.Name, "direction": dir, "ipProtocol": proto,
 							"fromPort": itoa(from), "toPort": itoa(to), "cidrIpv6": v6, "mirrorOf": v4, "vpcId": inv.VPC.ID, "_id": key}})
 				}
@@ -314,7 +333,7 @@ func planInstances(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]b
 	}
 }
 
-func planLoadBalancers(p *Plan, inv *Inventory, planned6 map[string]bool) {
+func planLoadBalancers(p *Plan, inv *Inventory, o PlanOptions, planned6 map[string]bool) {
 	has6 := map[string]bool{}
 	for _, s := range inv.Subnets {
 		has6[s.ID] = s.IPv6CIDR != "" || planned6[s.ID]
@@ -328,7 +347,7 @@ func planLoadBalancers(p *Plan, inv *Inventory, planned6 map[string]bool) {
 		case "classic":
 			p.Notes = append(p.Notes, Note{Resource: lb.Name,
 				Message: fmt.Sprintf("Classic ELB %s%s cannot serve IPv6 in a VPC", lb.Name, owner),
-				Fix:     "move its Service to a dual-stack NLB with the plugin's `gateway --recreate` command"})
+				Fix:     "move its Service to a dual-stack NLB: `" + o.command() + " gateway --recreate`"})
 			continue
 		case "network", "application":
 		default:
@@ -349,7 +368,7 @@ func planLoadBalancers(p *Plan, inv *Inventory, planned6 map[string]bool) {
 				Fix:     "give those subnets an IPv6 /64, then re-run"})
 			continue
 		}
-		reason := fmt.Sprintf("%s %s load balancer %s%s answers on IPv4 only; all its subnets have (or get) IPv6", lb.Scheme, lbKind(lb.Type), lb.Name, owner)
+		reason := fmt.Sprintf("%s %s %s%s answers on IPv4 only; all its subnets have (or get) IPv6", lb.Scheme, lbKind(lb.Type), lb.Name, owner)
 		if lb.Scheme == "internal" {
 			reason += "; internal, so dualstack only adds IPv6 for clients inside the VPC"
 		}
@@ -360,7 +379,28 @@ func planLoadBalancers(p *Plan, inv *Inventory, planned6 map[string]bool) {
 
 // SortChanges orders changes by phase, then as planned.
 func SortChanges(cs []Change) {
-	sort.SliceStable(cs, func(a, b int) bool { return cs[a].Phase < cs[b].Phase })
+	// Within a phase the changes run together; listing them by kind (in
+	// the order the plan makes them) and then by what they change keeps
+	// the same plan the same on every run, whatever order AWS listed the
+	// resources in.
+	rank := map[string]int{}
+	for _, c := range cs {
+		if _, ok := rank[c.Operation]; !ok {
+			rank[c.Operation] = len(rank)
+		}
+	}
+	sort.SliceStable(cs, func(a, b int) bool {
+		x, y := cs[a], cs[b]
+		switch {
+		case x.Phase != y.Phase:
+			return x.Phase < y.Phase
+		case rank[x.Operation] != rank[y.Operation]:
+			return rank[x.Operation] < rank[y.Operation]
+		case x.Reason != y.Reason:
+			return x.Reason < y.Reason
+		}
+		return x.Resource < y.Resource
+	})
 }
 
 func lbKind(t string) string {
@@ -382,11 +422,46 @@ func visibility(public bool) string {
 
 func nameOr(s Subnet) string { return nameOrID(s.Name, s.ID) }
 
+// nameOnly names a subnet in a reason next to its ID (the RESOURCE
+// column): its Name tag, or nothing more.
+func nameOnly(s Subnet) string {
+	if s.Name == "" {
+		return "the subnet"
+	}
+	return s.Name
+}
+
+// nameAndCIDR is "name (10.0.0.0/20)", or "(10.0.0.0/20)" without a name.
+func nameAndCIDR(s Subnet) string {
+	if s.Name == "" {
+		return "(" + s.IPv4CIDR + ")"
+	}
+	return s.Name + " (" + s.IPv4CIDR + ")"
+}
+
+// peerWord: an ingress rule admits traffic from its peer, an egress rule
+// sends it to its peer.
+func peerWord(dir string) string {
+	if dir == "egress" {
+		return "to"
+	}
+	return "from"
+}
+
 func nameOrID(name, id string) string {
 	if name == "" {
 		return id
 	}
 	return name + " (" + id + ")"
+}
+
+// ruleWhat is a rule's protocol and ports as a reader says them: "tcp
+// 6443", "udp 30000-32767", "all traffic".
+func ruleWhat(r Rule) string {
+	if r.Protocol == "-1" {
+		return "all traffic"
+	}
+	return r.Protocol + " " + portRange(r)
 }
 
 func portRange(r Rule) string {

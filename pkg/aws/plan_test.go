@@ -114,7 +114,7 @@ func TestPlanFromPartlyDualStackVPC(t *testing.T) {
 	for _, n := range p.Notes {
 		notes += n.Message + " | " + n.Fix + "\n"
 	}
-	for _, want := range []string{"192.168.0.0/16", "m1.large", "`gateway --recreate`"} {
+	for _, want := range []string{"192.168.0.0/16", "m1.large", "`kubectl dualstack gateway --recreate`"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}

@@ -57,7 +57,7 @@ func Checks(f *Facts, gateways []corev1.Service, command string) []report.Check 
 		}
 	}
 	if len(gateways) == 0 {
-		add("ingress-gateway", report.Fail, "no Service labelled istio=ingressgateway", "install Istio's ingress gateway, or name yours with "+command+" gateway --service ns/name")
+		add("ingress-gateway", report.Fail, "no Service labelled istio=ingressgateway", "install Istio's ingress gateway, or name yours with "+command+" gateway --ingress-service ns/name")
 	}
 	for i := range gateways {
 		out = append(out, gatewayCheck(&gateways[i], command))
@@ -85,10 +85,10 @@ func gatewayCheck(svc *corev1.Service, command string) report.Check {
 	case lb == gateway.LBClassic && svc.Spec.Type == corev1.ServiceTypeLoadBalancer:
 		c.Status = report.Fail
 		c.Message += "; a Classic ELB cannot serve IPv6 in a VPC"
-		c.Remediation = command + " gateway --service " + ref + " --recreate (re-creates the Service as a dual-stack NLB; its hostname changes)"
+		c.Remediation = command + " gateway --ingress-service " + ref + " --recreate (re-creates the Service as a dual-stack NLB; its hostname changes)"
 	default:
 		c.Status = report.Fail
-		c.Remediation = command + " gateway --service " + ref
+		c.Remediation = command + " gateway --ingress-service " + ref
 	}
 	return c
 }

@@ -225,7 +225,7 @@ func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *
 		Use:   "plan",
 		Short: "Show, read-only, the AWS changes that would make the cluster's network dual-stack",
 		Example: fmt.Sprintf(`  %[1]s aws plan
-  %[1]s aws plan -o json   # cluster, changes[] {operation, resource, reason, parameters}, notes[]`, inv.DisplayName),
+  %[1]s aws plan -o json   # {cluster, changes[] {id, operation, resource, reason, parameters, phase}, notes[]}`, inv.DisplayName),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.Validate(); err != nil {
@@ -235,7 +235,7 @@ func newCmdAWSPlan(inv Invocation, streams genericiooptions.IOStreams, factory *
 			if err != nil {
 				return err
 			}
-			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
+			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart, Command: inv.DisplayName})
 			return out.Print(streams.Out, p, func(w io.Writer, wide bool) error { return printPlan(w, p, wide) })
 		},
 	}
@@ -248,7 +248,12 @@ func printPlan(w io.Writer, p *awsx.Plan, wide bool) error {
 	if len(p.Changes) == 0 {
 		fmt.Fprintf(w, "No changes: the underlay of VPC %s is already dual-stack.\n", p.Cluster.VPCID)
 	} else {
-		fmt.Fprintf(w, "Plan for VPC %s (cluster %s, %s): %d changes\n\n", p.Cluster.VPCID, orNone(p.Cluster.InfraID), p.Cluster.Region, len(p.Changes))
+		fmt.Fprintf(w, "Plan for VPC %s (cluster %s, %s): %d changes\n", p.Cluster.VPCID, orNone(p.Cluster.InfraID), p.Cluster.Region, len(p.Changes))
+		fmt.Fprintln(w, "Applied phase by phase, in the order below; a phase starts when the one before it is done, and rollback runs them backwards:")
+		for ph := awsx.PhaseVPC; ph <= awsx.PhaseAddresses; ph++ {
+			fmt.Fprintf(w, "  %d  %s\n", ph, awsx.PhaseNames[ph])
+		}
+		fmt.Fprintln(w)
 		tw := printers.GetNewTabWriter(w)
 		header := "PHASE\tOPERATION\tRESOURCE\tREASON"
 		if wide {
@@ -350,7 +355,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 				return err
 			}
 			defer release()
-			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart})
+			p := awsx.MakePlan(invn, awsx.PlanOptions{NewInstanceType: f.NewInstanceType, AllowControlPlaneRestart: f.AllowControlPlaneRestart, Command: inv.DisplayName})
 			res := AWSApplyResult{Cluster: p.Cluster, DryRun: string(dry), Notes: p.Notes, Changes: []awsx.Result{}}
 			for _, c := range p.Changes {
 				res.Changes = append(res.Changes, awsx.Result{Operation: c.Operation, Resource: c.Resource, Reason: c.Reason, Parameters: c.Parameters, Status: "planned"})
