@@ -216,3 +216,28 @@ func TestPacerMiddlewareSeesEC2Throttling(t *testing.T) {
 		t.Fatalf("DescribeVpcs paced at %+v; want EC2's non-mutating 100, 20/s", st.Limit)
 	}
 }
+
+func TestStatusLines(t *testing.T) {
+	s := Status{Starting: true, Ops: []OpProgress{
+		{Operation: "AssociateSubnetCidrBlock", Service: "EC2", Total: 200, Left: 30 * time.Second},
+		{Operation: "AssignIpv6Addresses", Service: "EC2", Total: 2000, Left: 380 * time.Second},
+		{Operation: "SetIpAddressType", Service: "ELB", Total: 2},
+	}}
+	if got, want := s.Summary(), "200 AssociateSubnetCidrBlock, 2000 AssignIpv6Addresses, 2 SetIpAddressType: at least ~6m20s at EC2's limits"; got != want {
+		t.Errorf("Summary() = %q\nwant %q", got, want)
+	}
+	s.Starting = false
+	s.Ops[0].Done = 200
+	s.Ops[1].Done, s.Ops[1].Left, s.Ops[1].Paced = 840, 130*time.Second, true
+	if got, want := s.Line(), "AssignIpv6Addresses 840/2000, ~2m10s left (paced by EC2's limit)"; got != want {
+		t.Errorf("Line() = %q\nwant %q", got, want)
+	}
+	var tty, log []string
+	for _, st := range []Status{{Starting: true, Ops: s.Ops}, s} {
+		StatusPrinter(func(l string) { tty = append(tty, l) }, true)(st)
+		StatusPrinter(func(l string) { log = append(log, l) }, false)(st)
+	}
+	if len(tty) != 2 || len(log) != 1 {
+		t.Errorf("a terminal got %q, a log %q; want a line per update there, one per stage here", tty, log)
+	}
+}
