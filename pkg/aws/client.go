@@ -93,8 +93,9 @@ type ConfigOptions struct {
 	ServiceEndpoints map[string]string
 	// MaxAttempts bounds the SDK's retries (throttling, 5xx); 0 is the SDK default.
 	MaxAttempts int
-	// MaxRPS, if > 0, caps each API's calls a second below AWS's documented
-	// rate, leaving the rest of the account's buckets to other tools.
+	// MaxRPS, if > 0, is each API's calls a second instead of AWS's
+	// documented rate: below it, leaving the rest of the account's buckets
+	// to other tools; above it, for limits AWS raised on request.
 	MaxRPS float64
 }
 

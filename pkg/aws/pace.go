@@ -154,9 +154,10 @@ type apiPace struct {
 	waitedAt  time.Time // when a call last had to wait for a token
 }
 
-// NewPacer paces at the documented rates, or at most maxRPS calls a second
-// per API when maxRPS > 0 (leaving the rest of each bucket to other tools of
-// the account); clock nil is the real clock.
+// NewPacer paces at the documented rates, or at maxRPS calls a second per
+// API when maxRPS > 0 (below the documented rate: leaving the rest of each
+// bucket to other tools of the account; above it: an account whose limits
+// AWS raised); clock nil is the real clock.
 func NewPacer(maxRPS float64, clock Clock) *Pacer {
 	if clock == nil {
 		clock = realClock{}
@@ -165,10 +166,12 @@ func NewPacer(maxRPS float64, clock Clock) *Pacer {
 }
 
 // limitFor is the bucket this pacer keeps for an API: the documented one,
-// scaled down to maxRPS (the burst in the same proportion).
+// or scaled to maxRPS (the burst in the same proportion): down, to leave
+// room for other tools; up, for an account whose limits AWS raised on
+// request.
 func (p *Pacer) limitFor(service, action string) Limit {
 	l := DocumentedLimit(service, action)
-	if l.Rate == 0 || p.maxRPS <= 0 || p.maxRPS >= l.Rate {
+	if l.Rate == 0 || p.maxRPS <= 0 || p.maxRPS == l.Rate {
 		return l
 	}
 	return Limit{Burst: max(1, math.Floor(l.Burst*p.maxRPS/l.Rate)), Rate: p.maxRPS}

@@ -85,6 +85,19 @@ func TestPacerMaxRPSScalesTheBucket(t *testing.T) {
 			t.Errorf("%s %s: %+v; want %+v", tc.service, tc.action, got, tc.want)
 		}
 	}
+	// An account whose limits AWS raised: the buckets grow in proportion.
+	p = NewPacer(50, newFakeClock())
+	for _, tc := range []struct {
+		service, action string
+		want            Limit
+	}{
+		{serviceEC2, "AssignIpv6Addresses", Limit{Burst: 1000, Rate: 50}},
+		{serviceEC2, "DescribeVpcs", Limit{Burst: 250, Rate: 50}},
+	} {
+		if got := p.limitFor(tc.service, tc.action); got != tc.want {
+			t.Errorf("%s %s: %+v; want %+v", tc.service, tc.action, got, tc.want)
+		}
+	}
 }
 
 func TestPacerAdaptsToThrottling(t *testing.T) {

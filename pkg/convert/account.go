@@ -20,7 +20,7 @@ import (
 type Target struct {
 	Region, VPCID, InfraID, Profile string
 	ForceVPC                        bool
-	// MaxAWSRPS caps each AWS API's calls a second (0: AWS's documented rates).
+	// MaxAWSRPS is each AWS API's calls a second (0: AWS's documented rates).
 	MaxAWSRPS float64
 }
 

@@ -62,7 +62,7 @@ func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&f.InfraID, "infra-id", "", "The cluster's infrastructure ID, as in the kubernetes.io/cluster/<id> tag (default: found through the cluster)")
 	fl.StringVar(&f.Profile, "aws-profile", "", "AWS shared config profile (default: AWS_PROFILE, else the default chain)")
 	fl.BoolVar(&f.ForceVPC, "force-vpc", false, "Accept a --vpc-id that holds none of the nodes' instances and has no cluster tag (stated in the plan)")
-	fl.Float64Var(&f.MaxAWSRPS, "max-aws-rps", 0, "Make at most this many calls a second of each AWS API, below AWS's documented per-API limits, to leave room for other tools of the account (default: AWS's documented rates, e.g. 5/s for EC2's mutating calls)")
+	fl.Float64Var(&f.MaxAWSRPS, "max-aws-rps", 0, "Calls a second per AWS API: below AWS's documented per-API rates to leave room for other tools of the account; above them only for an account whose limits AWS raised (default: AWS's documented rates, e.g. 5/s for EC2's mutating calls)")
 }
 
 func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
@@ -330,7 +330,7 @@ Each AWS API's calls are paced within AWS's documented request limits (EC2:
 5 mutating calls a second per API after a burst; AssignIpv6Addresses 100 at
 once, then 5 a second), slowing down further when AWS throttles anyway
 (other tools share the account's limits); --max-aws-rps leaves them more
-room. On a terminal the progress line says what paces the apply.
+room (or, above the documented rates, uses limits AWS raised on request). On a terminal the progress line says what paces the apply.
 
 Every change is recorded before and after it is made, in AWS tags on what is
 created and in the journal ConfigMap, so a re-run resumes and
