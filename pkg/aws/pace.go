@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/time/rate"
 )
 
@@ -85,6 +87,17 @@ func readOnly(action string) bool {
 	return false
 }
 
+// sharedLimit is the documented bucket every API of a service draws from
+// as well, if it has one: ELB's account-level bucket, 40, refill 10/s, per
+// API version.
+func sharedLimit(service string) Limit {
+	switch service {
+	case serviceELBv2, serviceELB:
+		return Limit{Burst: 40, Rate: 10}
+	}
+	return Limit{}
+}
+
 // serviceName is how a message names the service whose limit paces a call.
 func serviceName(service string) string {
 	switch service {
@@ -143,7 +156,6 @@ type Pacer struct {
 }
 
 type apiPace struct {
-	service   string
 	doc       Limit // after maxRPS
 	lim       *rate.Limiter
 	rate      float64
@@ -170,25 +182,35 @@ func NewPacer(maxRPS float64, clock Clock) *Pacer {
 // room for other tools; up, for an account whose limits AWS raised on
 // request.
 func (p *Pacer) limitFor(service, action string) Limit {
-	l := DocumentedLimit(service, action)
+	return p.scale(DocumentedLimit(service, action))
+}
+
+func (p *Pacer) scale(l Limit) Limit {
 	if l.Rate == 0 || p.maxRPS <= 0 || p.maxRPS == l.Rate {
 		return l
 	}
 	return Limit{Burst: max(1, math.Floor(l.Burst*p.maxRPS/l.Rate)), Rate: p.maxRPS}
 }
 
-func (p *Pacer) api(service, action string) *apiPace {
-	key := service + "/" + action
+// api is the action's bucket, and the service's shared one if it has one
+// (key service+"/*"); nil if the action is not paced.
+func (p *Pacer) api(service, action string) (a, shared *apiPace) {
+	a = p.bucket(service+"/"+action, p.limitFor(service, action))
+	if a == nil {
+		return nil, nil
+	}
+	return a, p.bucket(service+"/*", p.scale(sharedLimit(service)))
+}
+
+func (p *Pacer) bucket(key string, l Limit) *apiPace {
 	if a := p.apis[key]; a != nil {
 		return a
 	}
-	l := p.limitFor(service, action)
 	if l.Rate == 0 {
 		return nil
 	}
-	a := &apiPace{service: service, doc: l, rate: l.Rate,
-		lim: rate.NewLimiter(rate.Limit(l.Rate), int(l.Burst))}
 	// A new limiter starts full, as AWS's bucket does after a quiet while.
+	a := &apiPace{doc: l, rate: l.Rate, lim: rate.NewLimiter(rate.Limit(l.Rate), int(l.Burst))}
 	p.apis[key] = a
 	return a
 }
@@ -196,14 +218,20 @@ func (p *Pacer) api(service, action string) *apiPace {
 // Wait blocks until the API may be called (or ctx is done).
 func (p *Pacer) Wait(ctx context.Context, service, action string) error {
 	p.mu.Lock()
-	a := p.api(service, action)
+	a, shared := p.api(service, action)
 	if a == nil {
 		p.mu.Unlock()
 		return nil
 	}
 	now := p.clock.Now()
-	r := a.lim.ReserveN(now, 1)
-	d := r.DelayFrom(now)
+	rs := []*rate.Reservation{a.lim.ReserveN(now, 1)}
+	if shared != nil {
+		rs = append(rs, shared.lim.ReserveN(now, 1))
+	}
+	var d time.Duration
+	for _, r := range rs {
+		d = max(d, r.DelayFrom(now))
+	}
 	a.calls++
 	if d > 0 {
 		a.waitedAt = now.Add(d)
@@ -213,21 +241,32 @@ func (p *Pacer) Wait(ctx context.Context, service, action string) error {
 		return nil
 	}
 	if err := p.clock.Sleep(ctx, d); err != nil {
-		r.CancelAt(p.clock.Now())
+		for _, r := range rs {
+			r.CancelAt(p.clock.Now())
+		}
 		return err
 	}
 	return nil
 }
 
-// Done tells the pacer how a call of the API ended: throttled or not.
+// Done tells the pacer how a call of the API ended: throttled or not. A
+// throttled call of an API with a shared bucket slows both down: which of
+// them was empty, AWS does not say.
 func (p *Pacer) Done(service, action string, throttled bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a := p.api(service, action)
+	a, shared := p.api(service, action)
 	if a == nil {
 		return
 	}
 	now := p.clock.Now()
+	a.done(now, throttled)
+	if shared != nil {
+		shared.done(now, throttled)
+	}
+}
+
+func (a *apiPace) done(now time.Time, throttled bool) {
 	if throttled {
 		a.throttled++
 		// AWS's bucket is empty: so is ours.
@@ -273,7 +312,7 @@ func (p *Pacer) Stats(service, action string) (APIPace, bool) {
 func (p *Pacer) Estimate(service, action string, n int) (left time.Duration, paced bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a := p.api(service, action)
+	a, _ := p.api(service, action)
 	if a == nil || n <= 0 {
 		return 0, false
 	}
@@ -295,18 +334,40 @@ func isThrottle(err error) bool {
 	return err != nil && throttles.IsErrorThrottle(err) == aws.TrueTernary
 }
 
-// Middleware is the pacer as an SDK API option: each attempt (retries
-// included: it sits after the retry middleware) waits for its API's token
-// and reports whether AWS throttled it.
+// throttledRetries bounds how often the pacer itself sends a throttled
+// call again, each time after a token of the slowed-down bucket, before
+// it leaves the throttling error to the SDK's retryer (which then backs
+// off and tries again, up to its attempts, each through the pacer too).
+const throttledRetries = 20
+
+// Middleware is the pacer as an SDK API option. It sits after the retry
+// middleware, so every attempt waits for its API's token; a throttled
+// attempt is sent again by the pacer itself, after the next token of the
+// slowed-down bucket, without using up the SDK's attempts (which are for
+// errors that pacing does not fix).
 func (p *Pacer) Middleware(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("kubectl-dualstack/Pace",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			service, action := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
-			if err := p.Wait(ctx, service, action); err != nil {
-				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+			req, _ := in.Request.(*smithyhttp.Request)
+			for n := 0; ; n++ {
+				if err := p.Wait(ctx, service, action); err != nil {
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+				}
+				attempt := in
+				if req != nil {
+					r := req.Clone()
+					if err := r.RewindStream(); err != nil {
+						return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("sending a throttled call again: %w", err)
+					}
+					attempt.Request = r
+				}
+				out, md, err := next.HandleFinalize(ctx, attempt)
+				throttled := isThrottle(err)
+				p.Done(service, action, throttled)
+				if !throttled || n >= throttledRetries || req == nil {
+					return out, md, err
+				}
 			}
-			out, md, err := next.HandleFinalize(ctx, in)
-			p.Done(service, action, isThrottle(err))
-			return out, md, err
 		}), "Retry", middleware.After)
 }

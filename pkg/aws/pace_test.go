@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/middleware"
@@ -100,6 +99,25 @@ func TestPacerMaxRPSScalesTheBucket(t *testing.T) {
 	}
 }
 
+// TestPacerELBSharedBucket: ELB's APIs draw from one account-level bucket
+// (40, 10/s) besides their own.
+func TestPacerELBSharedBucket(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	p := NewPacer(0, clock)
+	start := clock.now
+	for range 40 {
+		_ = p.Wait(ctx, serviceELBv2, "DescribeLoadBalancers")
+	}
+	if clock.now != start {
+		t.Fatalf("40 DescribeLoadBalancers waited %s", clock.now.Sub(start))
+	}
+	_ = p.Wait(ctx, serviceELBv2, "DescribeTags") // its own bucket is full, the shared one empty
+	if waited := clock.now.Sub(start); waited != 100*time.Millisecond {
+		t.Fatalf("DescribeTags after 40 DescribeLoadBalancers waited %s; want 100ms (the shared bucket refills 10/s)", waited)
+	}
+}
+
 func TestPacerAdaptsToThrottling(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock()
@@ -133,7 +151,8 @@ func TestPacerAdaptsToThrottling(t *testing.T) {
 }
 
 // awsBucket is the other side: AWS's bucket for one API, which other
-// tools of the account draw from too (share of its refill).
+// tools of the account draw from too (share of its refill; left alone, it
+// still fills up).
 type awsBucket struct {
 	tokens, burst, rate, share float64
 	at                         time.Time
@@ -142,7 +161,7 @@ type awsBucket struct {
 func (b *awsBucket) take(now time.Time) bool {
 	dt := now.Sub(b.at).Seconds()
 	b.at = now
-	b.tokens = max(0, min(b.burst, b.tokens+b.rate*dt)-b.share*b.rate*dt)
+	b.tokens = min(b.burst, b.tokens+(1-b.share)*b.rate*dt)
 	if b.tokens < 1 {
 		return false
 	}
@@ -197,7 +216,8 @@ func TestPacerAgainstASharedBucket(t *testing.T) {
 }
 
 // TestPacerMiddlewareSeesEC2Throttling: through the SDK, a call EC2
-// answers with RequestLimitExceeded (HTTP 503) is retried, and the pacer
+// answers with RequestLimitExceeded (HTTP 503) is sent again by the pacer
+// itself (the SDK's retryer here makes one attempt only), and the pacer
 // counts both attempts and the throttle.
 func TestPacerMiddlewareSeesEC2Throttling(t *testing.T) {
 	var n atomic.Int32
@@ -214,10 +234,8 @@ func TestPacerMiddlewareSeesEC2Throttling(t *testing.T) {
 	p := NewPacer(0, newFakeClock())
 	c := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
-		}),
-		APIOptions: []func(*middleware.Stack) error{p.Middleware}})
+		Retryer:     aws.NopRetryer{},
+		APIOptions:  []func(*middleware.Stack) error{p.Middleware}})
 	if _, err := c.DescribeVpcs(context.Background(), &ec2.DescribeVpcsInput{}); err != nil {
 		t.Fatalf("DescribeVpcs: %v", err)
 	}

@@ -58,7 +58,8 @@ type Bucket struct {
 type ThrottleOptions struct {
 	// Background is the share (0 to 1) of every bucket that other tools of
 	// the same account take: each bucket starts with that share of its
-	// capacity gone, and they keep drawing that share of its refill.
+	// capacity gone, and they keep drawing that share of its refill (a
+	// bucket left alone still fills up: the refill outpaces them).
 	Background float64
 }
 
@@ -85,7 +86,7 @@ func (m *throttleModel) take(keys []string, limits []Bucket, now time.Time) bool
 		}
 		dt := now.Sub(b.at).Seconds()
 		b.at = now
-		b.tokens = max(0, min(b.Capacity, b.tokens+b.Refill*dt)-m.opts.Background*b.Refill*dt)
+		b.tokens = min(b.Capacity, b.tokens+(1-m.opts.Background)*b.Refill*dt)
 		if b.tokens < 1 {
 			return false
 		}
