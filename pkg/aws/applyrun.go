@@ -61,11 +61,16 @@ type applyRun struct {
 	failed []string
 	abort  chan struct{} // closed at the first failure
 	done   int
-	// ready: a subnet's channel is closed once its /64 is associated in
-	// this stage; subnets without a planned /64 have none (ready already).
-	// Set before the stage's lanes start, read-only while they run.
-	ready  map[string]chan struct{}
-	closed map[string]bool // ready channels closed, under mu
+	// has64 and ready are per subnet, set before the stage's lanes start
+	// (the maps are read-only while they run): has64 is closed once the
+	// subnet's /64 is associated in this stage, ready once that and its
+	// AssignIpv6AddressOnCreation are done (what ENI addresses wait for);
+	// a subnet with none of them planned has no channel (ready already).
+	has64, ready map[string]chan struct{}
+	need         map[string]int // ready's changes not done yet, under mu
+	// unrecorded are the changes made whose done record is not written
+	// yet: they go with the next journal write of any lane.
+	unrecorded []int
 	// ops is the running stage's progress by operation, for Status.
 	ops      []OpProgress
 	unitLeft map[string]int // calls not yet made, by operation
@@ -147,12 +152,21 @@ func (r *applyRun) runStage(ctx context.Context, stage []int) {
 	}
 	// A subnet's /64 first: the changes that wait for it go in the order
 	// the /64s are made, so the first ones start at once.
-	r.ready, r.closed = map[string]chan struct{}{}, map[string]bool{}
+	r.has64, r.ready, r.need = map[string]chan struct{}{}, map[string]chan struct{}{}, map[string]int{}
 	order := map[string]int{}
 	for n, i := range byOp["AssociateSubnetCidrBlock"] {
 		s := r.changes[i].Parameters["subnetId"]
-		r.ready[s] = make(chan struct{})
+		r.has64[s] = make(chan struct{})
 		order[s] = n + 1
+	}
+	for _, op := range []string{"AssociateSubnetCidrBlock", "ModifySubnetAttribute"} {
+		for _, i := range byOp[op] {
+			s := r.changes[i].Parameters["subnetId"]
+			if r.ready[s] == nil {
+				r.ready[s] = make(chan struct{})
+			}
+			r.need[s]++
+		}
 	}
 	for _, op := range []string{"ModifySubnetAttribute", "AssignIpv6Addresses"} {
 		sort.SliceStable(byOp[op], func(x, y int) bool {
@@ -177,6 +191,46 @@ func (r *applyRun) runStage(ctx context.Context, stage []int) {
 		}()
 	}
 	wg.Wait()
+	r.flush(ctx)
+}
+
+// write makes one journal write: es, and every done record not written
+// yet. A failed write fails the changes whose done records it carried.
+func (r *applyRun) write(ctx context.Context, es []journal.Entry) error {
+	r.mu.Lock()
+	done := r.unrecorded
+	r.unrecorded = nil
+	sort.Ints(done)
+	all := make([]journal.Entry, 0, len(done)+len(es))
+	for _, i := range done {
+		all = append(all, r.entries[i])
+	}
+	all = append(all, es...)
+	r.mu.Unlock()
+	if len(all) == 0 {
+		return nil
+	}
+	r.journalMu.Lock()
+	err := r.o.Journal.PutAll(ctx, all)
+	r.journalMu.Unlock()
+	if err != nil {
+		r.mu.Lock()
+		notRecorded(r.results, done, err)
+		r.failLocked(err.Error())
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// flush writes the stage's last done records, even after Ctrl-C: what was
+// made must be recorded.
+func (r *applyRun) flush(ctx context.Context) {
+	if r.o.DryRunServer {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = r.write(wctx, nil)
 }
 
 // serviceOf is the SDK's service ID of an operation of the plan.
@@ -187,22 +241,13 @@ func serviceOf(op string) string {
 	return serviceEC2
 }
 
-// lane makes one operation's calls: a batch of changes is recorded as
-// pending (with the lane's earlier done records) in one journal write,
-// then made, at most Parallel at once; the last done records are written
-// when the lane ends.
+// lane makes one operation's calls: a batch of changes waits for what it
+// needs (waitReady), is recorded as pending (with the done records made so
+// far) in one journal write, then made, at most Parallel calls at once.
 func (r *applyRun) lane(ctx context.Context, units [][]int) {
 	limit := r.o.Parallel
 	if r.changes[units[0][0]].Phase == PhaseInstanceType {
 		limit = 1 // never more than one instance down at a time
-	}
-	var unrecorded []int // changes made whose done record is not written yet
-	entriesOf := func(idx []int) []journal.Entry {
-		out := make([]journal.Entry, 0, len(idx))
-		for _, i := range idx {
-			out = append(out, r.entries[i])
-		}
-		return out
 	}
 	for next := 0; next < len(units) && !r.stopped() && ctx.Err() == nil; {
 		end, n := next, 0
@@ -210,7 +255,12 @@ func (r *applyRun) lane(ctx context.Context, units [][]int) {
 			n += len(units[end])
 			end++
 		}
-		write := entriesOf(unrecorded)
+		// Waited for before the pending records: what they record of the
+		// state before (recordBefore) is read once the subnets are ready.
+		if !r.waitReady(ctx, units[next:end]) {
+			return
+		}
+		var write []journal.Entry
 		var run [][]int
 		var batch []int
 		for _, unit := range units[next:end] {
@@ -220,9 +270,9 @@ func (r *applyRun) lane(ctx context.Context, units [][]int) {
 				r.changes[i] = c
 				switch {
 				case err != nil && r.o.DryRunServer:
-					r.finish(i, resultOf(c, StatusNotChecked, "depends on an earlier change: "+err.Error()), nil, nil)
+					r.finish(i, resultOf(c, StatusNotChecked, "depends on an earlier change: "+err.Error()), nil)
 				case err != nil:
-					r.finish(i, resultOf(c, StatusFailed, fmt.Sprintf("%s %s: %v", c.Operation, c.Resource, err)), nil, nil)
+					r.finish(i, resultOf(c, StatusFailed, fmt.Sprintf("%s %s: %v", c.Operation, c.Resource, err)), nil)
 				default:
 					ok = append(ok, i)
 					r.entries[i] = pendingEntry(c)
@@ -236,91 +286,68 @@ func (r *applyRun) lane(ctx context.Context, units [][]int) {
 		}
 		next = end
 		if !r.o.DryRunServer {
-			notAttempted := func(err error) {
+			err := r.a.recordBefore(ctx, r.changes, r.entries, batch)
+			if err != nil {
+				write = nil
+			}
+			if werr := r.write(ctx, write); err == nil {
+				err = werr
+			}
+			if err != nil {
 				for _, i := range batch {
 					c := r.changes[i]
-					r.finish(i, resultOf(c, StatusFailed, fmt.Sprintf("%s %s not attempted: %v", c.Operation, c.Resource, err)), nil, nil)
+					r.finish(i, resultOf(c, StatusFailed, fmt.Sprintf("%s %s not attempted: %v", c.Operation, c.Resource, err)), nil)
 				}
 				run = nil
 			}
-			if err := r.a.recordBefore(ctx, r.changes, r.entries, batch); err != nil {
-				notAttempted(err)
-				write = entriesOf(unrecorded)
-			}
-			r.journalMu.Lock()
-			err := r.o.Journal.PutAll(ctx, write)
-			r.journalMu.Unlock()
-			if err != nil {
-				r.mu.Lock()
-				notRecorded(r.results, unrecorded, err)
-				r.mu.Unlock()
-				if run != nil {
-					notAttempted(err)
-				} else {
-					r.fail(err.Error())
-				}
-			}
-			unrecorded = nil // written, or reported as not recorded
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(limit)
 		for _, unit := range run {
 			g.Go(func() error {
-				if !r.waitReady(gctx, unit) {
-					return nil // not attempted: skipped, or Ctrl-C
-				}
 				if limit == 1 && r.stopped() {
 					// One instance at a time, and none after one failed: a
 					// second node must not go down while the first is in doubt.
 					for _, i := range unit {
-						r.finish(i, resultOf(r.changes[i], StatusSkipped, "not attempted: an earlier instance type change failed"), nil, nil)
+						r.finish(i, resultOf(r.changes[i], StatusSkipped, "not attempted: an earlier instance type change failed"), nil)
 					}
 					return nil
 				}
 				results, undos := r.a.make(gctx, r.changes, unit)
 				for k, i := range unit {
-					r.finish(i, results[k], undos[k], &unrecorded)
+					r.finish(i, results[k], undos[k])
 				}
 				r.madeCall(r.changes[unit[0]].Operation)
 				return nil
 			})
 		}
 		_ = g.Wait()
-		sort.Ints(unrecorded)
-	}
-	if len(unrecorded) > 0 {
-		// Even after Ctrl-C: what was made must be recorded.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		r.journalMu.Lock()
-		err := r.o.Journal.PutAll(wctx, entriesOf(unrecorded))
-		r.journalMu.Unlock()
-		cancel()
-		if err != nil {
-			r.mu.Lock()
-			notRecorded(r.results, unrecorded, err)
-			r.failLocked(err.Error())
-			r.mu.Unlock()
-		}
 	}
 }
 
-// waitReady waits until the subnets a unit's change needs have their /64:
-// its own subnet's, or every subnet's for a load balancer. False: it must
-// not be made (a change failed, or ctx is done).
-func (r *applyRun) waitReady(ctx context.Context, unit []int) bool {
-	c := r.changes[unit[0]]
+// waitReady waits until the subnets the units' changes need are ready:
+// a subnet attribute waits for the subnet's /64, an ENI address for that
+// and the attribute, a load balancer for every subnet's /64. False: they
+// must not be made (a change failed, or ctx is done).
+func (r *applyRun) waitReady(ctx context.Context, units [][]int) bool {
 	var wait []chan struct{}
-	switch c.Operation {
-	case "ModifySubnetAttribute", "AssignIpv6Addresses":
-		if ch := r.ready[c.Parameters["subnetId"]]; ch != nil {
-			wait = append(wait, ch)
-		}
-	case "SetIpAddressType":
-		for _, ch := range r.ready {
-			wait = append(wait, ch)
+	for _, unit := range units {
+		c := r.changes[unit[0]]
+		switch c.Operation {
+		case "ModifySubnetAttribute":
+			wait = append(wait, r.has64[c.Parameters["subnetId"]])
+		case "AssignIpv6Addresses":
+			wait = append(wait, r.ready[c.Parameters["subnetId"]])
+		case "SetIpAddressType":
+			for _, ch := range r.has64 {
+				wait = append(wait, ch)
+			}
 		}
 	}
 	for _, ch := range wait {
+		if ch == nil {
+			continue
+		}
 		select {
 		case <-ch:
 		case <-r.abort:
@@ -333,8 +360,8 @@ func (r *applyRun) waitReady(ctx context.Context, unit []int) bool {
 }
 
 // finish records change i's result; undo (for an applied change) goes in
-// its journal entry, to be written with the lane's next write.
-func (r *applyRun) finish(i int, res Result, undo map[string]string, unrecorded *[]int) {
+// its journal entry, to be written with the next write.
+func (r *applyRun) finish(i int, res Result, undo map[string]string) {
 	r.mu.Lock()
 	r.results[i] = res
 	switch res.Status {
@@ -345,14 +372,18 @@ func (r *applyRun) finish(i int, res Result, undo map[string]string, unrecorded 
 			r.entries[i].Undo[k] = v
 		}
 		r.entries[i].State = journal.Done
-		if unrecorded != nil {
-			*unrecorded = append(*unrecorded, i)
-		}
+		r.unrecorded = append(r.unrecorded, i)
 	}
-	if c := r.changes[i]; c.Operation == "AssociateSubnetCidrBlock" && res.Status != StatusFailed && res.Status != StatusSkipped {
-		if s := c.Parameters["subnetId"]; r.ready[s] != nil && !r.closed[s] {
-			close(r.ready[s])
-			r.closed[s] = true
+	if c := r.changes[i]; res.Status != StatusFailed && res.Status != StatusSkipped {
+		s := c.Parameters["subnetId"]
+		switch c.Operation {
+		case "AssociateSubnetCidrBlock":
+			close(r.has64[s])
+			fallthrough
+		case "ModifySubnetAttribute":
+			if r.need[s]--; r.need[s] == 0 {
+				close(r.ready[s])
+			}
 		}
 	}
 	r.done++
