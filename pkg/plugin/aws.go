@@ -330,7 +330,8 @@ Each AWS API's calls are paced within AWS's documented request limits (EC2:
 5 mutating calls a second per API after a burst; AssignIpv6Addresses 100 at
 once, then 5 a second), slowing down further when AWS throttles anyway
 (other tools share the account's limits); --max-aws-rps leaves them more
-room (or, above the documented rates, uses limits AWS raised on request). On a terminal the progress line says what paces the apply.
+room (or, above the documented rates, uses limits AWS raised on request).
+On a terminal the progress line says what paces the apply.
 
 Every change is recorded before and after it is made, in AWS tags on what is
 created and in the journal ConfigMap, so a re-run resumes and

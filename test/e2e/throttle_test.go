@@ -175,3 +175,12 @@ func TestThrottleModelAnswersAsAWS(t *testing.T) {
 		t.Fatalf("the proxy counts %d throttled calls; want 2", n)
 	}
 }
+
+// TestMaxAWSRPSBadValue: a negative --max-aws-rps is a usage error (exit
+// 2), before the cluster or AWS is asked anything.
+func TestMaxAWSRPSBadValue(t *testing.T) {
+	r := plugin(t, "", nil, "aws", "plan", "--max-aws-rps", "-1")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "--max-aws-rps") {
+		t.Fatalf("aws plan --max-aws-rps -1:\n%s", r)
+	}
+}
