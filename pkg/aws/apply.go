@@ -16,7 +16,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
@@ -58,7 +57,8 @@ const (
 type ApplyOptions struct {
 	// DryRunServer sends each EC2 change with DryRun=true instead.
 	DryRunServer bool
-	// Parallel bounds the concurrent changes within a phase (default 4).
+	// Parallel bounds the concurrent calls of each operation (default 4);
+	// different operations go on at once, each at its API's pace.
 	Parallel int
 	// Batch is how many changes are recorded as pending with one journal
 	// write before they are made (default 16 x Parallel). Their done
@@ -66,6 +66,9 @@ type ApplyOptions struct {
 	Batch int
 	// Progress, if set, is told about each finished change.
 	Progress func(done, total int, r Result)
+	// Status, if set, is told where the apply is, by operation: when a
+	// stage starts and after each change (StatusPrinter shows it).
+	Status func(Status)
 	// Journal records each change; required unless DryRunServer.
 	Journal Journal
 	// WaitTimeout bounds waits for AWS state (VPC block, instance stop/start).
@@ -92,11 +95,11 @@ type applier struct {
 	enis map[string][]string
 }
 
-// Apply makes the plan's changes phase by phase, recording each in the
-// journal before (pending) and after (done, with what undoing needs). A
-// failed change stops the apply after its phase; what was done stays
-// recorded, so a re-run (which plans again from the live state) and a
-// rollback both complete from there.
+// Apply makes the plan's changes stage by stage (see stages), recording
+// each in the journal before (pending) and after (done, with what undoing
+// needs). A failed change stops the apply: no change starts after it, the
+// ones under way finish; what was done stays recorded, so a re-run (which
+// plans again from the live state) and a rollback both complete from there.
 func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOptions) ([]Result, error) {
 	if o.Parallel <= 0 {
 		o.Parallel = 4
@@ -118,155 +121,30 @@ func Apply(ctx context.Context, c *Clients, inv *Inventory, p *Plan, o ApplyOpti
 	}
 	changes := slices.Clone(p.Changes)
 	SortChanges(changes)
-	results := make([]Result, len(changes))
-	entries := make([]journal.Entry, len(changes))
-	var done int
-	var progressMu sync.Mutex
-	var failed []string
-	for start := 0; start < len(changes); {
-		phase := changes[start].Phase
-		end := start
-		for end < len(changes) && changes[end].Phase == phase {
-			end++
+	r := &applyRun{a: a, o: o, changes: changes, results: make([]Result, len(changes)),
+		entries: make([]journal.Entry, len(changes)), abort: make(chan struct{})}
+	for _, stage := range stages(changes) {
+		if r.stopped() {
+			break
 		}
-		if len(failed) > 0 {
-			for i := start; i < end; i++ {
-				results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier change failed")
-			}
-			start = end
-			continue
-		}
-		limit := o.Parallel
-		if phase == PhaseInstanceType {
-			limit = 1 // never more than one instance down at a time
-		}
-		// Record a batch as pending (with the previous batch's done records)
-		// in one write, make its changes, and so on; the last done records
-		// of the phase are written before the next phase starts.
-		var unrecorded []int // changes made whose done record is not written yet
-		for bstart := start; bstart < end && len(failed) == 0 && ctx.Err() == nil; bstart += o.Batch {
-			bend := min(bstart+o.Batch, end)
-			batch := make([]int, 0, bend-bstart)
-			var write []journal.Entry
-			for _, i := range unrecorded {
-				write = append(write, entries[i])
-			}
-			for i := bstart; i < bend; i++ {
-				c, err := a.resolve(changes[i])
-				changes[i] = c
-				switch {
-				case err != nil && o.DryRunServer:
-					results[i] = resultOf(c, StatusNotChecked, "depends on an earlier change: "+err.Error())
-				case err != nil:
-					results[i] = resultOf(c, StatusFailed, fmt.Sprintf("%s %s: %v", c.Operation, c.Resource, err))
-					failed = append(failed, results[i].Error)
-				default:
-					batch = append(batch, i)
-					entries[i] = pendingEntry(c)
-					write = append(write, entries[i])
-				}
-			}
-			if !o.DryRunServer {
-				if err := a.recordBefore(ctx, changes, entries, batch); err != nil {
-					for _, i := range batch {
-						results[i] = resultOf(changes[i], StatusFailed, fmt.Sprintf("%s %s not attempted: %v", changes[i].Operation, changes[i].Resource, err))
-					}
-					failed = append(failed, err.Error())
-					batch, write = nil, nil
-					for _, i := range unrecorded {
-						write = append(write, entries[i])
-					}
-				}
-			}
-			if !o.DryRunServer {
-				if err := o.Journal.PutAll(ctx, write); err != nil {
-					notRecorded(results, unrecorded, err)
-					for _, i := range batch {
-						results[i] = resultOf(changes[i], StatusFailed, fmt.Sprintf("%s %s not attempted: %v", changes[i].Operation, changes[i].Resource, err))
-					}
-					failed = append(failed, err.Error())
-					batch = nil
-				}
-				unrecorded = nil // written, or reported as not recorded
-			}
-			g, gctx := errgroup.WithContext(ctx)
-			g.SetLimit(limit)
-			var mu sync.Mutex
-			for _, i := range batch {
-				g.Go(func() error {
-					if phase == PhaseInstanceType {
-						// One instance at a time, and none after one failed:
-						// a second node must not go down while the first is
-						// in doubt.
-						mu.Lock()
-						stop := len(failed) > 0
-						mu.Unlock()
-						if stop {
-							results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier instance type change failed")
-							return nil
-						}
-					}
-					r, undo := a.one(gctx, changes[i])
-					results[i] = r
-					mu.Lock()
-					defer mu.Unlock()
-					switch r.Status {
-					case StatusFailed:
-						failed = append(failed, r.Error)
-					case StatusApplied:
-						for k, v := range undo {
-							entries[i].Undo[k] = v
-						}
-						entries[i].State = journal.Done
-						unrecorded = append(unrecorded, i)
-					}
-					progressMu.Lock()
-					done++
-					if o.Progress != nil {
-						o.Progress(done, len(changes), r)
-					}
-					progressMu.Unlock()
-					return nil
-				})
-			}
-			_ = g.Wait()
-			sort.Ints(unrecorded)
-		}
-		if len(unrecorded) > 0 {
-			write := make([]journal.Entry, 0, len(unrecorded))
-			for _, i := range unrecorded {
-				write = append(write, entries[i])
-			}
-			// Even after Ctrl-C: what was made must be recorded.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := o.Journal.PutAll(wctx, write)
-			cancel()
-			if err != nil {
-				notRecorded(results, unrecorded, err)
-				failed = append(failed, err.Error())
-			}
-		}
-		for i := start; i < end; i++ {
-			if results[i].Status == "" {
-				results[i] = resultOf(changes[i], StatusSkipped, "not attempted: an earlier change failed")
-			}
-		}
+		r.runStage(ctx, stage)
 		if err := ctx.Err(); err != nil {
-			return results, err
+			r.skipRest()
+			return r.results, err
 		}
-		if phase == PhaseVPC && len(failed) == 0 && a.vpc6 == "" && !o.DryRunServer {
+		if changes[stage[0]].Phase == PhaseVPC && !r.stopped() && a.vpc6 == "" && !o.DryRunServer {
 			if err := a.waitVPCBlock(ctx); err != nil {
-				failed = append(failed, err.Error())
+				r.fail(err.Error())
 			}
 		}
-		start = end
 	}
-	if len(failed) > 0 {
+	r.skipRest()
+	if failed := r.failures(); len(failed) > 0 {
 		sort.Strings(failed)
-		return results, fmt.Errorf("%d of %d changes failed; what was done is recorded, so re-running apply resumes and rollback undoes it: %s",
+		return r.results, fmt.Errorf("%d of %d changes failed; what was done is recorded, so re-running apply resumes and rollback undoes it: %s",
 			len(failed), len(changes), strings.Join(failed, "; "))
 	}
-	return results, nil
+	return r.results, nil
 }
 
 func resultOf(c Change, status, errText string) Result {
@@ -468,13 +346,7 @@ func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]st
 		_, err := e.CreateRoute(ctx, in)
 		return err
 	case "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress":
-		perm := permission(p)
-		if c.Operation == "AuthorizeSecurityGroupIngress" {
-			_, err := e.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(p["groupId"]), IpPermissions: []ec2types.IpPermission{perm}, DryRun: dr})
-			return ignoreCode(err, "InvalidPermission.Duplicate")
-		}
-		_, err := e.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(p["groupId"]), IpPermissions: []ec2types.IpPermission{perm}, DryRun: dr})
-		return ignoreCode(err, "InvalidPermission.Duplicate")
+		return a.authorize(ctx, c.Operation, p["groupId"], []ec2types.IpPermission{permission(p)}, dry)
 	case "ModifyInstanceAttribute":
 		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], p["previousState"] != "stopped", dry)
 	case "AssignIpv6Addresses":
@@ -506,7 +378,7 @@ func ignoreCode(err error, codes ...string) error {
 
 func permission(p map[string]string) ec2types.IpPermission {
 	perm := ec2types.IpPermission{IpProtocol: aws.String(p["ipProtocol"]),
-		Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String(p["cidrIpv6"]), Description: aws.String("kubectl-dualstack: IPv6 mirror of " + p["mirrorOf"])}}}
+		Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String(p["cidrIpv6"]), Description: aws.String(ruleDescription(p))}}}
 	if p["ipProtocol"] != "-1" {
 		perm.FromPort, perm.ToPort = aws.Int32(atoi32(p["fromPort"])), aws.Int32(atoi32(p["toPort"]))
 	}

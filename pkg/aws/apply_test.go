@@ -161,17 +161,19 @@ func TestApplyRollbackRestoresTheVPCExactly(t *testing.T) {
 	}
 }
 
-// failingJournal fails its nth PutAll.
+// failingJournal cannot be written any more from the first write that
+// records a change as done: the done records of the first changes made are
+// lost, and everything after.
 type failingJournal struct {
 	Journal
-	mu   sync.Mutex
-	n, m int
+	mu     sync.Mutex
+	broken bool
 }
 
 func (j *failingJournal) PutAll(ctx context.Context, es []journal.Entry) error {
 	j.mu.Lock()
-	j.m++
-	fail := j.m == j.n
+	j.broken = j.broken || slices.ContainsFunc(es, func(e journal.Entry) bool { return e.State == journal.Done })
+	fail := j.broken
 	j.mu.Unlock()
 	if fail {
 		return errors.New("injected: the journal ConfigMap could not be written")
@@ -185,7 +187,7 @@ func TestApplyFailingMidwayRollsBackWhatWasApplied(t *testing.T) {
 		op, res     string
 		code        string
 		after       bool // the change is made and its answer lost
-		journalFail int  // fail this PutAll instead
+		journalFail bool // the journal breaks instead (failingJournal)
 		// failed are the changes the apply reports failed.
 		failed []string
 	}{
@@ -193,16 +195,18 @@ func TestApplyFailingMidwayRollsBackWhatWasApplied(t *testing.T) {
 		{name: "route refused", op: "CreateRoute", res: "rtb-priv-b", code: "RouteLimitExceeded", failed: []string{"CreateRoute rtb-priv-b"}},
 		{name: "subnet block made, answer lost", op: "AssociateSubnetCidrBlock", res: "subnet-priv-a", code: "RequestTimeout", after: true,
 			failed: []string{"AssociateSubnetCidrBlock subnet-priv-a"}},
+		// sg-node's three ingress rules are one call: all three fail.
 		{name: "rule refused", op: "AuthorizeSecurityGroupIngress", res: "sg-node", code: "RulesPerSecurityGroupLimitExceeded",
-			failed: []string{"AuthorizeSecurityGroupIngress sg-node"}},
+			failed: []string{"AuthorizeSecurityGroupIngress sg-node", "AuthorizeSecurityGroupIngress sg-node", "AuthorizeSecurityGroupIngress sg-node"}},
 		{name: "type change refused", op: "ModifyInstanceAttribute", res: "i-worker-b", code: "InsufficientInstanceCapacity",
 			failed: []string{"ModifyInstanceAttribute i-worker-b"}},
 		{name: "address made, answer lost", op: "AssignIpv6Addresses", res: "eni-wb", code: "RequestTimeout", after: true,
 			failed: []string{"AssignIpv6Addresses eni-wb"}},
 		{name: "load balancer refused", op: "SetIpAddressType", code: "InvalidConfigurationRequest", failed: []string{"SetIpAddressType c1-ext"}},
-		// Both changes of the first phase were made; their done records are
-		// lost, so they stay pending.
-		{name: "journal write after the first phase fails", journalFail: 2,
+		// The first phase's changes were made (or the second, not
+		// attempted: its pending record could not be written); the done
+		// records are lost, so what was made stays pending.
+		{name: "journal breaks once the first changes are made", journalFail: true,
 			failed: []string{"AssociateVpcCidrBlock vpc-1", "CreateEgressOnlyInternetGateway vpc-1"}},
 	} {
 		for _, resume := range []bool{false, true} {
@@ -215,8 +219,8 @@ func TestApplyFailingMidwayRollsBackWhatWasApplied(t *testing.T) {
 				before := f.state()
 				store := newJournal()
 				var j Journal = store
-				if tc.journalFail > 0 {
-					j = &failingJournal{Journal: store, n: tc.journalFail}
+				if tc.journalFail {
+					j = &failingJournal{Journal: store}
 				} else {
 					f.fail(tc.op, tc.res, tc.code, tc.after)
 				}
@@ -330,4 +334,44 @@ func mapsEqual(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// TestApplyAddressesWaitOnlyForTheirSubnet: without instance type changes,
+// subnet attributes and ENI addresses run alongside the subnet /64s, each
+// waiting for its own subnet's /64 (the fake refuses an address or
+// AssignIpv6AddressOnCreation in a subnet without IPv6).
+func TestApplyAddressesWaitOnlyForTheirSubnet(t *testing.T) {
+	f := newOpenShiftVPC()
+	before := f.state()
+	store := newJournal()
+	inv, err := Discover(context.Background(), f.clients(), c1Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := MakePlan(inv, PlanOptions{})
+	if st := stages(p.Changes); len(st) != 2 {
+		t.Fatalf("%d stages without type changes; want 2 (the VPC, then the rest)", len(st))
+	}
+	for range 5 { // the lanes' interleaving varies
+		results, err := Apply(context.Background(), f.clients(), inv, p, ApplyOptions{Journal: store, Parallel: 2, Batch: 2, WaitTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("Apply: %v\n%+v", err, results)
+		}
+		made := map[string]int{}
+		for n, c := range f.changed() {
+			made[c] = n
+		}
+		for _, c := range p.Changes {
+			if c.Operation != "AssignIpv6Addresses" && c.Operation != "ModifySubnetAttribute" {
+				continue
+			}
+			if at, ok := made["AssociateSubnetCidrBlock "+c.Parameters["subnetId"]]; ok && at > made[c.Operation+" "+c.Resource] {
+				t.Errorf("%s %s was made before its subnet's /64", c.Operation, c.Resource)
+			}
+		}
+		rollback(t, f, store)
+		expectSame(t, "after rollback", before, f.state())
+		inv, p = discoverAndPlan(t, f)
+		p = MakePlan(inv, PlanOptions{})
+	}
 }

@@ -76,6 +76,9 @@ type Clients struct {
 	EC2    EC2API
 	ELBv2  ELBv2API
 	ELB    ELBAPI
+	// Pacer paces the clients' calls per API (nil: not paced, as in tests
+	// with fakes).
+	Pacer *Pacer
 }
 
 // ConfigOptions say where AWS is: the flags first, then what the cluster
@@ -90,6 +93,10 @@ type ConfigOptions struct {
 	ServiceEndpoints map[string]string
 	// MaxAttempts bounds the SDK's retries (throttling, 5xx); 0 is the SDK default.
 	MaxAttempts int
+	// MaxRPS, if > 0, is each API's calls a second instead of AWS's
+	// documented rate: below it, leaving the rest of the account's buckets
+	// to other tools; above it, for limits AWS raised on request.
+	MaxRPS float64
 }
 
 // NewClients loads the SDK configuration and builds the clients.
@@ -117,6 +124,10 @@ func NewClients(ctx context.Context, o ConfigOptions) (*Clients, error) {
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: the cluster does not record one; pass --region or set AWS_REGION")
 	}
+	// Every call waits for its API's token: bursts stay within AWS's
+	// buckets instead of drawing throttling errors until retries run out.
+	pacer := NewPacer(o.MaxRPS, nil)
+	cfg.APIOptions = append(cfg.APIOptions, pacer.Middleware)
 	endpoint := func(service, envSuffix string) *string {
 		if cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_"+envSuffix) != "" {
 			return nil // the SDK resolves the user's own endpoint
@@ -126,7 +137,7 @@ func NewClients(ctx context.Context, o ConfigOptions) (*Clients, error) {
 		}
 		return nil
 	}
-	c := &Clients{Region: cfg.Region}
+	c := &Clients{Region: cfg.Region, Pacer: pacer}
 	c.EC2 = ec2.NewFromConfig(cfg, func(eo *ec2.Options) {
 		if u := endpoint("ec2", "EC2"); u != nil {
 			eo.BaseEndpoint = u

@@ -769,7 +769,18 @@ func permKey(p ec2types.IpPermission) string {
 	return fmt.Sprintf("%s/%d/%d", aws.ToString(p.IpProtocol), portOr(p.FromPort), portOr(p.ToPort))
 }
 
+// authorize adds the permissions' IPv6 ranges, all or none: EC2 refuses
+// the whole call with InvalidPermission.Duplicate when one exists.
 func authorize(perms *[]ec2types.IpPermission, add []ec2types.IpPermission) error {
+	for _, a := range add {
+		for _, r := range a.Ipv6Ranges {
+			for _, p := range *perms {
+				if permKey(p) == permKey(a) && slices.ContainsFunc(p.Ipv6Ranges, func(x ec2types.Ipv6Range) bool { return aws.ToString(x.CidrIpv6) == aws.ToString(r.CidrIpv6) }) {
+					return apiError("InvalidPermission.Duplicate", "%s %s already exists", permKey(a), aws.ToString(r.CidrIpv6))
+				}
+			}
+		}
+	}
 	for _, a := range add {
 		for _, r := range a.Ipv6Ranges {
 			i := slices.IndexFunc(*perms, func(p ec2types.IpPermission) bool { return permKey(p) == permKey(a) })
@@ -779,11 +790,7 @@ func authorize(perms *[]ec2types.IpPermission, add []ec2types.IpPermission) erro
 				*perms = append(*perms, p)
 				i = len(*perms) - 1
 			}
-			p := &(*perms)[i]
-			if slices.ContainsFunc(p.Ipv6Ranges, func(x ec2types.Ipv6Range) bool { return aws.ToString(x.CidrIpv6) == aws.ToString(r.CidrIpv6) }) {
-				return apiError("InvalidPermission.Duplicate", "%s %s already exists", permKey(a), aws.ToString(r.CidrIpv6))
-			}
-			p.Ipv6Ranges = append(p.Ipv6Ranges, r)
+			(*perms)[i].Ipv6Ranges = append((*perms)[i].Ipv6Ranges, r)
 		}
 	}
 	return nil

@@ -94,25 +94,42 @@ func Rollback(ctx context.Context, c *Clients, vpcID string, j Journal, o Rollba
 		}
 		marks, marked = nil, nil
 	}
-	for i, e := range entries {
+	done := 0
+	for _, unit := range rollbackUnits(entries) {
 		if ctx.Err() != nil {
 			break
 		}
-		r := Result{Operation: e.Operation, Resource: e.Resource, Parameters: e.Undo, Status: StatusUndone}
-		if err := undo(ctx, c, e, o); err != nil {
-			r.Status, r.Error = StatusFailed, Explain("undoing "+e.Operation+" "+e.Resource, err).Error()
-			failed = append(failed, r.Error)
+		var err error
+		if isRuleChange(entries[unit[0]].Operation) {
+			es := make([]journal.Entry, len(unit))
+			for k, i := range unit {
+				es[k] = entries[i]
+			}
+			err = ignoreCode(revokeRules(ctx, c, es), notFound...)
 		} else {
-			e.State = journal.Undone
-			marks = append(marks, e)
-			marked = append(marked, len(results))
+			err = undo(ctx, c, entries[unit[0]], o)
 		}
-		results = append(results, r)
+		for _, i := range unit {
+			e := entries[i]
+			r := Result{Operation: e.Operation, Resource: e.Resource, Parameters: e.Undo, Status: StatusUndone}
+			if err != nil {
+				r.Status, r.Error = StatusFailed, Explain("undoing "+e.Operation+" "+e.Resource, err).Error()
+				failed = append(failed, r.Error)
+			} else {
+				e.State = journal.Undone
+				marks = append(marks, e)
+				marked = append(marked, len(results))
+			}
+			results = append(results, r)
+		}
 		if len(marks) >= rollbackBatch || len(failed) > 0 {
 			flush()
 		}
 		if o.Progress != nil {
-			o.Progress(i+1, len(entries), results[len(results)-1])
+			for k := range unit {
+				done++
+				o.Progress(done, len(entries), results[len(results)-len(unit)+k])
+			}
 		}
 		if len(failed) > 0 {
 			break // later undos may depend on this one (addresses before /64s)
@@ -199,10 +216,8 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, o RollbackOptions) e
 	case "ModifySubnetAttribute":
 		_, err = ec.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: aws.String(u["subnetId"]),
 			AssignIpv6AddressOnCreation: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)}})
-	case "AuthorizeSecurityGroupIngress":
-		_, err = ec.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(u["groupId"]), IpPermissions: []ec2types.IpPermission{revokePermission(u)}})
-	case "AuthorizeSecurityGroupEgress":
-		_, err = ec.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(u["groupId"]), IpPermissions: []ec2types.IpPermission{revokePermission(u)}})
+	case "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress":
+		err = revokeRules(ctx, c, []journal.Entry{e})
 	case "CreateRoute":
 		_, err = ec.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(u["routeTableId"]), DestinationIpv6CidrBlock: aws.String("::/0")})
 	case "AssociateSubnetCidrBlock":
@@ -270,6 +285,28 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, o RollbackOptions) e
 		return fmt.Errorf("no undo for operation %s", e.Operation)
 	}
 	return ignoreCode(err, notFound...)
+}
+
+// rollbackUnits groups the undo of rules of one security group and
+// direction (in one phase) into one unit, at the place of its first rule;
+// everything else is a unit of its own.
+func rollbackUnits(entries []journal.Entry) [][]int {
+	var out [][]int
+	group := map[string]int{}
+	for i, e := range entries {
+		if !isRuleChange(e.Operation) {
+			out = append(out, []int{i})
+			continue
+		}
+		key := e.Undo["phase"] + "/" + e.Operation + "/" + e.Undo["groupId"]
+		if u, ok := group[key]; ok {
+			out[u] = append(out[u], i)
+			continue
+		}
+		group[key] = len(out)
+		out = append(out, []int{i})
+	}
+	return out
 }
 
 func revokePermission(u map[string]string) ec2types.IpPermission {

@@ -31,6 +31,10 @@ func NewProgress(w io.Writer) *Progress {
 	return &Progress{w: w, tty: IsTerminal(w), now: time.Now, interval: 150 * time.Millisecond}
 }
 
+// Terminal tells whether the progress is shown on a terminal (one line,
+// rewritten in place) rather than as a log.
+func (p *Progress) Terminal() bool { return p.tty }
+
 // Start begins a step: "msg ..." and, on a terminal, a spinner until Done.
 func (p *Progress) Start(msg string) {
 	p.Done("") // a step left running ends here

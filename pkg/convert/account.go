@@ -20,6 +20,8 @@ import (
 type Target struct {
 	Region, VPCID, InfraID, Profile string
 	ForceVPC                        bool
+	// MaxAWSRPS is each AWS API's calls a second (0: AWS's documented rates).
+	MaxAWSRPS float64
 }
 
 // Account is the cluster's AWS account, resolved once through the cluster,
@@ -60,7 +62,7 @@ func ResolveAWS(ctx context.Context, f *Facts, t Target) (*Account, error) {
 		a.Target.ResolvedBy = append(a.Target.ResolvedBy, "infraID from --infra-id")
 	}
 	var err error
-	a.AWS, err = awsx.NewClients(ctx, awsx.ConfigOptions{Region: region, Profile: t.Profile, ServiceEndpoints: info.EndpointMap()})
+	a.AWS, err = awsx.NewClients(ctx, awsx.ConfigOptions{Region: region, Profile: t.Profile, ServiceEndpoints: info.EndpointMap(), MaxRPS: t.MaxAWSRPS})
 	if err != nil {
 		return nil, err
 	}

@@ -83,9 +83,7 @@ func (a *AWSPhase) Apply(ctx context.Context, f *Facts, p PhasePlan, run *Run) (
 	}
 	run.Progress.Start(fmt.Sprintf("%s: applying %d changes", run.Label, len(p.AWS.Changes)))
 	results, err := awsx.Apply(ctx, f.Account.AWS, a.inv, p.AWS, awsx.ApplyOptions{Parallel: a.Parallel, Journal: a.Journal, NodeReady: f.Account.NodeReady(),
-		Progress: func(done, total int, r awsx.Result) {
-			run.Progress.Update(fmt.Sprintf("%s: %d/%d %s %s: %s", run.Label, done, total, r.Operation, r.Resource, r.Status))
-		}})
+		Status: awsx.StatusPrinter(func(s string) { run.Progress.Update(run.Label + ": " + s) }, run.Progress.Terminal())})
 	run.Progress.Done("")
 	f.Account.Invalidate()
 	applied, failed := CountStatus(results, awsx.StatusApplied), CountStatus(results, awsx.StatusFailed)

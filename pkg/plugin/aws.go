@@ -52,6 +52,7 @@ type awsTargetFlags struct {
 	Region, VPCID, InfraID, Profile string
 	Journal                         journalFlag
 	ForceVPC                        bool
+	MaxAWSRPS                       float64
 }
 
 func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
@@ -61,6 +62,7 @@ func (f *awsTargetFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&f.InfraID, "infra-id", "", "The cluster's infrastructure ID, as in the kubernetes.io/cluster/<id> tag (default: found through the cluster)")
 	fl.StringVar(&f.Profile, "aws-profile", "", "AWS shared config profile (default: AWS_PROFILE, else the default chain)")
 	fl.BoolVar(&f.ForceVPC, "force-vpc", false, "Accept a --vpc-id that holds none of the nodes' instances and has no cluster tag (stated in the plan)")
+	fl.Float64Var(&f.MaxAWSRPS, "max-aws-rps", 0, "Calls a second per AWS API: below AWS's documented per-API rates to leave room for other tools of the account; above them only for an account whose limits AWS raised (default: AWS's documented rates, e.g. 5/s for EC2's mutating calls)")
 }
 
 func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
@@ -69,11 +71,14 @@ func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
 
 // target is the AWS account and VPC the flags name.
 func (f *awsTargetFlags) target() convert.Target {
-	return convert.Target{Region: f.Region, VPCID: f.VPCID, InfraID: f.InfraID, Profile: f.Profile, ForceVPC: f.ForceVPC}
+	return convert.Target{Region: f.Region, VPCID: f.VPCID, InfraID: f.InfraID, Profile: f.Profile, ForceVPC: f.ForceVPC, MaxAWSRPS: max(0, f.MaxAWSRPS)}
 }
 
 // resolve reads the cluster and builds the AWS clients.
 func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*convert.Account, error) {
+	if f.MaxAWSRPS < 0 {
+		return nil, cli.Usagef("--max-aws-rps must be positive (or 0: AWS's documented rates), got %g", f.MaxAWSRPS)
+	}
 	kc, err := factory.Clients()
 	if err != nil {
 		return nil, err
@@ -326,6 +331,13 @@ and security group mirrors; AssignIpv6AddressOnCreation; instance type
 changes (only with --allow-instance-type-change, one at a time); ENI
 addresses and dualstack load balancers. Independent changes run in parallel.
 
+Each AWS API's calls are paced within AWS's documented request limits (EC2:
+5 mutating calls a second per API after a burst; AssignIpv6Addresses 100 at
+once, then 5 a second), slowing down further when AWS throttles anyway
+(other tools share the account's limits); --max-aws-rps leaves them more
+room (or, above the documented rates, uses limits AWS raised on request).
+On a terminal the progress line says what paces the apply.
+
 Every change is recorded before and after it is made, in AWS tags on what is
 created and in the journal ConfigMap, so a re-run resumes and
 'aws rollback' undoes exactly this. A second apply changes nothing.`,
@@ -390,13 +402,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 				Parallel:     parallel,
 				NodeReady:    s.NodeReady(),
 				Journal:      store,
-				Progress: func(done, total int, r awsx.Result) {
-					msg := fmt.Sprintf("%d/%d %s %s: %s", done, total, r.Operation, r.Resource, r.Status)
-					if r.Error != "" {
-						msg += " (" + r.Error + ")"
-					}
-					progress.Update(msg)
-				},
+				Status:       awsx.StatusPrinter(progress.Update, progress.Terminal()),
 			})
 			res.Changes = results
 			applied, failed := 0, 0
@@ -423,7 +429,7 @@ created and in the journal ConfigMap, so a re-run resumes and
 	f.addJournalFlag(cmd)
 	mut.AddFlags(cmd)
 	out.AddFlags(cmd)
-	cmd.Flags().IntVar(&parallel, "parallel", parallel, "How many independent changes to make at once")
+	cmd.Flags().IntVar(&parallel, "parallel", parallel, "How many calls of each AWS API to have under way at once (different APIs go on side by side, each at its own pace)")
 	return cmd
 }
 

@@ -402,7 +402,9 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 		changes += len(plan.Changes)
 
 		proxy.Reset()
-		a := measure(b, env, nil, plugin, "aws", "apply", "--yes", "-v=6")
+		// moto has no request limits: this apply runs unpaced, at moto's
+		// speed (BenchmarkThrottledApply measures the paced one).
+		a := measure(b, env, nil, plugin, "aws", "apply", "--yes", "--max-aws-rps", unpaced, "-v=6")
 		applyWall += a.wall
 		journalWrites += len(journalWrite.FindAllString(a.stderr, -1))
 		applyDescribes += describeCalls(proxy)
@@ -413,7 +415,7 @@ func benchAWSAt(b *testing.B, subnets, instances int) {
 		}
 		n++
 		b.StopTimer()
-		measure(b, env, nil, plugin, "aws", "rollback", "--yes")
+		measure(b, env, nil, plugin, "aws", "rollback", "--yes", "--max-aws-rps", unpaced)
 		b.StartTimer()
 	}
 	per := func(v int) float64 { return float64(v) / float64(n) }

@@ -26,6 +26,9 @@ type AWSOp struct {
 	// Params are the query-protocol parameters (EC2, ELB): what the call asked for.
 	Params url.Values
 	At     time.Time // when the proxy received it
+	// Throttled: the throttling model answered it (Throttle), as AWS does
+	// when the API's bucket is empty; it never reached moto.
+	Throttled bool
 }
 
 // IAM is the IAM action name of the call, e.g. ec2:DescribeVpcs.
@@ -56,6 +59,8 @@ type AWSProxy struct {
 	faults map[string]*faultRule // by action
 	delay  time.Duration
 	hooks  map[string]func() // by action, run once before forwarding
+	// throttle is AWS's request throttling, when turned on (Throttle).
+	throttle *throttleModel
 }
 
 var scopeService = regexp.MustCompile(`Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request`)
@@ -135,11 +140,14 @@ func dryRunOf(body []byte) bool {
 func (p *AWSProxy) record(op AWSOp) *AWSFault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ops = append(p.ops, op)
 	r := p.faults[op.Action]
 	if r == nil || r.times == 0 {
-		return nil
+		f := p.throttled(op)
+		op.Throttled = f != nil
+		p.ops = append(p.ops, op)
+		return f
 	}
+	p.ops = append(p.ops, op)
 	if r.times > 0 {
 		r.times--
 	}

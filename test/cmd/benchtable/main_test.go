@@ -36,7 +36,7 @@ func TestTable(t *testing.T) {
 		"| `aws plan` with 100 ms per AWS call (a region's round trip), at 6 subnets, 6 instances | 900 ms | the same plan, its calls let through one at a time: 1.90 s (15 calls each) | 0.47x | independent calls concurrent | yes |",
 		"| `aws plan` Describe calls | 15 | at 6 subnets, 6 instances: 15 | +0 calls | constant beyond pagination | yes |",
 		"| `aws apply --yes` wall time | 12.30 s | at 6 subnets, 6 instances: 2.00 s |",
-		"| `aws apply` mutating calls | 230 | planned changes: 221 | 1.04 per change | one per change | **no** |",
+		"| `aws apply` mutating calls | 230 | planned changes: 221 | 1.04 per change | at most one per change (rules: one call per group and direction) | **no** |",
 		"| `aws apply` journal writes | 14 | planned changes: 221 | 15.8 changes per write | batched: about one per 64 changes, plus one per phase | yes |",
 		"| `kubectl-dualstack version` wall time | 22.5 ms | `kubectl version --client`: 81.7 ms | 0.28x | no slower | yes |",
 		"| wall time | 506 ms | — |",
