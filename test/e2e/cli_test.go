@@ -43,7 +43,7 @@ func TestVersion(t *testing.T) {
 // with no -ldflags) reports the module version and VCS revision the go
 // command recorded, not v0.0.0-dev and "unknown".
 func TestVersionWithoutLdflags(t *testing.T) {
-	head, err := exec.Command("git", "-C", "..", "rev-parse", "HEAD").Output()
+	head, err := exec.Command("git", "-C", "../..", "rev-parse", "HEAD").Output()
 	if err != nil {
 		t.Skipf("not a git checkout: %v", err)
 	}
@@ -51,7 +51,7 @@ func TestVersionWithoutLdflags(t *testing.T) {
 	// -buildvcs=true: the go command's default in a git checkout, which
 	// this machine's GOFLAGS turn off.
 	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/kubectl-dualstack")
-	build.Dir = ".."
+	build.Dir = "../.."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -265,7 +266,7 @@ func (s *ConversionSandbox) followNetwork(ctx context.Context) {
 				}
 			}
 			if dual != s.dual.Load() {
-				if s.writeHosts(dual) == nil && (!dual || s.nodeSubnets(ctx) == nil) {
+				if s.writeHosts(dual) == nil && s.nodeSubnets(ctx, dual) == nil {
 					s.dual.Store(dual)
 				}
 			}
@@ -286,19 +287,19 @@ func (s *ConversionSandbox) rollOut(ctx context.Context, ipv6 bool) error {
 	if err := s.writeHosts(ipv6); err != nil {
 		return err
 	}
-	if ipv6 {
-		if err := s.nodeSubnets(ctx); err != nil {
-			return err
-		}
+	if err := s.nodeSubnets(ctx, ipv6); err != nil {
+		return err
 	}
 	s.dual.Store(ipv6)
 	return nil
 }
 
-// nodeSubnets plays OVN-Kubernetes' cluster manager once the cluster
-// network has IPv6: each node's k8s.ovn.org/node-subnets gains an IPv6
-// subnet (a /64 of fd01::/48, the hostPrefix upgrade and network use).
-func (s *ConversionSandbox) nodeSubnets(ctx context.Context) error {
+// nodeSubnets plays OVN-Kubernetes' cluster manager when the cluster
+// network changes: with IPv6 each node's k8s.ovn.org/node-subnets gains an
+// IPv6 subnet (a /64 of fd01::/48, the hostPrefix upgrade and network
+// use); without it (a revert) the subnets of a family no longer configured
+// are released from the annotation again.
+func (s *ConversionSandbox) nodeSubnets(ctx context.Context, ipv6 bool) error {
 	for i, inst := range s.World.AWS.Instances {
 		node, err := s.API.Kube.CoreV1().Nodes().Get(ctx, inst.PrivateDNSName, metav1.GetOptions{})
 		if err != nil {
@@ -307,10 +308,17 @@ func (s *ConversionSandbox) nodeSubnets(ctx context.Context) error {
 		subnets := map[string][]string{}
 		_ = json.Unmarshal([]byte(node.Annotations[ovnNodeSubnets]), &subnets)
 		v6 := fmt.Sprintf("fd01:0:0:%x::/64", i)
-		if slices.Contains(subnets["default"], v6) {
+		kept := slices.DeleteFunc(slices.Clone(subnets["default"]), func(c string) bool { return strings.Contains(c, ":") })
+		switch {
+		case ipv6 && slices.Contains(subnets["default"], v6):
 			continue
+		case ipv6:
+			subnets["default"] = append(subnets["default"], v6)
+		case len(kept) == len(subnets["default"]):
+			continue
+		default:
+			subnets["default"] = kept
 		}
-		subnets["default"] = append(subnets["default"], v6)
 		b, _ := json.Marshal(subnets)
 		node.Annotations[ovnNodeSubnets] = string(b)
 		if _, err := s.API.Kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
