@@ -69,6 +69,14 @@ func (f *awsTargetFlags) addJournalFlag(cmd *cobra.Command) {
 	f.Journal.add(cmd)
 }
 
+// validate checks the flags on their own (exit 2).
+func (f *awsTargetFlags) validate() error {
+	if f.MaxAWSRPS < 0 {
+		return cli.Usagef("--max-aws-rps must be positive (or 0: AWS's documented rates), got %g", f.MaxAWSRPS)
+	}
+	return nil
+}
+
 // target is the AWS account and VPC the flags name.
 func (f *awsTargetFlags) target() convert.Target {
 	return convert.Target{Region: f.Region, VPCID: f.VPCID, InfraID: f.InfraID, Profile: f.Profile, ForceVPC: f.ForceVPC, MaxAWSRPS: max(0, f.MaxAWSRPS)}
@@ -76,8 +84,8 @@ func (f *awsTargetFlags) target() convert.Target {
 
 // resolve reads the cluster and builds the AWS clients.
 func (f *awsTargetFlags) resolve(ctx context.Context, factory *kube.Factory) (*convert.Account, error) {
-	if f.MaxAWSRPS < 0 {
-		return nil, cli.Usagef("--max-aws-rps must be positive (or 0: AWS's documented rates), got %g", f.MaxAWSRPS)
+	if err := f.validate(); err != nil {
+		return nil, err
 	}
 	kc, err := factory.Clients()
 	if err != nil {

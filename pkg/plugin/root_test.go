@@ -134,3 +134,12 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Errorf("a build with nothing recorded: %+v", v)
 	}
 }
+
+// TestUpgradeRefusesANegativeMaxAWSRPS: bad input, exit 2, before any
+// cluster is read (as the aws subcommands do).
+func TestUpgradeRefusesANegativeMaxAWSRPS(t *testing.T) {
+	code, _, errOut := run(t, "kubectl-dualstack", "upgrade", "--max-aws-rps", "-1")
+	if code != 2 || !strings.Contains(errOut, "--max-aws-rps must be positive") {
+		t.Fatalf("code %d, stderr %q", code, errOut)
+	}
+}

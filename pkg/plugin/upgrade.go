@@ -197,6 +197,9 @@ func (o *UpgradeOptions) Validate() error {
 	if dry == cli.DryRunServer {
 		return cli.Usagef("upgrade takes --dry-run=client (the plan only); for a server-side check run each command with --dry-run=server")
 	}
+	if err := o.Target.validate(); err != nil {
+		return err
+	}
 	phases, err := parsePhases(o.Phases)
 	if err != nil {
 		return err
