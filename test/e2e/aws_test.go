@@ -422,7 +422,7 @@ func TestAWSLifecycleOpenShift(t *testing.T) {
 	}
 	classicNoted := false
 	for _, n := range p.Notes {
-		classicNoted = classicNoted || (n.Resource == world.IngressGateway.Name && strings.Contains(n.Fix, "`gateway --recreate`"))
+		classicNoted = classicNoted || (n.Resource == world.IngressGateway.Name && strings.Contains(n.Fix, "`kubectl dualstack gateway --recreate`"))
 	}
 	if !classicNoted {
 		t.Errorf("Classic ELB not reported with the fix: %+v", p.Notes)
