@@ -89,7 +89,7 @@ func (c *Converter) planGateways(ctx context.Context, p *Plan) error {
 	}
 	gws, err := kube.ListUnstructured(ctx, c.Dynamic, GatewayGVR, "", metav1.ListOptions{})
 	switch {
-	case apierrors.IsNotFound(err) || meta404(err):
+	case apierrors.IsNotFound(err): // also a 404 for an API that is not served
 		return nil // no Gateway API
 	case err != nil:
 		return kube.Explain("listing Gateway API Gateways", err)
@@ -151,12 +151,6 @@ func (c *Converter) planGateways(ctx context.Context, p *Plan) error {
 
 // istioManagedLabel marks the Services istiod generates for Gateways.
 const istioManagedLabel = "gateway.istio.io/managed"
-
-// meta404 is a list of a resource whose API is not served.
-func meta404(err error) bool {
-	var se *apierrors.StatusError
-	return errors.As(err, &se) && se.ErrStatus.Code == 404
-}
 
 func gatewayEntryID(op string, gp *GatewayPlan) string {
 	return Layer + "/" + op + "/" + gp.Namespace + "/" + gp.Name

@@ -334,18 +334,11 @@ func editNames(edits []cmtext.Edit) string {
 	return strings.Join(out, ", ")
 }
 
-func orNothing(s any) string {
-	switch v := s.(type) {
-	case []string:
-		if len(v) > 0 {
-			return strings.Join(v, ", ")
-		}
-	case string:
-		if v != "" {
-			return v
-		}
+func orNothing(s []string) string {
+	if len(s) == 0 {
+		return "nothing"
 	}
-	return "nothing"
+	return strings.Join(s, ", ")
 }
 
 func dashIfEmpty(s string) string {

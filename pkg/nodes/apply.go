@@ -20,7 +20,7 @@ import (
 
 // ErrChanged is a cloud config that changed since it was planned: Apply
 // does not overwrite it; plan again.
-var ErrChanged = errors.New("the cloud config changed since it was planned")
+var ErrChanged = cmtext.ErrChanged
 
 // Result is what Apply did.
 type Result struct {
@@ -65,8 +65,6 @@ func (c *Converter) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	res := &Result{}
 	already, rv, err := cmtext.Write(ctx, c.Kube, c.Journal, cp.edit(), cloudConfigEntry(cp))
 	switch {
-	case errors.Is(err, cmtext.ErrChanged):
-		return nil, fmt.Errorf("%w: %w", ErrChanged, err)
 	case err != nil && rv != "":
 		return &Result{Changed: true, ResourceVersion: rv}, err
 	case err != nil:
