@@ -144,6 +144,9 @@ type Instance struct {
 	State         string `json:"state"`
 	SubnetID      string `json:"subnetId"`
 	PrimaryENI    string `json:"primaryNetworkInterface"`
+	// MetadataIPv6 is the instance's HttpProtocolIpv6: the metadata service
+	// answers on fd00:ec2::254 too.
+	MetadataIPv6 bool `json:"metadataIPv6Endpoint"`
 }
 
 // ENI is a network interface in a cluster subnet.
@@ -550,6 +553,9 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		}
 		if in.State != nil {
 			inst.State = string(in.State.Name)
+		}
+		if m := in.MetadataOptions; m != nil {
+			inst.MetadataIPv6 = m.HttpProtocolIpv6 == ec2types.InstanceMetadataProtocolStateEnabled
 		}
 		for _, ni := range in.NetworkInterfaces {
 			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
