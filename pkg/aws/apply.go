@@ -347,6 +347,8 @@ func (a *applier) do(ctx context.Context, c Change, dry bool, undo map[string]st
 		return err
 	case "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress":
 		return a.authorize(ctx, c.Operation, p["groupId"], []ec2types.IpPermission{permission(p)}, dry)
+	case "CreateNetworkAclEntry":
+		return a.createACLEntry(ctx, p, dry, undo)
 	case "ModifyInstanceAttribute":
 		return a.changeInstanceType(ctx, p["instanceId"], p["instanceType"], p["previousState"] != "stopped", dry)
 	case "AssignIpv6Addresses":

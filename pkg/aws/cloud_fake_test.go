@@ -50,6 +50,7 @@ type fakeCloud struct {
 	lbTags    map[string][]elbv2types.Tag
 	classic   []elbtypes.LoadBalancerDescription
 	classTags map[string][]elbtypes.Tag
+	acls      []*ec2types.NetworkAcl
 
 	seq    int      // for new IDs
 	blocks int      // /56s handed out
@@ -1073,6 +1074,12 @@ func (f *fakeCloud) state() []string {
 	}
 	for _, lb := range f.lbs {
 		add("lb %s %s", aws.ToString(lb.LoadBalancerName), lb.IpAddressType)
+	}
+	for _, a := range f.acls {
+		for _, e := range a.Entries {
+			x := aclEntry(e)
+			add("acl %s %s %d %s %s %s%s %d-%d icmp %d/%d", aws.ToString(a.NetworkAclId), x.direction(), x.Number, x.Action, x.Protocol, x.CIDR, x.IPv6CIDR, x.FromPort, x.ToPort, x.ICMPType, x.ICMPCode)
+		}
 	}
 	sort.Strings(out)
 	return out

@@ -60,6 +60,7 @@ type Inventory struct {
 	Instances          []Instance      `json:"instances"`
 	NetworkInterfaces  []ENI           `json:"networkInterfaces"`
 	LoadBalancers      []LoadBalancer  `json:"loadBalancers"`
+	NetworkACLs        []NetworkACL    `json:"networkAcls"`
 	// Notes are what discovery skipped or could not prove, and why; the
 	// plan repeats them.
 	Notes []Note `json:"notes,omitempty"`
@@ -418,6 +419,7 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		types     map[string]bool
 		groups    []ec2types.SecurityGroup
 		enis      []ec2types.NetworkInterface
+		acls      []ec2types.NetworkAcl
 		lbs       Inventory
 	)
 	g, gctx := errgroup.WithContext(ctx)
@@ -489,6 +491,10 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 			func(o *ec2.DescribeNetworkInterfacesOutput) []ec2types.NetworkInterface { return o.NetworkInterfaces })
 		return err
 	})
+	g.Go(func() (err error) {
+		acls, err = readACLs(gctx, c, vpcFilter)
+		return err
+	})
 	g.Go(func() error { return discoverLoadBalancers(gctx, c, &lbs, vpcID, clusterKey) })
 	if err := g.Wait(); err != nil {
 		return err
@@ -539,6 +545,7 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 		inv.NATGateways = append(inv.NATGateways, Gateway{ID: aws.ToString(g.NatGatewayId), Name: tagValue(g.Tags, "Name")})
 	}
 	inv.Subnets, inv.RouteTables = classifySubnets(subnets, allSubnets, tables, clusterKey)
+	inv.NetworkACLs = classifyACLs(acls, inv.Subnets, allSubnets, clusterKey)
 
 	groupIDs := map[string]bool{}
 	for _, in := range instances {

@@ -20,7 +20,7 @@ const (
 // phases backwards.
 const (
 	PhaseVPC          = 1 // the VPC's /56, the egress-only internet gateway
-	PhaseSubnetsRules = 2 // subnet /64s, ::/0 routes, security group mirrors
+	PhaseSubnetsRules = 2 // subnet /64s, ::/0 routes, security group and network ACL mirrors
 	PhaseSubnetAttrs  = 3 // AssignIpv6AddressOnCreation
 	PhaseInstanceType = 4 // stop/modify/start, one instance at a time
 	PhaseAddresses    = 5 // ENI addresses, load balancers dualstack
@@ -29,7 +29,7 @@ const (
 // PhaseNames say what each phase does, for the plan's header.
 var PhaseNames = map[int]string{
 	PhaseVPC:          "the VPC's IPv6 /56 and the egress-only internet gateway",
-	PhaseSubnetsRules: "subnet /64s, ::/0 routes and security group rules",
+	PhaseSubnetsRules: "subnet /64s, ::/0 routes, security group rules and network ACL entries",
 	PhaseSubnetAttrs:  "subnets give new instances IPv6",
 	PhaseInstanceType: "instance type changes, one instance at a time (only with --allow-instance-type-change)",
 	PhaseAddresses:    "IPv6 addresses on the instances' ENIs, load balancers dualstack",
@@ -207,6 +207,7 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 	}
 
 	planSecurityGroups(p, inv, vpc6)
+	planNetworkACLs(p, inv, vpc6)
 	planInstances(p, inv, o, planned6)
 	planLoadBalancers(p, inv, o, planned6)
 	return p

@@ -23,7 +23,7 @@ var notFound = []string{
 	"InvalidAssociationID.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRoute.NotFound",
 	"InvalidPermission.NotFound", "InvalidGroup.NotFound", "InvalidGatewayID.NotFound",
 	"InvalidEgressOnlyInternetGatewayId.NotFound", "InvalidNetworkInterfaceID.NotFound", "InvalidInstanceID.NotFound",
-	"LoadBalancerNotFound",
+	"LoadBalancerNotFound", "InvalidNetworkAclID.NotFound", "InvalidNetworkAclEntry.NotFound",
 }
 
 // Undoable returns the journal's underlay entries for the VPC that are not
@@ -218,6 +218,8 @@ func undo(ctx context.Context, c *Clients, e journal.Entry, o RollbackOptions) e
 			AssignIpv6AddressOnCreation: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)}})
 	case "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress":
 		err = revokeRules(ctx, c, []journal.Entry{e})
+	case "CreateNetworkAclEntry":
+		err = deleteACLEntry(ctx, c, u)
 	case "CreateRoute":
 		_, err = ec.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(u["routeTableId"]), DestinationIpv6CidrBlock: aws.String("::/0")})
 	case "AssociateSubnetCidrBlock":
