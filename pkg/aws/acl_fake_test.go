@@ -41,7 +41,9 @@ func aclAssoc(acl string, subnets ...string) []ec2types.NetworkAclAssociation {
 // a custom one on the private subnets and the other cluster's own.
 func (f *fakeCloud) withACLs() *fakeCloud {
 	c1, c2 := ClusterTagPrefix+"c1", ClusterTagPrefix+"c2"
-	deny := func(egress bool) ec2types.NetworkAclEntry { return aclRule(32767, egress, "-1", "deny", "0.0.0.0/0", 0, 0) }
+	deny := func(egress bool) ec2types.NetworkAclEntry {
+		return aclRule(32767, egress, "-1", "deny", "0.0.0.0/0", 0, 0)
+	}
 	f.acls = []*ec2types.NetworkAcl{
 		{NetworkAclId: aws.String("acl-default"), VpcId: aws.String("vpc-1"), IsDefault: aws.Bool(true),
 			Associations: aclAssoc("acl-default", "subnet-pub-a", "subnet-pub-b"),
