@@ -93,6 +93,18 @@ func underlayChecks(u *UnderlayFacts, command string) []report.Check {
 		pending["CreateEgressOnlyInternetGateway"], "no egress-only internet gateway for the private subnets of VPC"))
 	out = append(out, check("security-group-ipv6", fmt.Sprintf("%d security groups mirror their IPv4 rules for IPv6", len(inv.SecurityGroups)),
 		append(pending["AuthorizeSecurityGroupIngress"], pending["AuthorizeSecurityGroupEgress"]...), "security groups missing IPv6 mirrors of IPv4 rules"))
+	acl := check("network-acl-ipv6", fmt.Sprintf("%d network ACLs of the cluster's subnets pass IPv6 as they pass IPv4", len(inv.NetworkACLs)),
+		pending["CreateNetworkAclEntry"], "network ACLs without the IPv6 twins of their IPv4 entries (they drop IPv6)")
+	for _, n := range p.Notes {
+		if strings.HasPrefix(n.Resource, "acl-") && strings.Contains(n.Message, "gets no IPv6 entries") {
+			if acl.Status == report.Pass {
+				acl.Status, acl.Message, acl.Remediation = report.Warn, n.Message, n.Fix
+			} else {
+				acl.Message += "; " + n.Message
+			}
+		}
+	}
+	out = append(out, acl)
 	var noType []string
 	for _, n := range p.Notes {
 		if strings.HasPrefix(n.Resource, "i-") {

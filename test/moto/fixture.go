@@ -60,6 +60,15 @@ type IPIOptions struct {
 	SecurityGroupStyle SecurityGroupStyle
 	// NoRouterELB skips the router's Classic ELB (and its security group).
 	NoRouterELB bool
+	// NetworkACLs adds a custom network ACL with IPv4-only entries on the
+	// private subnets and modifies the default ACL (see extras.go).
+	NetworkACLs bool
+	// OtherCluster, when set, is the infraID of a second cluster with a
+	// subnet, route table, network ACL, security group and instance in the
+	// same VPC.
+	OtherCluster string
+	// HostedZones, when set, adds the installer's Route 53 zones and records.
+	HostedZones *HostedZoneOptions
 	// Seed makes the random parts (worker name suffixes, ELB name, node ports) different for
 	// the same InfraID; they are deterministic for a given InfraID and Seed.
 	Seed uint64
@@ -94,6 +103,9 @@ func BuildOpenShiftIPI(ctx context.Context, cfg aws.Config, opts IPIOptions) (*W
 		{"instances", b.instances},
 		{"api load balancers", b.apiLoadBalancers},
 		{"router elb", b.routerELB},
+		{"network acls", b.networkACLs},
+		{"other cluster", b.otherCluster},
+		{"hosted zones", b.hostedZones},
 	}
 	for _, s := range steps {
 		if err := s.fn(ctx); err != nil {
@@ -104,6 +116,7 @@ func BuildOpenShiftIPI(ctx context.Context, cfg aws.Config, opts IPIOptions) (*W
 }
 
 type builder struct {
+	cfg   aws.Config
 	opts  IPIOptions
 	w     *World
 	ec2   *ec2.Client
@@ -168,7 +181,12 @@ func newBuilder(cfg aws.Config, o IPIOptions) (*builder, error) {
 	h := fnv.New64a()
 	h.Write([]byte(o.InfraID))
 	region := func(opt *ec2.Options) { opt.Region = o.Region }
+	if o.HostedZones != nil {
+		z := *o.HostedZones
+		o.HostedZones = &z
+	}
 	return &builder{
+		cfg:  cfg,
 		opts: o,
 		w: &World{
 			InfraID:       o.InfraID,

@@ -21,6 +21,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -777,5 +779,85 @@ func TestTLS(t *testing.T) {
 	}
 	if err := s.Reset(ctx); err == nil {
 		t.Error("Reset succeeded after Stop")
+	}
+}
+
+func TestBuildOpenShiftIPIExtras(t *testing.T) {
+	_, cfg := resetPlain(t)
+	ctx := testCtx(t)
+	w, err := BuildOpenShiftIPI(ctx, cfg, IPIOptions{NetworkACLs: true, OtherCluster: "other-q9z8w", HostedZones: &HostedZoneOptions{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ec2.NewFromConfig(cfg)
+	acls, err := e.DescribeNetworkAcls(ctx, &ec2.DescribeNetworkAclsInput{Filters: vpcFilter(w.VPC.ID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySubnet := map[string]string{}
+	entries := map[string]int{}
+	for _, a := range acls.NetworkAcls {
+		for _, as := range a.Associations {
+			bySubnet[aws.ToString(as.SubnetId)] = aws.ToString(a.NetworkAclId)
+		}
+		entries[aws.ToString(a.NetworkAclId)] = len(a.Entries)
+	}
+	if len(w.NetworkACLs) != 2 || !w.NetworkACLs[0].Default {
+		t.Fatalf("network ACLs = %+v", w.NetworkACLs)
+	}
+	for _, s := range w.Subnets {
+		want := w.NetworkACLs[0].ID
+		if !s.Public {
+			want = w.NetworkACLs[1].ID
+		}
+		if bySubnet[s.ID] != want {
+			t.Errorf("subnet %s uses ACL %s, want %s", s.Name, bySubnet[s.ID], want)
+		}
+	}
+	// moto lists no "*" (32767) entries for a custom ACL, AWS does; the
+	// product never mirrors those either way.
+	if got, want := entries[w.NetworkACLs[1].ID], len(PrivateACLEntries); got != want {
+		t.Errorf("the private ACL has %d entries, want %d", got, want)
+	}
+	if entries[w.NetworkACLs[0].ID] != 5 {
+		t.Errorf("the default ACL has %d entries, want AWS's 4 and the fixture's deny on 23", entries[w.NetworkACLs[0].ID])
+	}
+	o := w.Other
+	if o == nil || bySubnet[o.SubnetID] != o.NetworkACLID || o.InstanceID == "" || o.SecurityGroupID == "" || o.RouteTableID == "" {
+		t.Fatalf("other cluster = %+v (ACL of its subnet %s)", o, bySubnet[o.SubnetID])
+	}
+
+	r53 := route53.NewFromConfig(cfg)
+	byVPC, err := r53.ListHostedZonesByVPC(ctx, &route53.ListHostedZonesByVPCInput{VPCId: aws.String(w.VPC.ID), VPCRegion: r53types.VPCRegion(w.Region)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byVPC.HostedZoneSummaries) != 1 || aws.ToString(byVPC.HostedZoneSummaries[0].HostedZoneId) != w.PrivateZone.ID {
+		t.Errorf("zones of the VPC = %+v, want the private zone %s", byVPC.HostedZoneSummaries, w.PrivateZone.ID)
+	}
+	var records []string
+	for _, z := range []HostedZone{w.PublicZone, w.PrivateZone} {
+		out, err := r53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(z.ID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.ResourceRecordSets {
+			if r.Type == r53types.RRTypeA {
+				kind := "plain"
+				if r.AliasTarget != nil {
+					kind = "alias"
+				}
+				records = append(records, z.Name+" "+strings.ReplaceAll(aws.ToString(r.Name), `\052`, "*")+" "+kind)
+			}
+		}
+	}
+	slices.Sort(records)
+	want := []string{
+		"demo.example.com. *.apps.demo.example.com. alias", "demo.example.com. api-int.demo.example.com. alias",
+		"demo.example.com. api.demo.example.com. alias", "demo.example.com. bastion.demo.example.com. plain",
+		"example.com. *.apps.demo.example.com. alias", "example.com. api.demo.example.com. alias",
+	}
+	if !slices.Equal(records, want) {
+		t.Errorf("A records:\n%s\nwant:\n%s", strings.Join(records, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -88,6 +88,16 @@ type World struct {
 	LoadBalancers []LoadBalancer
 	TargetGroups  []TargetGroup
 	Style         SecurityGroupStyle
+	// NetworkACLs (IPIOptions.NetworkACLs): the default ACL, then the
+	// private subnets' custom one.
+	NetworkACLs []NetworkACL
+	// Other is the second cluster's resources (IPIOptions.OtherCluster).
+	Other *OtherCluster
+	// The installer's zones (IPIOptions.HostedZones); BaseDomain is the
+	// public zone's name, ClusterDomain <cluster>.<BaseDomain>, the
+	// private zone's.
+	PublicZone, PrivateZone   HostedZone
+	BaseDomain, ClusterDomain string
 }
 
 // VPC is the cluster VPC.
