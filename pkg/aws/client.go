@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/smithy-go"
 )
 
@@ -73,12 +74,26 @@ type ELBAPI interface {
 	DescribeTags(context.Context, *elb.DescribeTagsInput, ...func(*elb.Options)) (*elb.DescribeTagsOutput, error)
 }
 
+// Route53API is the part of Route 53 the dns phase uses (pkg/dns).
+// *route53.Client has it.
+type Route53API interface {
+	GetHostedZone(context.Context, *route53.GetHostedZoneInput, ...func(*route53.Options)) (*route53.GetHostedZoneOutput, error)
+	ListHostedZones(context.Context, *route53.ListHostedZonesInput, ...func(*route53.Options)) (*route53.ListHostedZonesOutput, error)
+	ListHostedZonesByVPC(context.Context, *route53.ListHostedZonesByVPCInput, ...func(*route53.Options)) (*route53.ListHostedZonesByVPCOutput, error)
+	ListTagsForResources(context.Context, *route53.ListTagsForResourcesInput, ...func(*route53.Options)) (*route53.ListTagsForResourcesOutput, error)
+	ListResourceRecordSets(context.Context, *route53.ListResourceRecordSetsInput, ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error)
+	ChangeResourceRecordSets(context.Context, *route53.ChangeResourceRecordSetsInput, ...func(*route53.Options)) (*route53.ChangeResourceRecordSetsOutput, error)
+	GetChange(context.Context, *route53.GetChangeInput, ...func(*route53.Options)) (*route53.GetChangeOutput, error)
+}
+
 // Clients are the AWS clients of one region.
 type Clients struct {
 	Region string
 	EC2    EC2API
 	ELBv2  ELBv2API
 	ELB    ELBAPI
+	// Route53 is global (its endpoint is in us-east-1).
+	Route53 Route53API
 	// Pacer paces the clients' calls per API (nil: not paced, as in tests
 	// with fakes).
 	Pacer *Pacer
@@ -154,6 +169,11 @@ func NewClients(ctx context.Context, o ConfigOptions) (*Clients, error) {
 	c.ELB = elb.NewFromConfig(cfg, func(eo *elb.Options) {
 		if u := endpoint("elasticloadbalancing", "ELASTIC_LOAD_BALANCING"); u != nil {
 			eo.BaseEndpoint = u
+		}
+	})
+	c.Route53 = route53.NewFromConfig(cfg, func(ro *route53.Options) {
+		if u := endpoint("route53", "ROUTE_53"); u != nil {
+			ro.BaseEndpoint = u
 		}
 	})
 	return c, nil

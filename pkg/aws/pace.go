@@ -29,6 +29,7 @@ const (
 	serviceEC2   = "EC2"
 	serviceELBv2 = "Elastic Load Balancing v2"
 	serviceELB   = "Elastic Load Balancing"
+	serviceR53   = "Route 53"
 )
 
 // DocumentedLimit is AWS's documented default request bucket of an API, the
@@ -46,6 +47,10 @@ const (
 // RevokeSecurityGroupIngress) 50, refill 5/s; uncategorized actions have
 // their own: AssignIpv6Addresses 100, 5/s; StartInstances and RunInstances
 // 5, 2/s.
+//
+// Route 53 ("Quotas on API requests",
+// https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html):
+// five requests a second per account, for all of its APIs together.
 //
 // Elastic Load Balancing ("Request throttling for the ELB API",
 // https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-api-throttling.html):
@@ -73,6 +78,8 @@ func DocumentedLimit(service, action string) Limit {
 			return Limit{Burst: 40, Rate: 10}
 		}
 		return Limit{Burst: 20, Rate: 3}
+	case serviceR53:
+		return Limit{Burst: 5, Rate: 5}
 	}
 	return Limit{}
 }
@@ -94,6 +101,8 @@ func sharedLimit(service string) Limit {
 	switch service {
 	case serviceELBv2, serviceELB:
 		return Limit{Burst: 40, Rate: 10}
+	case serviceR53:
+		return Limit{Burst: 5, Rate: 5}
 	}
 	return Limit{}
 }
