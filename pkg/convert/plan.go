@@ -10,6 +10,7 @@ import (
 	"time"
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
@@ -30,7 +31,7 @@ const (
 )
 
 // AllPhases is every phase, in run order.
-var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseMesh, PhaseServices, PhaseWorkloads, PhaseGateway, PhaseValidate}
+var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseMesh, PhaseServices, PhaseWorkloads, PhaseGateway, PhaseDNS, PhaseValidate}
 
 // Phase statuses, as -o json reports them.
 const (
@@ -109,6 +110,7 @@ type PhasePlan struct {
 	Nodes     *nodes.Plan     `json:"nodes,omitempty"`
 	Mesh      *mesh.Plan      `json:"mesh,omitempty"`
 	Workloads *workloads.Plan `json:"workloads,omitempty"`
+	DNS       *dns.Plan       `json:"dns,omitempty"`
 }
 
 // Mutating says whether applying the phase changes the cluster or AWS.
@@ -147,4 +149,6 @@ type Settings struct {
 	ForceWorkloads bool `json:"forceWorkloads,omitempty"`
 	// Namespaces narrows the services and workloads phases.
 	Namespaces *kube.NamespaceSelection `json:"namespaces,omitempty"`
+	// HostedZones are the dns phase's --hosted-zone.
+	HostedZones []string `json:"hostedZones,omitempty"`
 }

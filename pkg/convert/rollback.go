@@ -11,6 +11,7 @@ import (
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
@@ -57,6 +58,7 @@ type Rollback struct {
 	hasNet   bool
 	hasNodes bool
 	hasMesh  bool
+	hasDNS   bool
 	// kubeadm are the kubeadm ConfigMap edits the network phase made.
 	kubeadm []journal.Entry
 	// recreated are the gateway Services whose original rollback creates again.
@@ -73,6 +75,11 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		return nil, kube.Explain("reading the journal", err)
 	}
 	res := &RollbackResult{Journal: r.Journal.Location(), Changes: []RollbackEntry{}}
+	for _, e := range DNSUndoable(j) {
+		r.hasDNS = true
+		res.Changes = append(res.Changes, RollbackEntry{Layer: dns.Layer, Operation: "DeleteAAAA", Resource: e.Resource, Status: "planned",
+			Message: "zone " + e.Undo["zoneName"]})
+	}
 	for _, e := range gateway.Undoable(j) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 		if e.Operation == gateway.OpRecreateService {
@@ -103,7 +110,7 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		r.hasNodes = true
 		res.Changes = append(res.Changes, RollbackEntry{Layer: nodes.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 	}
-	if underlayPending(j) {
+	if underlayPending(j) || r.hasDNS {
 		facts, err := Gather(ctx, r.Clients)
 		if err != nil {
 			return nil, fmt.Errorf("the journal records AWS changes, so rollback needs AWS: %w", err)
@@ -111,6 +118,10 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		acct, err := ResolveAWS(ctx, facts, r.Target)
 		if err != nil {
 			return nil, fmt.Errorf("the journal records AWS changes, so rollback needs AWS: %w", err)
+		}
+		r.account = acct
+		if !underlayPending(j) {
+			return res, nil // Route 53 only
 		}
 		inv, err := acct.Refresh(ctx)
 		if err != nil {
@@ -137,15 +148,30 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 			}
 		}
 	}
-	// The gateway first: its Service sits on the network and the NLB.
-	r.Progress.Start("Rolling back the gateway")
-	gres, gerr := gateway.Rollback(ctx, r.Clients.Kube, r.Journal, r.Timeout)
-	r.Progress.Done("")
-	for _, g := range gres {
-		set(gateway.Layer, g.Resource, g.Status, g.Message)
+	// The AAAA records first: the names stop answering IPv6 before
+	// anything they lead to loses it.
+	if r.hasDNS {
+		r.Progress.Start("Rolling back the AAAA records")
+		dres, derr := dns.Rollback(ctx, r.account.AWS.Route53, r.Journal)
+		r.Progress.Done("")
+		for _, d := range dres {
+			set(dns.Layer, d.Resource, d.Status, d.Error)
+		}
+		if derr != nil {
+			failed = append(failed, derr.Error())
+		}
 	}
-	if gerr != nil {
-		failed = append(failed, gerr.Error())
+	// Then the gateway: its Service sits on the network and the NLB.
+	if len(failed) == 0 {
+		r.Progress.Start("Rolling back the gateway")
+		gres, gerr := gateway.Rollback(ctx, r.Clients.Kube, r.Journal, r.Timeout)
+		r.Progress.Done("")
+		for _, g := range gres {
+			set(gateway.Layer, g.Resource, g.Status, g.Message)
+		}
+		if gerr != nil {
+			failed = append(failed, gerr.Error())
+		}
 	}
 	// Then the Services, while the cluster still has both service families.
 	if len(failed) == 0 {
@@ -213,7 +239,7 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 			failed = append(failed, nerr.Error())
 		}
 	}
-	if r.account != nil && len(failed) == 0 {
+	if r.account != nil && r.vpc != "" && len(failed) == 0 {
 		r.Progress.Start("Rolling back the AWS changes to VPC " + r.vpc)
 		results, aerr := awsx.Rollback(ctx, r.account.AWS, r.vpc, r.Journal, awsx.RollbackOptions{
 			NodeReady: r.account.NodeReady(),
@@ -254,6 +280,18 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 	res.Outcome = "rolled-back"
 	res.Message = fmt.Sprintf("undid the recorded changes of every layer (journal %s)", r.Journal.Location())
 	return nil
+}
+
+// DNSUndoable are the dns layer's records not taken back yet (done, or
+// pending: may have been made).
+func DNSUndoable(j *journal.Journal) []journal.Entry {
+	var out []journal.Entry
+	for _, e := range j.Layer(dns.Layer) {
+		if e.State == journal.Done || e.State == journal.Pending {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // underlayPending says whether the journal has AWS changes not undone.

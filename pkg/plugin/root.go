@@ -119,6 +119,7 @@ Start with a read-only look:
 		NewCmdNetwork(inv, streams, clients),
 		NewCmdWorkloads(inv, streams, clients),
 		NewCmdGateway(inv, streams, clients),
+		NewCmdDNS(inv, streams, clients),
 		NewCmdMesh(inv, streams, clients),
 		NewCmdServices(inv, streams, clients),
 		NewCmdUpgrade(inv, streams, clients),

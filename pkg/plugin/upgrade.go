@@ -38,6 +38,8 @@ type UpgradeOptions struct {
 	Target          awsTargetFlags
 	ForceNetwork    bool
 	RecreateGateway bool
+	// HostedZones are the dns phase's --hosted-zone.
+	HostedZones []string
 	// MaxUnavailable and ForceWorkloads shape the workloads phase.
 	MaxUnavailable int
 	ForceWorkloads bool
@@ -157,6 +159,7 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.StringVar(&o.Namespaces.Selector, "namespace-selector", "", "services and workloads: only namespaces whose labels match this selector")
 	f.IntVar(&o.MaxUnavailable, "max-unavailable", o.MaxUnavailable, "workloads: how many pods are evicted at once (each batch waits for its replacements to be Ready with both families)")
 	f.BoolVar(&o.ForceWorkloads, "force-workloads", false, "workloads: also evict pods no controller manages, as kubectl drain --force does; they do not come back")
+	f.StringSliceVar(&o.HostedZones, "hosted-zone", nil, "dns: the Route 53 hosted zones (IDs) whose alias records get AAAA (default: OpenShift's DNS config, else the private zones of the cluster's VPC)")
 	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
 	addDNSServerFlag(f, &o.DNSServer, "load balancer hostnames (gateway and validate)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
@@ -233,6 +236,7 @@ func (o *UpgradeOptions) Validate() error {
 			o.MaxUnavailable = st.MaxUnavailable
 		}
 		o.ForceWorkloads = st.ForceWorkloads
+		o.HostedZones = st.HostedZones
 		if st.Namespaces != nil {
 			o.Namespaces = *st.Namespaces
 		}
@@ -302,6 +306,7 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 			&convert.ServicesPhase{Options: o.servicesOptions(), Journal: store},
 			&convert.WorkloadsPhase{Options: o.workloadsOptions()},
 			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},
+			&convert.DNSPhase{Target: target, ZoneIDs: o.HostedZones, Journal: store, Command: o.inv.Command, Tool: o.inv.DisplayName},
 			o.validatePhase(),
 		}
 	}
@@ -345,7 +350,7 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	}
 	plan.Cluster.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	plan.Settings = &convert.Settings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType,
-		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC, MaxUnavailable: o.MaxUnavailable, ForceWorkloads: o.ForceWorkloads}
+		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC, MaxUnavailable: o.MaxUnavailable, ForceWorkloads: o.ForceWorkloads, HostedZones: o.HostedZones}
 	if o.Namespaces.Selector != "" || len(o.Namespaces.Include) > 0 || len(o.Namespaces.Exclude) > 0 {
 		ns := o.Namespaces
 		plan.Settings.Namespaces = &ns

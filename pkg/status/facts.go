@@ -118,7 +118,7 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 		f.Pods.Census = c
 	}
 	if info.OnAWS() {
-		f.Underlay = gatherUnderlay(ctx, info, nodes, opts.AWSProfile)
+		f.Underlay = gatherUnderlay(ctx, info, nodes, dc, opts.AWSProfile)
 	}
 	f.Mesh, f.MeshErr = istio.Inspect(ctx, kc, dc)
 	if f.MeshErr == nil {

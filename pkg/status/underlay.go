@@ -7,8 +7,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
 )
@@ -17,13 +19,18 @@ import (
 type UnderlayFacts struct {
 	Inventory *awsx.Inventory
 	Err       error
+	// DNS is the dns phase's plan from the records as they are, with the
+	// load balancers the aws phase would make dual-stack (nil: not read,
+	// DNSErr says why).
+	DNS    *dns.Plan
+	DNSErr error
 }
 
 // underlayTimeout bounds the AWS part of status: an unreachable AWS (no
 // credentials, no network) must not hold the whole report up.
 const underlayTimeout = 20 * time.Second
 
-func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node, profile string) *UnderlayFacts {
+func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node, dc dynamic.Interface, profile string) *UnderlayFacts {
 	ctx, cancel := context.WithTimeout(ctx, underlayTimeout)
 	defer cancel()
 	c, err := awsx.NewClients(ctx, awsx.ConfigOptions{Region: info.AWSRegion, Profile: profile, ServiceEndpoints: info.EndpointMap(), MaxAttempts: 2})
@@ -31,7 +38,23 @@ func gatherUnderlay(ctx context.Context, info platform.Info, nodes []corev1.Node
 		return &UnderlayFacts{Err: err}
 	}
 	inv, err := awsx.Discover(ctx, c, awsx.Target{InfraID: info.InfraID, Instances: awsx.NodeInstances(nodes), NodeNames: awsx.NodeNames(nodes)})
-	return &UnderlayFacts{Inventory: inv, Err: err}
+	u := &UnderlayFacts{Inventory: inv, Err: err}
+	if err == nil {
+		u.DNS, u.DNSErr = gatherDNS(ctx, c, dc, inv)
+	}
+	return u
+}
+
+func gatherDNS(ctx context.Context, c *awsx.Clients, dc dynamic.Interface, inv *awsx.Inventory) (*dns.Plan, error) {
+	zo, err := dns.ClusterZoneOptions(ctx, dc, inv.VPC.ID, inv.Region, nil)
+	if err != nil {
+		return nil, err
+	}
+	zones, err := dns.FindZones(ctx, c.Route53, zo)
+	if err != nil {
+		return nil, err
+	}
+	return dns.MakePlan(ctx, c.Route53, zones, dns.Targets(inv, awsx.MakePlan(inv, awsx.PlanOptions{})), "")
 }
 
 // underlayChecks judge the AWS network: one check per kind of resource.
@@ -120,7 +143,44 @@ func underlayChecks(u *UnderlayFacts, command string) []report.Check {
 	lb := check("load-balancer-ipv6", fmt.Sprintf("%d load balancers are dualstack (or Classic, see the gateway layer)", len(inv.LoadBalancers)),
 		pending["SetIpAddressType"], "NLBs/ALBs with IpAddressType ipv4")
 	out = append(out, lb)
+	if c, ok := dnsCheck(u, command); ok {
+		out = append(out, c)
+	}
 	return out
+}
+
+// dnsCheck judges the names users reach the cluster by: an alias A record
+// to a load balancer that is (or becomes) dual-stack without its AAAA
+// twin answers IPv4 only. No check without zones (a cluster with no
+// Route 53 names).
+func dnsCheck(u *UnderlayFacts, command string) (report.Check, bool) {
+	c := report.Check{Layer: report.LayerUnderlay, Name: "dns-aaaa"}
+	switch {
+	case u.DNSErr != nil:
+		c.Status, c.Message = report.Warn, "cannot read the cluster's Route 53 records, so its names are not checked: "+u.DNSErr.Error()
+		c.Remediation = "grant the read actions of `" + command + " aws iam-policy --for plan` (route53:ListResourceRecordSets and others), then re-run"
+		return c, true
+	case u.DNS == nil || len(u.DNS.Zones) == 0:
+		return c, false
+	}
+	var zones []string
+	for _, z := range u.DNS.Zones {
+		zones = append(zones, z.Name)
+	}
+	if n := len(u.DNS.Changes); n > 0 {
+		var lacking []string
+		for _, ch := range u.DNS.Changes {
+			lacking = append(lacking, ch.Name)
+		}
+		c.Status = report.Fail
+		c.Message = fmt.Sprintf("%d name(s) in %s have no AAAA record though their load balancer is or becomes dual-stack, so clients resolving them get IPv4 only: %s",
+			n, strings.Join(zones, ", "), names(dedupe(lacking)))
+		c.Remediation = command + " upgrade (its dns phase), or " + command + " dns apply once the load balancers are dual-stack"
+		return c, true
+	}
+	c.Status = report.Pass
+	c.Message = fmt.Sprintf("%d alias record(s) to dual-stack load balancers in %s have their AAAA", u.DNS.Counts.WithAAAA, strings.Join(zones, ", "))
+	return c, true
 }
 
 func dedupe(list []string) []string {
