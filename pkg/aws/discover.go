@@ -75,6 +75,10 @@ type VPC struct {
 	IPv6AssociationID string   `json:"ipv6AssociationId,omitempty"`
 	// UsedIPv6Blocks are the /64s of every subnet of the VPC, cluster's or not.
 	UsedIPv6Blocks []string `json:"-"`
+	// OtherSubnets are the VPC's subnets that are not the cluster's, by ID,
+	// with the other cluster each is tagged for ("" when none): a shared
+	// VPC, whose other parts the plan leaves alone.
+	OtherSubnets map[string]string `json:"otherSubnets,omitempty"`
 }
 
 // Subnet is a cluster subnet; Public means its route table has a route to an internet gateway.
@@ -546,6 +550,15 @@ func discoverVPC(ctx context.Context, c *Clients, inv *Inventory, vpcID string, 
 	}
 	inv.Subnets, inv.RouteTables = classifySubnets(subnets, allSubnets, tables, clusterKey)
 	inv.NetworkACLs = classifyACLs(acls, inv.Subnets, allSubnets, clusterKey)
+	for _, s := range allSubnets {
+		id := aws.ToString(s.SubnetId)
+		if !slices.ContainsFunc(inv.Subnets, func(c Subnet) bool { return c.ID == id }) {
+			if inv.VPC.OtherSubnets == nil {
+				inv.VPC.OtherSubnets = map[string]string{}
+			}
+			inv.VPC.OtherSubnets[id] = otherCluster(s.Tags, clusterKey)
+		}
+	}
 
 	groupIDs := map[string]bool{}
 	for _, in := range instances {

@@ -20,6 +20,11 @@ var ReadActions = []string{
 	"ec2:DescribeVpcs",
 	"elasticloadbalancing:DescribeLoadBalancers",
 	"elasticloadbalancing:DescribeTags",
+	"route53:GetHostedZone",
+	"route53:ListHostedZones",
+	"route53:ListHostedZonesByVPC",
+	"route53:ListResourceRecordSets",
+	"route53:ListTagsForResources",
 }
 
 // WriteActions are what apply and rollback call on top of ReadActions.
@@ -44,6 +49,8 @@ var WriteActions = []string{
 	"ec2:RevokeSecurityGroupIngress",
 	"ec2:UnassignIpv6Addresses",
 	"elasticloadbalancing:SetIpAddressType",
+	"route53:ChangeResourceRecordSets",
+	"route53:GetChange",
 }
 
 // InstanceTypeActions are needed only with --allow-instance-type-change.
@@ -66,6 +73,12 @@ type PolicyDocument struct {
 	Version   string            `json:"Version"`
 	Statement []PolicyStatement `json:"Statement"`
 }
+
+// Route 53: GetHostedZone checks a --hosted-zone (and a zone the cluster's
+// DNS config names); ListHostedZones and ListTagsForResources find a private
+// zone by its tags; ListHostedZonesByVPC the zones of the VPC (it needs
+// ec2:DescribeVpcs too, which discover has); GetChange waits for a change
+// batch to be in sync.
 
 // Policy is the least-privilege policy for the given use: "plan" (read
 // only: discover, plan, status) or "apply" (everything, rollback included).

@@ -2,6 +2,7 @@ package aws
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -102,11 +103,18 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 	}
 	vpc := inv.VPC.ID
 	vpc6 := inv.VPC.IPv6CIDR
+	shared := sharedNote(inv)
 	if vpc6 == "" {
 		vpc6 = VPCIPv6Placeholder
-		p.add(Change{Operation: "AssociateVpcCidrBlock", Resource: vpc, Phase: PhaseVPC,
-			Reason:     "the VPC has no IPv6 block; every subnet's /64 is carved from an Amazon-provided /56",
+		reason := "the VPC has no IPv6 block; every subnet's /64 is carved from an Amazon-provided /56"
+		if shared != "" {
+			reason += "; the one change shared with the VPC's other subnets: AWS adds a local route for the block to every route table of the VPC, theirs too"
+		}
+		p.add(Change{Operation: "AssociateVpcCidrBlock", Resource: vpc, Phase: PhaseVPC, Reason: reason,
 			Parameters: map[string]string{"vpcId": vpc, "amazonProvidedIpv6CidrBlock": "true"}})
+	}
+	if shared != "" {
+		p.Notes = append(p.Notes, Note{Resource: vpc, Message: shared})
 	}
 
 	// Subnet /64s: lowest free numbers, subnets in IPv4 address order.
@@ -211,6 +219,30 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 	planInstances(p, inv, o, planned6)
 	planLoadBalancers(p, inv, o, planned6)
 	return p
+}
+
+// sharedNote says what of a shared VPC the plan leaves alone ("" when
+// every subnet of the VPC is the cluster's).
+func sharedNote(inv *Inventory) string {
+	if len(inv.VPC.OtherSubnets) == 0 {
+		return ""
+	}
+	byOwner := map[string][]string{}
+	for id, owner := range inv.VPC.OtherSubnets {
+		byOwner[owner] = append(byOwner[owner], id)
+	}
+	var parts []string
+	for _, owner := range slices.Sorted(maps.Keys(byOwner)) {
+		ids := byOwner[owner]
+		sort.Strings(ids)
+		who := "tagged for no cluster"
+		if owner != "" {
+			who = "cluster " + owner + "'s"
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", strings.Join(ids, ", "), who))
+	}
+	return fmt.Sprintf("the VPC is shared: %d subnets are not this cluster's: %s; nothing of theirs is changed (their route tables, network ACLs, security groups, instances and load balancers are left alone)",
+		len(inv.VPC.OtherSubnets), strings.Join(parts, "; "))
 }
 
 func (p *Plan) add(c Change) {

@@ -204,18 +204,22 @@ func Rollback(ctx context.Context, r awsx.Route53API, j awsx.Journal) ([]awsx.Re
 	return results, nil
 }
 
-// sameAlias says whether a live record is the one created: the same alias
-// target and routing settings.
+// sameAlias says whether a live record is the one created: the same
+// name, type, alias target and routing settings (what Route 53 echoes
+// back differs in empty fields, so those are what is compared).
 func sameAlias(live, made r53types.ResourceRecordSet) bool {
-	norm := func(rs r53types.ResourceRecordSet) string {
-		if rs.AliasTarget != nil {
-			t := *rs.AliasTarget
-			t.DNSName = aws.String(NormalizeDNSName(aws.ToString(t.DNSName)))
-			t.HostedZoneId = aws.String(trimZoneID(aws.ToString(t.HostedZoneId)))
-			rs.AliasTarget = &t
+	key := func(rs r53types.ResourceRecordSet) string {
+		target := ""
+		if t := rs.AliasTarget; t != nil {
+			target = NormalizeDNSName(aws.ToString(t.DNSName)) + "|" + trimZoneID(aws.ToString(t.HostedZoneId)) + "|" + fmt.Sprint(t.EvaluateTargetHealth)
 		}
-		rs.Name = aws.String(NormalizeDNSName(aws.ToString(rs.Name)))
-		return recordJSON(rs)
+		geo := ""
+		if g := rs.GeoLocation; g != nil {
+			geo = aws.ToString(g.ContinentCode) + "/" + aws.ToString(g.CountryCode) + "/" + aws.ToString(g.SubdivisionCode)
+		}
+		return strings.Join([]string{NormalizeDNSName(aws.ToString(rs.Name)), string(rs.Type), aws.ToString(rs.SetIdentifier), target,
+			fmt.Sprint(aws.ToInt64(rs.Weight)), string(rs.Region), string(rs.Failover), geo, fmt.Sprint(aws.ToBool(rs.MultiValueAnswer)),
+			aws.ToString(rs.HealthCheckId)}, "|")
 	}
-	return norm(live) == norm(made)
+	return key(live) == key(made)
 }

@@ -92,6 +92,9 @@ func StartAWSProxy(t testing.TB, target string, caPEM []byte) (*AWSProxy, error)
 		if m := scopeService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			op.Service = m[1]
 		}
+		if op.Service == "route53" {
+			op.Action, op.Params = route53Action(r.Method, r.URL.Path), r.URL.Query()
+		}
 		if d := p.latency(); d > 0 {
 			time.Sleep(d)
 		}
@@ -129,6 +132,36 @@ func actionOf(r *http.Request, body []byte) string {
 		return v.Get("Action")
 	}
 	return ""
+}
+
+// route53Action names a call of Route 53's REST API by its method and path
+// (2013-04-01/...), as IAM names it.
+func route53Action(method, path string) string {
+	p := strings.Trim(strings.TrimPrefix(path, "/2013-04-01"), "/")
+	parts := strings.Split(p, "/")
+	switch {
+	case parts[0] == "hostedzonesbyvpc":
+		return "ListHostedZonesByVPC"
+	case parts[0] == "hostedzone" && len(parts) == 1 && method == http.MethodGet:
+		return "ListHostedZones"
+	case parts[0] == "hostedzone" && len(parts) == 1:
+		return "CreateHostedZone"
+	case parts[0] == "hostedzone" && len(parts) == 2 && method == http.MethodGet:
+		return "GetHostedZone"
+	case parts[0] == "hostedzone" && len(parts) >= 3 && parts[2] == "rrset" && method == http.MethodGet:
+		return "ListResourceRecordSets"
+	case parts[0] == "hostedzone" && len(parts) >= 3 && parts[2] == "rrset":
+		return "ChangeResourceRecordSets"
+	case parts[0] == "change":
+		return "GetChange"
+	case parts[0] == "tags" && len(parts) == 2:
+		return "ListTagsForResources"
+	case parts[0] == "tags" && method == http.MethodGet:
+		return "ListTagsForResource"
+	case parts[0] == "tags":
+		return "ChangeTagsForResource"
+	}
+	return method + " " + path
 }
 
 // dryRunOf reads EC2's DryRun parameter from a query-protocol body.

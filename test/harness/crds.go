@@ -41,6 +41,7 @@ type crdSource struct {
 var crdSources = []crdSource{
 	{module: "github.com/openshift/api", files: []string{
 		"config/v1/zz_generated.crd-manifests/0000_10_config-operator_01_networks.crd.yaml",
+		"config/v1/zz_generated.crd-manifests/0000_10_config-operator_01_dnses.crd.yaml",
 		infrastructuresDefault,
 		"config/v1/zz_generated.crd-manifests/0000_00_cluster-version-operator_01_clusteroperators.crd.yaml",
 		"config/v1/zz_generated.crd-manifests/0000_00_cluster-version-operator_01_clusterversions-Default.crd.yaml",

@@ -11,6 +11,8 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
@@ -74,7 +76,7 @@ func BuildOpenShiftOnAWS(ctx context.Context, api *APIServer, srv *moto.Server, 
 
 	endpoints := map[string]string{}
 	if srv.TLS() { // the Infrastructure CRD accepts only https endpoints
-		for _, svc := range []string{"ec2", "elasticloadbalancing", "iam", "sts", "tagging"} {
+		for _, svc := range []string{"ec2", "elasticloadbalancing", "iam", "route53", "sts", "tagging"} {
 			endpoints[svc] = srv.Endpoint()
 		}
 	}
@@ -85,6 +87,23 @@ func BuildOpenShiftOnAWS(ctx context.Context, api *APIServer, srv *moto.Server, 
 		ServiceNetwork: []string{"172.30.0.0/16"},
 	}); err != nil {
 		return nil, err
+	}
+
+	// The installer's DNS config: the base domain, the private zone by its
+	// tags (as installs before 4.12 record it) and the public zone by ID.
+	if world.PrivateZone.ID != "" {
+		dnsConfig := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "config.openshift.io/v1", "kind": "DNS", "metadata": map[string]any{"name": "cluster"},
+			"spec": map[string]any{
+				"baseDomain":  world.ClusterDomain,
+				"privateZone": map[string]any{"tags": map[string]any{"Name": world.InfraID + "-int", world.ClusterTagKey: "owned"}},
+				"publicZone":  map[string]any{"id": world.PublicZone.ID},
+			},
+		}}
+		if _, err := api.Dynamic.Resource(schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}).
+			Create(ctx, dnsConfig, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating dns.config.openshift.io/cluster: %w", err)
+		}
 	}
 
 	// The installer's cloud config for an IPv4 AWS install.
