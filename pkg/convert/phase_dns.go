@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"

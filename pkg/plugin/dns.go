@@ -210,7 +210,9 @@ nothing changed in that zone: run it again. A second apply adds nothing.`,
 			progress := cli.NewProgress(streams.ErrOut)
 			progress.Start(fmt.Sprintf("Adding %d AAAA records", len(p.Changes)))
 			results, applyErr := dns.Apply(ctx, acct.AWS.Route53, p, dns.ApplyOptions{Journal: store,
-				Progress: func(done, total int) { progress.Update(fmt.Sprintf("%d/%d AAAA records added and in sync", done, total)) }})
+				Progress: func(done, total int) {
+					progress.Update(fmt.Sprintf("%d/%d AAAA records added and in sync", done, total))
+				}})
 			progress.Done("")
 			res.Results = results
 			added := convert.CountStatus(results, awsx.StatusApplied)

@@ -100,7 +100,9 @@ func otherClusterLines(t *testing.T, w *moto.World) []string {
 	// (the one shared change): the other routes are compared.
 	rt, err := e.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{o.RouteTableID}})
 	for _, t := range rt.RouteTables {
-		add(slices.DeleteFunc(t.Routes, func(r ec2types.Route) bool { return aws.ToString(r.DestinationIpv6CidrBlock) != "" && aws.ToString(r.GatewayId) == "local" }), err)
+		add(slices.DeleteFunc(t.Routes, func(r ec2types.Route) bool {
+			return aws.ToString(r.DestinationIpv6CidrBlock) != "" && aws.ToString(r.GatewayId) == "local"
+		}), err)
 	}
 	sg, err := e.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{o.SecurityGroupID}})
 	add(sg.SecurityGroups, err)
