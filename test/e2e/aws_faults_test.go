@@ -8,9 +8,15 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
 )
+
+// dnsConfigGVR is OpenShift's dns.config.openshift.io.
+var dnsConfigGVR = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}
 
 func awsProxy(t *testing.T) *harness.AWSProxy {
 	t.Helper()
@@ -112,17 +118,29 @@ func TestAWSBadInput(t *testing.T) {
 // (with an instance type change) and rollback and proves the policy lists
 // each one and nothing unused.
 func TestAWSIAMPolicyCoversCalls(t *testing.T) {
-	api, world, motoEnv := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{IPI: moto.IPIOptions{WorkerInstanceType: "m1.large", Workers: 1}})
+	api, world, motoEnv := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{IPI: moto.IPIOptions{WorkerInstanceType: "m1.large", Workers: 1,
+		NetworkACLs: true, HostedZones: &moto.HostedZoneOptions{}}})
 	proxy := awsProxy(t)
 	env := proxy.Env(motoEnv)
+	// The dns commands find the zones every way there is: by ID
+	// (--hosted-zone), through OpenShift's DNS config (the private zone by
+	// its tags, the public one by ID), and, without that config, as the
+	// private zones of the VPC.
 	for _, args := range [][]string{
-		{"aws", "discover"}, {"aws", "plan"}, {"aws", "apply", "--yes", "--allow-instance-type-change=m6i.large"}, {"aws", "rollback", "--yes"},
+		{"aws", "discover"}, {"aws", "plan"}, {"aws", "apply", "--yes", "--allow-instance-type-change=m6i.large"},
+		{"dns", "plan", "--hosted-zone", world.AWS.PrivateZone.ID}, {"dns", "apply", "--yes"}, {"dns", "rollback", "--yes"},
+		{"aws", "rollback", "--yes"},
 	} {
 		if r := plugin(t, api.Kubeconfig, env, args...); r.Code != 0 {
 			t.Fatalf("%v:\n%s", args, r)
 		}
 	}
-	_ = world
+	if err := api.Dynamic.Resource(dnsConfigGVR).Delete(t.Context(), "cluster", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := plugin(t, api.Kubeconfig, env, "dns", "plan"); r.Code != 0 || !strings.Contains(r.Stdout, "private zone associated with VPC") {
+		t.Fatalf("dns plan without OpenShift's DNS config:\n%s", r)
+	}
 	called := map[string]bool{}
 	for _, op := range proxy.Ops() {
 		called[op.IAM()] = true
@@ -161,7 +179,7 @@ func TestAWSIAMPolicyCoversCalls(t *testing.T) {
 
 	// --for plan is the read-only subset, and covers discover and plan.
 	proxy.Reset()
-	for _, args := range [][]string{{"aws", "discover"}, {"aws", "plan"}} {
+	for _, args := range [][]string{{"aws", "discover"}, {"aws", "plan"}, {"dns", "plan"}, {"dns", "plan", "--hosted-zone", world.AWS.PublicZone.ID}} {
 		plugin(t, api.Kubeconfig, env, args...)
 	}
 	r = plugin(t, api.Kubeconfig, nil, "aws", "iam-policy", "--for", "plan")
@@ -172,7 +190,7 @@ func TestAWSIAMPolicyCoversCalls(t *testing.T) {
 	for _, s := range doc.Statement {
 		for _, a := range s.Action {
 			readOnly[a] = true
-			if !strings.Contains(a, ":Describe") {
+			if !strings.Contains(a, ":Describe") && !strings.Contains(a, ":List") && !strings.Contains(a, ":Get") {
 				t.Errorf("--for plan lists a non-read action %s", a)
 			}
 		}
@@ -188,7 +206,7 @@ func TestAWSIAMPolicyCoversCalls(t *testing.T) {
 // (FAIL before apply, PASS after), and says WARN when it is not.
 func TestAWSStatusUnderlay(t *testing.T) {
 	api, _, env := openShiftOnAWS(t, harness.OpenShiftOnAWSOptions{})
-	names := []string{"vpc-ipv6", "subnet-ipv6", "ipv6-routes", "egress-only-gateway", "security-group-ipv6", "instance-ipv6", "load-balancer-ipv6"}
+	names := []string{"vpc-ipv6", "subnet-ipv6", "ipv6-routes", "egress-only-gateway", "security-group-ipv6", "network-acl-ipv6", "instance-ipv6", "load-balancer-ipv6"}
 	s := parseStatus(t, plugin(t, api.Kubeconfig, env, "status", "-o", "json"))
 	for _, n := range names {
 		expectVerdicts(t, s, map[string]string{n: "FAIL"})
