@@ -200,7 +200,7 @@ func classifyACLs(acls []ec2types.NetworkAcl, cluster []Subnet, all []ec2types.S
 // entries, so a twin's number keeps its IPv4 entry's place among the IPv6
 // entries: above the IPv4 entry's own number, below the next IPv6 entry
 // that follows it, in the same order as the IPv4 entries.
-func planNetworkACLs(p *Plan, inv *Inventory, vpc6 string) {
+func planNetworkACLs(p *Plan, inv *Inventory, counterpart counterpartFunc) {
 	for _, acl := range inv.NetworkACLs {
 		name := nameOrID(acl.Name, acl.ID)
 		kind := "network ACL"
@@ -220,12 +220,12 @@ func planNetworkACLs(p *Plan, inv *Inventory, vpc6 string) {
 			continue
 		}
 		for _, egress := range []bool{false, true} {
-			planACLDirection(p, inv, acl, name, egress, vpc6)
+			planACLDirection(p, acl, name, egress, counterpart, inv.VPC.ID)
 		}
 	}
 }
 
-func planACLDirection(p *Plan, inv *Inventory, acl NetworkACL, name string, egress bool, vpc6 string) {
+func planACLDirection(p *Plan, acl NetworkACL, name string, egress bool, counterpart counterpartFunc, vpcID string) {
 	var v4, v6 []ACLEntry
 	used := map[int32]bool{}
 	for _, e := range acl.Entries {
@@ -252,13 +252,9 @@ func planACLDirection(p *Plan, inv *Inventory, acl NetworkACL, name string, egre
 	for _, e := range v4 {
 		t := e
 		t.CIDR = ""
-		why := ""
-		switch {
-		case e.CIDR == "0.0.0.0/0":
-			t.IPv6CIDR, why = "::/0", "0.0.0.0/0 -> ::/0"
-		case slices.Contains(inv.VPC.IPv4CIDRs, e.CIDR):
-			t.IPv6CIDR, why = vpc6, "the VPC's IPv4 range "+e.CIDR+" -> the VPC's IPv6 block"
-		default:
+		cidr6, why, ok := counterpart(e.CIDR)
+		t.IPv6CIDR = cidr6
+		if !ok {
 			p.Notes = append(p.Notes, Note{Resource: acl.ID,
 				Message: fmt.Sprintf("%s entry %d of network ACL %s (%s %s %s %s) has no known IPv6 counterpart: not mirrored", e.direction(), e.Number, name, e.Action, e.what(), peerWord(e.direction()), e.CIDR),
 				Fix:     "add the IPv6 entry by hand if that network has IPv6"})
@@ -313,7 +309,7 @@ func planACLDirection(p *Plan, inv *Inventory, acl NetworkACL, name string, egre
 			Reason: fmt.Sprintf("IPv6 twin of network ACL %s's %s entry %d (%s %s %s %s, %s), as entry %d", name, e.direction(), t.of.Number, t.of.Action, t.of.what(), peerWord(e.direction()), t.of.CIDR, t.why, e.Number),
 			Parameters: map[string]string{"networkAclId": acl.ID, "ruleNumber": itoa(e.Number), "egress": strconv.FormatBool(e.Egress),
 				"protocol": e.Protocol, "ruleAction": e.Action, "ipv6CidrBlock": e.IPv6CIDR, "fromPort": itoa(e.FromPort), "toPort": itoa(e.ToPort),
-				"icmpType": itoa(e.ICMPType), "icmpCode": itoa(e.ICMPCode), "mirrorOf": itoa(t.of.Number), "vpcId": inv.VPC.ID,
+				"icmpType": itoa(e.ICMPType), "icmpCode": itoa(e.ICMPCode), "mirrorOf": itoa(t.of.Number), "vpcId": vpcID,
 				"_id": e.direction() + "/" + itoa(e.Number)}})
 	}
 }

@@ -96,3 +96,29 @@ func TestNetworkACLNumberTakenSinceThePlan(t *testing.T) {
 		t.Errorf("rollback removed the egress entry that was there before the tool made it")
 	}
 }
+
+// A rule from a cluster subnet's IPv4 range (load balancer health checks
+// are written per subnet) is mirrored from that subnet's IPv6 /64, the one
+// it has or gets in the same apply.
+func TestSubnetRangeRulesMirrorTheSubnets64(t *testing.T) {
+	f := newOpenShiftVPC()
+	g := f.group("sg-node")
+	g.IpPermissions = append(g.IpPermissions, perm("tcp", 10256, 10256, "10.0.0.0/20"))
+	inv, p := discoverAndPlan(t, f)
+	var mirror *Change
+	for i, c := range p.Changes {
+		if c.Operation == "AuthorizeSecurityGroupIngress" && c.Parameters["mirrorOf"] == "10.0.0.0/20" {
+			mirror = &p.Changes[i]
+		}
+	}
+	if mirror == nil || !strings.HasPrefix(mirror.Parameters["cidrIpv6"], VPCIPv6Placeholder+"/64#") || !strings.Contains(mirror.Reason, "cluster subnet 10.0.0.0/20 -> its IPv6 /64") {
+		t.Fatalf("the health-check rule from subnet-pub-a is not mirrored from its /64: %+v", mirror)
+	}
+	if _, err := Apply(context.Background(), f.clients(), inv, p, ApplyOptions{Journal: newJournal(), WaitTimeout: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	pub := fakeSubnetBlock(f.subnets[0])
+	if pub == "" || !slices.Contains(f.state(), "sg sg-node ingress tcp/10256/10256 "+pub) {
+		t.Errorf("no ingress rule from subnet-pub-a's /64 %q:\n%s", pub, strings.Join(f.state(), "\n"))
+	}
+}

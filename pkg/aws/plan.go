@@ -145,12 +145,19 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 		need = nil
 	}
 	planned6 := map[string]bool{}
+	subnet6 := map[string]string{} // a cluster subnet's IPv4 range -> its /64 (or the /64 it gets)
+	for _, s := range inv.Subnets {
+		if s.IPv6CIDR != "" {
+			subnet6[s.IPv4CIDR] = s.IPv6CIDR
+		}
+	}
 	for i, s := range need {
 		block := fmt.Sprintf("%s/64#%d", VPCIPv6Placeholder, numbers[i])
 		if inv.VPC.IPv6CIDR != "" {
 			block, _ = SubnetBlock(inv.VPC.IPv6CIDR, numbers[i]) // a valid block and a number below its count
 		}
 		planned6[s.ID] = true
+		subnet6[s.IPv4CIDR] = block
 		p.add(Change{Operation: "AssociateSubnetCidrBlock", Resource: s.ID, Phase: PhaseSubnetsRules,
 			Reason:     fmt.Sprintf("%s subnet %s has no IPv6 /64", visibility(s.Public), nameAndCIDR(s)),
 			Parameters: map[string]string{"subnetId": s.ID, "ipv6CidrBlock": block, "blockNumber": strconv.Itoa(numbers[i]), "vpcId": vpc}})
@@ -214,8 +221,9 @@ func MakePlan(inv *Inventory, o PlanOptions) *Plan {
 		}
 	}
 
-	planSecurityGroups(p, inv, vpc6)
-	planNetworkACLs(p, inv, vpc6)
+	twin := func(v4 string) (string, string, bool) { return ipv6Counterpart(inv, v4, vpc6, subnet6) }
+	planSecurityGroups(p, inv, twin)
+	planNetworkACLs(p, inv, twin)
 	planInstances(p, inv, o, planned6)
 	planLoadBalancers(p, inv, o, planned6)
 	return p
@@ -254,7 +262,27 @@ func (p *Plan) add(c Change) {
 	p.Changes = append(p.Changes, c)
 }
 
-func planSecurityGroups(p *Plan, inv *Inventory, vpc6 string) {
+// counterpartFunc maps an IPv4 range to its IPv6 counterpart and says why;
+// false when it has none known.
+type counterpartFunc func(v4 string) (v6, why string, ok bool)
+
+// ipv6Counterpart: 0.0.0.0/0 -> ::/0; the VPC's IPv4 range -> its IPv6
+// block; a cluster subnet's IPv4 range -> its /64 (load balancer health
+// checks and node rules are often written per subnet). Anything else has
+// no known counterpart: reported, never invented.
+func ipv6Counterpart(inv *Inventory, v4, vpc6 string, subnet6 map[string]string) (string, string, bool) {
+	switch {
+	case v4 == "0.0.0.0/0":
+		return "::/0", "0.0.0.0/0 -> ::/0", true
+	case slices.Contains(inv.VPC.IPv4CIDRs, v4):
+		return vpc6, "the VPC's IPv4 range " + v4 + " -> the VPC's IPv6 block", true
+	case subnet6[v4] != "":
+		return subnet6[v4], "cluster subnet " + v4 + " -> its IPv6 /64", true
+	}
+	return "", "", false
+}
+
+func planSecurityGroups(p *Plan, inv *Inventory, counterpart counterpartFunc) {
 	for _, g := range inv.SecurityGroups {
 		for _, dir := range []string{"ingress", "egress"} {
 			rules := g.Ingress
@@ -264,13 +292,8 @@ func planSecurityGroups(p *Plan, inv *Inventory, vpc6 string) {
 			seen := map[string]bool{}
 			for _, r := range rules {
 				for _, v4 := range r.IPv4 {
-					var v6, why string
-					switch {
-					case v4 == "0.0.0.0/0":
-						v6, why = "::/0", "0.0.0.0/0 -> ::/0"
-					case slices.Contains(inv.VPC.IPv4CIDRs, v4):
-						v6, why = vpc6, "the VPC's IPv4 range "+v4+" -> the VPC's IPv6 /56"
-					default:
+					v6, why, ok := counterpart(v4)
+					if !ok {
 						p.Notes = append(p.Notes, Note{Resource: g.ID,
 							Message: fmt.Sprintf("%s rule %s %s %s of %s has no known IPv6 counterpart: not mirrored", dir, ruleWhat(r), peerWord(dir), v4, g.Name),
 							Fix:     "add the IPv6 rule by hand if that network has IPv6"})
@@ -404,6 +427,11 @@ func planLoadBalancers(p *Plan, inv *Inventory, o PlanOptions, planned6 map[stri
 		reason := fmt.Sprintf("%s %s %s%s answers on IPv4 only; all its subnets have (or get) IPv6", lb.Scheme, lbKind(lb.Type), lb.Name, owner)
 		if lb.Scheme == "internal" {
 			reason += "; internal, so dualstack only adds IPv6 for clients inside the VPC"
+		}
+		if lb.Type == "network" {
+			// Client IP preservation is per family: AWS translates IPv6
+			// clients to the NLB's private IPv4 address for IPv4 targets.
+			reason += "; client IP preservation per family: IPv4 clients keep their address at the targets, IPv6 clients reach the IPv4 targets from the NLB's private IPv4 address (in the VPC's range, which the node security groups admit through the mirrored rules), so rules and logs that key on client addresses see IPv6 clients as the NLB (proxy protocol v2 carries their address)"
 		}
 		p.add(Change{Operation: "SetIpAddressType", Resource: lb.Name, Phase: PhaseAddresses, Reason: reason,
 			Parameters: map[string]string{"loadBalancerArn": lb.ARN, "ipAddressType": "dualstack", "previousIpAddressType": lb.IPAddressType, "vpcId": inv.VPC.ID}})
