@@ -29,6 +29,8 @@ type ValidateOptions struct {
 	Scenario       probe.Scenario
 	Keep           bool
 	Checks         []string
+	// Names are --name: more names users reach the cluster by.
+	Names []string
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
 	MaxTime        time.Duration
@@ -134,14 +136,15 @@ Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.Displ
 	f.StringVar(&o.Scenario.Host, "host", o.Scenario.Host, "The host name routed through the ingress gateway.")
 	f.StringVar(&o.IngressService, "ingress-service", "", IngressServiceHelp)
 	addDNSServerFlag(f, &o.DNSServer, "the ingress hostname")
-	f.StringSliceVar(&o.Checks, "checks", nil, "Run only these checks: "+strings.Join(probe.AllChecks, ","))
+	f.StringSliceVar(&o.Checks, "checks", nil, "Run only these checks: "+strings.Join(probe.KnownChecks, ","))
+	f.StringSliceVar(&o.Names, "name", nil, "A name users reach the cluster by, resolved per family by the dns-names check (repeatable; OpenShift's api and *.apps names are always checked)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Bound the whole run, cleanup excepted.")
 	f.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "curl --connect-timeout for each request.")
 	f.DurationVar(&o.MaxTime, "max-time", o.MaxTime, "curl --max-time for each request.")
 	f.StringVar(&o.Scenario.CurlImage, "curl-image", o.Scenario.CurlImage, "Image of the sleep pod; needs sleep, curl and getent, and must run as non-root.")
 	f.StringVar(&o.Scenario.HTTPBinImage, "httpbin-image", o.Scenario.HTTPBinImage, "Image of httpbin, listening on $PORT (8080) as non-root.")
 	f.StringVar(&o.JUnitFile, "junit-file", "", "Also write the results as JUnit XML to this file.")
-	_ = cmd.RegisterFlagCompletionFunc("checks", cobra.FixedCompletions(probe.AllChecks, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("checks", cobra.FixedCompletions(probe.KnownChecks, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -154,8 +157,13 @@ func (o *ValidateOptions) Validate() error {
 		return err
 	}
 	for _, c := range o.Checks {
-		if !slices.Contains(probe.AllChecks, c) {
-			return cli.Usagef("unknown check %q in --checks: choose from %s", c, strings.Join(probe.AllChecks, ","))
+		if !slices.Contains(probe.KnownChecks, c) {
+			return cli.Usagef("unknown check %q in --checks: choose from %s", c, strings.Join(probe.KnownChecks, ","))
+		}
+	}
+	for _, n := range o.Names {
+		if n == "" || strings.ContainsAny(n, "/: ") || strings.HasPrefix(n, ".") {
+			return cli.Usagef("--name %q is not a DNS name (give a host name such as api.example.com, no scheme or port)", n)
 		}
 	}
 	if o.Timeout <= 0 || o.ConnectTimeout <= 0 || o.MaxTime <= 0 {
@@ -193,7 +201,7 @@ func (o *ValidateOptions) Run(ctx context.Context) error {
 	p := &probe.Proof{
 		Clients: o.clients, Scenario: o.Scenario, Checks: o.Checks, DNSServer: o.DNSServer,
 		Curl:           probe.CurlOptions{ConnectTimeout: o.ConnectTimeout, MaxTime: o.MaxTime},
-		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut, Command: o.inv.DisplayName,
+		IngressService: o.IngressService, Keep: o.Keep, Timeout: o.Timeout, Log: o.ErrOut, Command: o.inv.DisplayName, Names: o.Names,
 	}
 	return p.Run(ctx, func(res ValidateResult, runErr error) error { return o.emit(start, res, runErr) })
 }

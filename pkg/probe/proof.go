@@ -41,6 +41,9 @@ type Proof struct {
 	Timeout        time.Duration
 	// Command is how the user runs this tool ("kubectl dualstack").
 	Command string
+	// Names are extra names users reach the cluster by (--name); OpenShift's
+	// api and *.apps names are added from its DNS config.
+	Names []string
 	// Log takes notes and progress (stderr).
 	Log io.Writer
 }
@@ -77,6 +80,7 @@ func (p *Proof) prove(ctx context.Context, d *Deployment) (ProofResult, error) {
 		Checks:   p.Checks,
 		Backoff:  300 * time.Millisecond,
 		Command:  p.Command,
+		Names:    append(slices.Clone(p.Names), OpenShiftNames(ctx, p.Clients.Dynamic)...),
 	}
 	// stopped fills in the checks a stopped run could not make: INCONCLUSIVE
 	// after Ctrl-C (nothing was observed), FAIL otherwise (the cluster did

@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -31,6 +33,14 @@ const (
 
 // AllChecks is every check, in report order.
 var AllChecks = []string{CheckPodIPs, CheckServiceIPs, CheckCurlService, CheckDNSService, CheckDNSIngress, CheckCurlIngress}
+
+// CheckDNSNames resolves the names users reach the cluster by (--name,
+// and OpenShift's api and *.apps names): it runs, after the others, only
+// when there are such names.
+const CheckDNSNames = "dns-names"
+
+// KnownChecks are the names --checks takes.
+var KnownChecks = append(slices.Clone(AllChecks), CheckDNSNames)
 
 // Attempts is how often a check whose result was lost is tried.
 const Attempts = 3
@@ -54,6 +64,9 @@ type Validator struct {
 	// Command is how the user runs this tool ("kubectl dualstack"), for
 	// the commands a fix names.
 	Command string
+	// Names are the names users reach the cluster by, resolved by the
+	// dns-names check (none: no such check).
+	Names []string
 
 	// loopback counts answers that came from a loopback address: pods
 	// and load balancers simulated on this machine (the sandbox).
@@ -153,6 +166,14 @@ func (v *Validator) selected(name string) bool {
 	return len(v.Checks) == 0 || slices.Contains(v.Checks, name)
 }
 
+// checks are the checks of this run, in report order.
+func (v *Validator) checks() []string {
+	if len(v.Names) == 0 {
+		return AllChecks
+	}
+	return KnownChecks
+}
+
 // Run runs the selected checks for both families at once and returns the
 // report in a fixed order (check, then family).
 func (v *Validator) Run(ctx context.Context, d *Deployment) report.Report {
@@ -168,9 +189,10 @@ func (v *Validator) Run(ctx context.Context, d *Deployment) report.Report {
 		CheckDNSService:  func(ctx context.Context, f Family) report.Check { return v.dnsService(ctx, d, f) },
 		CheckDNSIngress:  func(ctx context.Context, f Family) report.Check { return v.dnsIngress(ctx, f) },
 		CheckCurlIngress: func(ctx context.Context, f Family) report.Check { return v.curlIngress(ctx, d, f) },
+		CheckDNSNames:    v.dnsNames,
 	}
 	var jobs []job
-	for _, name := range AllChecks {
+	for _, name := range v.checks() {
 		if !v.selected(name) {
 			continue
 		}
@@ -214,7 +236,7 @@ func (v *Validator) Run(ctx context.Context, d *Deployment) report.Report {
 // is judged for real once Deploy made them.
 func (v *Validator) NotRun(d *Deployment, status report.Status, why, fix string) report.Report {
 	var r report.Report
-	for _, name := range AllChecks {
+	for _, name := range v.checks() {
 		if !v.selected(name) {
 			continue
 		}
@@ -398,6 +420,35 @@ func (v *Validator) dnsIngress(ctx context.Context, f Family) report.Check {
 	return pass("%s %s", v.Ingress.Hostname, strings.Join(addrs, ", "))
 }
 
+// dnsNames resolves each user-facing name in family f: a name a client
+// reaches the cluster by must answer in both families, or that family's
+// clients cannot use it, whatever the load balancers behind it do.
+func (v *Validator) dnsNames(ctx context.Context, f Family) report.Check {
+	var found, missing []string
+	for _, name := range v.Names {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := LookupFamily(lctx, v.Resolver, f, name)
+		cancel()
+		if err != nil || len(addrs) == 0 {
+			missing = append(missing, name)
+			continue
+		}
+		for _, a := range addrs {
+			v.sawAnswerFrom(a)
+		}
+		found = append(found, name+" "+strings.Join(addrs, ","))
+	}
+	if len(missing) == 0 {
+		return pass("%s", strings.Join(found, "; "))
+	}
+	fix := fmt.Sprintf("%s records are missing: `%s dns apply` adds the AAAA twin of each alias A record whose load balancer is dual-stack; a name on a Classic ELB (OpenShift's *.apps behind the default router) needs that load balancer replaced first (`%s upgrade --phases router`)",
+		f.RecordType(), v.command(), v.command())
+	if f == IPv4 {
+		fix = "A records are missing: the name does not exist, or this resolver is not the one that knows it (--dns-server)"
+	}
+	return fail(fix, "no %s for %s", f.RecordType(), strings.Join(missing, ", "))
+}
+
 func (v *Validator) noIngress() report.Check {
 	return fail("name the ingress gateway with --ingress-service namespace/name", "no ingress gateway: %v", v.IngressErr)
 }
@@ -432,4 +483,28 @@ func orNone(ss []string) string {
 		return "none"
 	}
 	return strings.Join(ss, ",")
+}
+
+// openShiftDNS is dns.config.openshift.io, where the installer records
+// the cluster's base domain.
+var openShiftDNS = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}
+
+// OpenShiftNames are the names users reach an OpenShift cluster by: the
+// API (api.<baseDomain>) and the console under *.apps. api-int is left
+// out: it resolves inside the VPC only. None when the cluster is not
+// OpenShift or its DNS config cannot be read.
+func OpenShiftNames(ctx context.Context, dc dynamic.Interface) []string {
+	if dc == nil {
+		return nil
+	}
+	u, err := dc.Resource(openShiftDNS).Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	base, _, _ := unstructured.NestedString(u.Object, "spec", "baseDomain")
+	base = strings.TrimSuffix(base, ".")
+	if base == "" {
+		return nil
+	}
+	return []string{"api." + base, "console-openshift-console.apps." + base}
 }

@@ -343,3 +343,32 @@ func BenchmarkValidate(b *testing.B) {
 	b.ReportMetric(float64(calls)/float64(b.N), "api-calls/op")
 	b.ReportMetric(4, "execs/op")
 }
+
+// TestValidateDNSNames: --name adds the dns-names check: a name that
+// answers A only fails IPv6 with the fix that gives it AAAA; a name that
+// does not exist fails both; a URL is not a name (exit 2).
+func TestValidateDNSNames(t *testing.T) {
+	c := dualStackCluster(t, harness.DualStackClusterOptions{IPv4Only: true})
+	r, v := runValidate(t, c, "--checks", "dns-names", "--name", harness.IngressHostname)
+	if r.Code != 1 {
+		t.Errorf("exit %d, want 1\n%s", r.Code, r)
+	}
+	got := v.verdicts()
+	if len(got) != 2 || got["dns-names/IPv4"] != "PASS" || got["dns-names/IPv6"] != "FAIL" {
+		t.Errorf("verdicts %v, want dns-names PASS for IPv4 and FAIL for IPv6", got)
+	}
+	if m := v.message("dns-names/IPv6"); !strings.Contains(m, "no AAAA for "+harness.IngressHostname) {
+		t.Errorf("dns-names/IPv6: %q", m)
+	}
+	if !strings.Contains(r.Stdout, "dns apply") {
+		t.Errorf("the IPv6 failure does not name dns apply:\n%s", r)
+	}
+	r, v = runValidate(t, c, "--checks", "dns-names", "--name", "nosuch.example.invalid")
+	if got := v.verdicts(); got["dns-names/IPv4"] != "FAIL" || got["dns-names/IPv6"] != "FAIL" {
+		t.Errorf("a name that does not exist: %v\n%s", got, r)
+	}
+	r = plugin(t, c.API.Kubeconfig, nil, "validate", "--name", "https://api.example.com:6443")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "is not a DNS name") {
+		t.Errorf("--name with a URL: exit %d, want 2\n%s", r.Code, r)
+	}
+}
