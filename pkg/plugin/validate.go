@@ -137,7 +137,7 @@ Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.`, inv.Displ
 	f.StringVar(&o.IngressService, "ingress-service", "", IngressServiceHelp)
 	addDNSServerFlag(f, &o.DNSServer, "the ingress hostname")
 	f.StringSliceVar(&o.Checks, "checks", nil, "Run only these checks: "+strings.Join(probe.KnownChecks, ","))
-	f.StringSliceVar(&o.Names, "name", nil, "A name users reach the cluster by, resolved per family by the dns-names check (repeatable; OpenShift's api and *.apps names are always checked)")
+	f.StringSliceVar(&o.Names, "name", nil, "A name users reach the cluster by, resolved per family by the dns-names check (repeatable; OpenShift's api.<baseDomain> is always checked)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Bound the whole run, cleanup excepted.")
 	f.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "curl --connect-timeout for each request.")
 	f.DurationVar(&o.MaxTime, "max-time", o.MaxTime, "curl --max-time for each request.")

@@ -42,7 +42,7 @@ type Proof struct {
 	// Command is how the user runs this tool ("kubectl dualstack").
 	Command string
 	// Names are extra names users reach the cluster by (--name); OpenShift's
-	// api and *.apps names are added from its DNS config.
+	// api name is added from its DNS config.
 	Names []string
 	// Log takes notes and progress (stderr).
 	Log io.Writer

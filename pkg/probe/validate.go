@@ -35,8 +35,8 @@ const (
 var AllChecks = []string{CheckPodIPs, CheckServiceIPs, CheckCurlService, CheckDNSService, CheckDNSIngress, CheckCurlIngress}
 
 // CheckDNSNames resolves the names users reach the cluster by (--name,
-// and OpenShift's api and *.apps names): it runs, after the others, only
-// when there are such names.
+// and OpenShift's api name): it runs, after the others, only when there
+// are such names.
 const CheckDNSNames = "dns-names"
 
 // KnownChecks are the names --checks takes.
@@ -489,10 +489,12 @@ func orNone(ss []string) string {
 // the cluster's base domain.
 var openShiftDNS = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}
 
-// OpenShiftNames are the names users reach an OpenShift cluster by: the
-// API (api.<baseDomain>) and the console under *.apps. api-int is left
-// out: it resolves inside the VPC only. None when the cluster is not
-// OpenShift or its DNS config cannot be read.
+// OpenShiftNames are the names of an OpenShift cluster validate always
+// resolves: the API, api.<baseDomain>, whose NLB the conversion makes
+// dual-stack. api-int resolves inside the VPC only; *.apps stays IPv4
+// behind the default router's Classic ELB until the router phase, so it is
+// checked when asked (--name console-openshift-console.apps.<baseDomain>).
+// None when the cluster is not OpenShift or its DNS config cannot be read.
 func OpenShiftNames(ctx context.Context, dc dynamic.Interface) []string {
 	if dc == nil {
 		return nil
@@ -506,5 +508,5 @@ func OpenShiftNames(ctx context.Context, dc dynamic.Interface) []string {
 	if base == "" {
 		return nil
 	}
-	return []string{"api." + base, "console-openshift-console.apps." + base}
+	return []string{"api." + base}
 }
