@@ -18,6 +18,10 @@ type DNSServer struct {
 	DropAAAA atomic.Bool
 	mu       sync.Mutex
 	records  map[string][]net.IP
+	// aliases are Route 53 alias records (FollowRoute53): name and type
+	// ("A", "AAAA") -> the target name, answered with the target's
+	// addresses of that family.
+	aliases  map[string]string
 	udp, tcp *dns.Server
 }
 
@@ -64,8 +68,11 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	for _, q := range req.Question {
 		ips, known := s.records[strings.ToLower(q.Name)]
 		if !known {
-			m.Rcode = dns.RcodeNameError
-			continue
+			var ok bool
+			if ips, ok = s.alias(q); !ok {
+				m.Rcode = dns.RcodeNameError
+				continue
+			}
 		}
 		for _, ip := range ips {
 			hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 60}
@@ -80,6 +87,42 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}
 	_ = w.WriteMsg(m)
+}
+
+// alias answers a name from the Route 53 alias records, as Route 53 does:
+// an alias of the asked type gives its target's addresses; a name with
+// aliases of the other type only has no data of this one; a wildcard
+// (*.apps...) covers the names under it that have no record of their own.
+func (s *DNSServer) alias(q dns.Question) ([]net.IP, bool) {
+	name := strings.ToLower(q.Name)
+	typ := dns.TypeToString[q.Qtype]
+	for _, n := range []string{name, wildcardOf(name)} {
+		if n == "" {
+			continue
+		}
+		target, ok := s.aliases[n+"/"+typ]
+		if ok {
+			return s.records[target], true
+		}
+		if _, other := s.aliases[n+"/"+otherType(typ)]; other {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+func wildcardOf(name string) string {
+	if i := strings.Index(name, "."); i > 0 && !strings.HasPrefix(name, "*.") {
+		return "*" + name[i:]
+	}
+	return ""
+}
+
+func otherType(t string) string {
+	if t == "A" {
+		return "AAAA"
+	}
+	return "A"
 }
 
 // Close stops the server.

@@ -161,6 +161,9 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 		return nil, err
 	}
 	t.Cleanup(s.DNS.Close)
+	if s.World.AWS.PrivateZone.ID != "" {
+		s.DNS.FollowRoute53(runCtx, s.AWSConfig) // the cluster's names, as Route 53 answers them
+	}
 	s.Nodes = StartCloudNodeController(kc, s.AWSConfig, s.World.AWS)
 	t.Cleanup(s.Nodes.Stop)
 	if s.Controllers, err = StartControllers(runCtx, s.API.Config); err != nil {
