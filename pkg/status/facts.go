@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/policies"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
@@ -76,6 +77,7 @@ type Facts struct {
 	Mesh         *istio.Facts
 	Gateways     []corev1.Service // labelled istio=ingressgateway
 	MeshErr      error            // set when the mesh could not be read
+	Policies     PolicyFacts
 }
 
 // Options tune how Gather reads the cluster.
@@ -117,6 +119,7 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 	} else {
 		f.Pods.Census = c
 	}
+	f.Policies.Items, f.Policies.Err = policies.List(ctx, kc)
 	if info.OnAWS() {
 		f.Underlay = gatherUnderlay(ctx, info, nodes, opts.AWSProfile)
 	}
