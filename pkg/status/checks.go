@@ -47,6 +47,7 @@ func Evaluate(f *Facts, command string) report.Report {
 	for _, c := range meshChecks(f, command) {
 		r.Add(c)
 	}
+	addIf(&r, routerCheck(f, command))
 	return r
 }
 

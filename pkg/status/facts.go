@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/policies"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/router"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
@@ -78,6 +79,7 @@ type Facts struct {
 	Gateways     []corev1.Service // labelled istio=ingressgateway
 	MeshErr      error            // set when the mesh could not be read
 	Policies     PolicyFacts
+	Router       *RouterFacts // nil unless OpenShift
 }
 
 // Options tune how Gather reads the cluster.
@@ -101,6 +103,8 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 	f := &Facts{Platform: info, Nodes: nodeFacts(nodes)}
 	if info.Kind == platform.OpenShift {
 		f.OpenShift = openShiftNetwork(ctx, dc)
+		st, err := router.Read(ctx, kc, dc)
+		f.Router = &RouterFacts{State: st, Err: err}
 	}
 	if f.OpenShift != nil && f.OpenShift.Err == nil && len(f.OpenShift.StatusServiceNetwork) > 0 {
 		// On OpenShift the network operator's status is what the apiservers

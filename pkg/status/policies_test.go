@@ -10,6 +10,7 @@ import (
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/router"
 )
 
 func egressPolicy(ns, name string, peers ...networkingv1.NetworkPolicyPeer) networkingv1.NetworkPolicy {
@@ -84,5 +85,43 @@ func TestPolicyAndMetadataChecks(t *testing.T) {
 			check("network-policy-ipv6", netpol, tc.netpol, tc.netpolSays)
 			check("metadata-ipv6", metadata, tc.metadata, tc.metadataSays)
 		})
+	}
+}
+
+func TestRouterCheck(t *testing.T) {
+	classic := awsx.LoadBalancer{Name: "a1b2", Type: "classic", DNSName: "a1b2.elb.amazonaws.com"}
+	nlb4 := awsx.LoadBalancer{Name: "n1", Type: "network", IPAddressType: "ipv4", DNSName: "n1.elb.amazonaws.com"}
+	nlb6 := awsx.LoadBalancer{Name: "n1", Type: "network", IPAddressType: "dualstack", DNSName: "n1.elb.amazonaws.com"}
+	under := &UnderlayFacts{Inventory: &awsx.Inventory{LoadBalancers: []awsx.LoadBalancer{classic, nlb4}}}
+	under6 := &UnderlayFacts{Inventory: &awsx.Inventory{LoadBalancers: []awsx.LoadBalancer{nlb6}}}
+	lbs := func(typ string, nlb bool, host string) *router.State {
+		return &router.State{Found: true, Strategy: "LoadBalancerService", LBType: typ, Service: &router.ServiceState{NLB: nlb, Hostname: host}}
+	}
+	for _, tc := range []struct {
+		name     string
+		st       *router.State
+		underlay *UnderlayFacts
+		want     report.Status
+		says     string
+	}{
+		{"classic", lbs("", false, classic.DNSName), under, report.Warn, "behind a Classic ELB (a1b2), which cannot serve IPv6 in a VPC: *.apps stays IPv4-only"},
+		{"asked for an NLB, Service not re-created yet", lbs("NLB", false, classic.DNSName), under, report.Warn, "re-creating it"},
+		{"NLB, ipv4", lbs("NLB", true, nlb4.DNSName), under, report.Warn, "NLB n1, ipv4"},
+		{"NLB, dualstack", lbs("NLB", true, nlb6.DNSName), under6, report.Pass, "dualstack"},
+		{"HostNetwork", &router.State{Found: true, Strategy: "HostNetwork"}, under, report.Skip, "HostNetwork"},
+		{"no IngressController", &router.State{}, under, report.Skip, "no default IngressController"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := routerCheck(&Facts{Router: &RouterFacts{State: tc.st}, Underlay: tc.underlay}, "oc dualstack")
+			if c.Status != tc.want || !strings.Contains(c.Message, tc.says) {
+				t.Fatalf("%s: %s, want %s with %q", c.Status, c.Message, tc.want, tc.says)
+			}
+			if c.Status == report.Warn && c.Remediation == "" {
+				t.Fatalf("a WARN without a fix: %s", c.Message)
+			}
+		})
+	}
+	if routerCheck(&Facts{}, "oc dualstack") != nil {
+		t.Fatal("a router check outside OpenShift")
 	}
 }

@@ -224,6 +224,8 @@ var adminOtherPaths = map[string]string{
 	"[gateway.networking.k8s.io] [gateways] [patch]":                   "mesh with Gateway API Gateways: the parametersRef",
 	"[] [configmaps] [delete]":                                         "mesh --revert/rollback with Gateway API Gateways: the parameters ConfigMap it created",
 	"[] [configmaps] [update] names=[kubeadm-config kube-proxy]":       "network on kubeadm (TestNetworkKubeadmConverts runs it as dualstack-admin)",
+	"[networking.k8s.io] [networkpolicies] [update]":                   "policies apply and upgrade --phases ...,policies, never a plain upgrade (TestPoliciesAsDualstackAdmin shows it needed)",
+	"[operator.openshift.io] [ingresscontrollers] [patch] names=[default]": "router and upgrade --phases ...,router, never a plain upgrade (TestRouterAsDualstackAdmin shows it needed)",
 }
 
 // TestRBACAdminRunsTheWholeUpgrade runs status, the full upgrade (aws,
