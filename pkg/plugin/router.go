@@ -115,8 +115,10 @@ func (o *RouterOptions) Run(ctx context.Context) error {
 		Progress: func(msg string) { fmt.Fprintln(o.ErrOut, msg) }}
 	if o.Revert {
 		r := revertRun{command: "router --revert", what: "IngressController change", undoable: router.Undoable,
-			rollback: func(ctx context.Context, _ *journal.Store) ([]journal.UndoResult, error) { return changer.Rollback(ctx) },
-			done:     "restored the default IngressController's previous providerParameters"}
+			rollback: func(ctx context.Context, _ *journal.Store) ([]journal.UndoResult, error) {
+				return changer.Rollback(ctx)
+			},
+			done: "restored the default IngressController's previous providerParameters"}
 		out, err := r.run(ctx, &o.Journal, kc, o.dryRun, o.Mutation, o.IOStreams, o.Output.Structured(), o.inv)
 		if out == nil {
 			return err
