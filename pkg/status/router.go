@@ -45,7 +45,7 @@ func routerCheck(f *Facts, command string) *report.Check {
 		}
 	}
 	what := svcRef + " (the default router: *.apps, the console, OAuth)"
-	fix := fmt.Sprintf("%[1]s router (patches the IngressController's providerParameters.aws.type to NLB; the ingress operator re-creates the router Service: minutes of *.apps outage and a new hostname), then %[1]s aws apply to make its NLB dualstack; or upgrade --phases ...,router", command)
+	fix := fmt.Sprintf("%[1]s router (patches the IngressController's providerParameters.aws.type to NLB; the ingress operator re-creates the router Service: minutes of *.apps outage and a new hostname), then %[1]s aws apply to make its NLB dualstack (or %[1]s upgrade --phases ...,router)", command)
 	switch {
 	case st.EffectiveLBType() == router.TypeClassic:
 		c.Status = report.Warn
