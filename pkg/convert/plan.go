@@ -7,6 +7,7 @@
 package convert
 
 import (
+	"slices"
 	"time"
 
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
@@ -16,6 +17,8 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/policies"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/router"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
@@ -31,7 +34,23 @@ const (
 )
 
 // AllPhases is every phase, in run order.
-var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseMesh, PhaseServices, PhaseWorkloads, PhaseGateway, PhaseDNS, PhaseValidate}
+var AllPhases = []string{PhaseAWS, PhaseNodes, PhaseNetwork, PhaseMesh, PhaseServices, PhasePolicies, PhaseWorkloads, PhaseGateway, PhaseRouter, PhaseDNS, PhaseValidate}
+
+// OnlyWhenAsked are the phases a plain upgrade leaves out: they run only
+// when --phases names them (a NetworkPolicy is the user's security
+// decision; the OpenShift router's change costs minutes of *.apps outage).
+var OnlyWhenAsked = []string{PhasePolicies, PhaseRouter}
+
+// DefaultPhases are the phases of an upgrade without --phases.
+func DefaultPhases() []string {
+	var out []string
+	for _, p := range AllPhases {
+		if !slices.Contains(OnlyWhenAsked, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // Phase statuses, as -o json reports them.
 const (
@@ -111,6 +130,8 @@ type PhasePlan struct {
 	Mesh      *mesh.Plan      `json:"mesh,omitempty"`
 	Workloads *workloads.Plan `json:"workloads,omitempty"`
 	DNS       *dns.Plan       `json:"dns,omitempty"`
+	Policies  *policies.Plan  `json:"policies,omitempty"`
+	Router    *router.Plan    `json:"router,omitempty"`
 }
 
 // Mutating says whether applying the phase changes the cluster or AWS.

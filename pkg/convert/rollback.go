@@ -18,6 +18,8 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/network"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/nodes"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/policies"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/router"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 )
 
@@ -40,9 +42,10 @@ type RollbackEntry struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Rollback takes back, newest layer first, what the journal recorded: the
-// gateway Service, the other Services, Istio's settings, the network, the
-// nodes' cloud config, then the AWS changes.
+// Rollback takes back, newest layer first, what the journal recorded:
+// OpenShift's router, the gateway Service, the other Services, the
+// NetworkPolicies, Istio's settings, the network, the nodes' cloud config,
+// then the AWS changes.
 type Rollback struct {
 	Clients *kube.Clients
 	Journal *journal.Store
@@ -59,6 +62,8 @@ type Rollback struct {
 	hasNodes bool
 	hasMesh  bool
 	hasDNS   bool
+	// hasRouter and hasPolicies: the journal holds their changes.
+	hasRouter, hasPolicies bool
 	// kubeadm are the kubeadm ConfigMap edits the network phase made.
 	kubeadm []journal.Entry
 	// recreated are the gateway Services whose original rollback creates again.
@@ -80,6 +85,11 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: dns.Layer, Operation: "DeleteAAAA", Resource: e.Resource, Status: "planned",
 			Message: "zone " + e.Undo["zoneName"]})
 	}
+	for _, e := range router.Undoable(j) {
+		r.hasRouter = true
+		res.Changes = append(res.Changes, RollbackEntry{Layer: router.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned",
+			Message: "restore the previous providerParameters; the ingress operator re-creates the router Service (minutes of *.apps outage, another hostname)"})
+	}
 	for _, e := range gateway.Undoable(j) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 		if e.Operation == gateway.OpRecreateService {
@@ -88,6 +98,10 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 	}
 	for _, e := range services.Undoable(j) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: services.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
+	}
+	for _, e := range policies.Undoable(j) {
+		r.hasPolicies = true
+		res.Changes = append(res.Changes, RollbackEntry{Layer: policies.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 	}
 	for _, e := range mesh.Undoable(j) {
 		r.hasMesh = true
@@ -161,7 +175,22 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 			failed = append(failed, derr.Error())
 		}
 	}
-	// Then the gateway: its Service sits on the network and the NLB.
+	// Then OpenShift's router: its operator's new Service sits on the
+	// underlay.
+	if r.hasRouter && len(failed) == 0 {
+		r.Progress.Start("Rolling back the default IngressController's load balancer type")
+		c := &router.Changer{Kube: r.Clients.Kube, Dynamic: r.Clients.Dynamic, Journal: r.Journal, Timeout: r.Timeout,
+			Progress: func(msg string) { r.Progress.Update(msg) }}
+		rres, rerr := c.Rollback(ctx)
+		r.Progress.Done("")
+		for _, x := range rres {
+			set(router.Layer, x.Resource, x.Status, x.Message)
+		}
+		if rerr != nil {
+			failed = append(failed, rerr.Error())
+		}
+	}
+	// The gateway: its Service sits on the network and the NLB.
 	if len(failed) == 0 {
 		r.Progress.Start("Rolling back the gateway")
 		gres, gerr := gateway.Rollback(ctx, r.Clients.Kube, r.Journal, r.Timeout)
@@ -183,6 +212,18 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 		}
 		if serr != nil {
 			failed = append(failed, serr.Error())
+		}
+	}
+	// Then the NetworkPolicies' IPv6 twins, while the ranges they name exist.
+	if r.hasPolicies && len(failed) == 0 {
+		r.Progress.Start("Rolling back the NetworkPolicies")
+		pres, perr := policies.Rollback(ctx, r.Clients.Kube, r.Journal)
+		r.Progress.Done("")
+		for _, x := range pres {
+			set(policies.Layer, x.Resource, x.Status, x.Message)
+		}
+		if perr != nil {
+			failed = append(failed, perr.Error())
 		}
 	}
 	// Then Istio's settings, while istiod's Service still has both families.

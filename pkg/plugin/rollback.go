@@ -46,8 +46,10 @@ func NewCmdRollback(inv Invocation, streams genericiooptions.IOStreams, factory 
 		Use:   "rollback",
 		Short: "Undo everything the journal recorded, every layer, newest first",
 		Long: fmt.Sprintf(`Take back, in reverse order, every change the journal recorded: the
+default IngressController's previous providerParameters (router), the
 gateway Service (the inverse of its patch, or the original Service in place
-of a re-created one), the IPv6 entries network added to the cluster network
+of a re-created one), the NetworkPolicies' original specs (policies apply),
+the IPv6 entries network added to the cluster network
 (then wait for the network operator), and the AWS changes (as '%[1]s aws
 rollback'). Nothing that was there before is touched. The same
 plan/confirm/dry-run conventions as every mutating command; the per-layer

@@ -122,6 +122,8 @@ Start with a read-only look:
 		NewCmdDNS(inv, streams, clients),
 		NewCmdMesh(inv, streams, clients),
 		NewCmdServices(inv, streams, clients),
+		NewCmdPolicies(inv, streams, clients),
+		NewCmdRouter(inv, streams, clients),
 		NewCmdUpgrade(inv, streams, clients),
 		NewCmdRollback(inv, streams, clients),
 		NewCmdValidate(inv, streams, clients),

@@ -43,7 +43,7 @@ type UpgradeOptions struct {
 	// MaxUnavailable and ForceWorkloads shape the workloads phase.
 	MaxUnavailable int
 	ForceWorkloads bool
-	// Namespaces narrows the services and workloads phases.
+	// Namespaces narrows the services, policies and workloads phases.
 	Namespaces      kube.NamespaceSelection
 	DNSServer       string
 	Timeout         time.Duration
@@ -73,7 +73,7 @@ type UpgradeOptions struct {
 // NewCmdUpgrade builds `upgrade`.
 func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
 	o := &UpgradeOptions{
-		Phases:         append([]string(nil), AllPhases...),
+		Phases:         convert.DefaultPhases(),
 		Timeout:        10 * time.Minute,
 		Parallel:       4,
 		MaxUnavailable: 1,
@@ -106,6 +106,14 @@ again.
              (PodDisruptionBudgets hold; --max-unavailable at a time)
   gateway    gateway: the Istio ingress gateway Service and its NLB
   validate   validate: the proof over both families
+
+Only when named in --phases, never by default:
+
+  policies   policies apply: NetworkPolicies get the IPv6 twins of their
+             IPv4 ipBlocks (runs before workloads)
+  router     router: OpenShift's default IngressController asks for an
+             NLB; the ingress operator re-creates the router Service
+             (minutes of *.apps outage, a new hostname; runs after gateway)
 
 A phase that needs what an earlier phase gives (the nodes need the
 underlay's IPv6 on their instances, the network needs the nodes' IPv6
@@ -152,11 +160,11 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.Phases, "phases", o.Phases, "Run only these phases (in the fixed order): "+strings.Join(AllPhases, ","))
+	f.StringSliceVar(&o.Phases, "phases", o.Phases, "Run only these phases (in the fixed order): "+strings.Join(AllPhases, ",")+"; "+strings.Join(convert.OnlyWhenAsked, " and ")+" run only when named here")
 	f.BoolVar(&o.ForceNetwork, "force-network", false, "Patch the Network config even where the network operator is known to refuse the conversion (network --force).")
-	f.StringSliceVar(&o.Namespaces.Include, "include-namespaces", nil, "services and workloads: only these namespaces (comma-separated; each must exist)")
-	f.StringSliceVar(&o.Namespaces.Exclude, "exclude-namespaces", nil, "services and workloads: never these namespaces (comma-separated; each must exist)")
-	f.StringVar(&o.Namespaces.Selector, "namespace-selector", "", "services and workloads: only namespaces whose labels match this selector")
+	f.StringSliceVar(&o.Namespaces.Include, "include-namespaces", nil, "services, policies and workloads: only these namespaces (comma-separated; each must exist)")
+	f.StringSliceVar(&o.Namespaces.Exclude, "exclude-namespaces", nil, "services, policies and workloads: never these namespaces (comma-separated; each must exist)")
+	f.StringVar(&o.Namespaces.Selector, "namespace-selector", "", "services, policies and workloads: only namespaces whose labels match this selector")
 	f.IntVar(&o.MaxUnavailable, "max-unavailable", o.MaxUnavailable, "workloads: how many pods are evicted at once (each batch waits for its replacements to be Ready with both families)")
 	f.BoolVar(&o.ForceWorkloads, "force-workloads", false, "workloads: also evict pods no controller manages, as kubectl drain --force does; they do not come back")
 	f.StringSliceVar(&o.HostedZones, "hosted-zone", nil, "dns: the Route 53 hosted zones (IDs) whose alias records get AAAA (default: OpenShift's DNS config, else the private zones of the cluster's VPC)")
@@ -304,8 +312,10 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 			&convert.NetworkPhase{Request: request, Force: o.ForceNetwork, Timeout: o.Timeout, Journal: store, Tool: o.inv.DisplayName, Command: o.inv.Command},
 			&convert.MeshPhase{Options: mesh.Options{Timeout: o.Timeout}, Journal: store},
 			&convert.ServicesPhase{Options: o.servicesOptions(), Journal: store},
+			&convert.PoliciesPhase{Target: target, Namespaces: o.Namespaces, Journal: store, Command: o.inv.Command},
 			&convert.WorkloadsPhase{Options: o.workloadsOptions()},
 			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},
+			&convert.RouterPhase{Timeout: o.Timeout, Journal: store},
 			&convert.DNSPhase{Target: target, ZoneIDs: o.HostedZones, Journal: store, Command: o.inv.Command, Tool: o.inv.DisplayName},
 			o.validatePhase(),
 		}

@@ -28,6 +28,7 @@ func TestParsePhases(t *testing.T) {
 	}{
 		{in: []string{"validate", "aws"}, want: []string{"aws", "validate"}},
 		{in: []string{" Network ", "gateway", "network"}, want: []string{"network", "gateway"}},
+		{in: []string{"router", "validate", "policies", "aws"}, want: []string{"aws", "policies", "router", "validate"}},
 		{in: []string{"aws", "bogus"}, bad: true},
 		{in: nil, bad: true},
 	} {
@@ -40,6 +41,23 @@ func TestParsePhases(t *testing.T) {
 		}
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("parsePhases(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestUpgradeLeavesPoliciesAndRouterOutByDefault: upgrade without
+// --phases runs every phase but the two that only run when asked.
+func TestUpgradeLeavesPoliciesAndRouterOutByDefault(t *testing.T) {
+	cmd := NewCmdUpgrade(InvocationFrom("kubectl-dualstack"), genericiooptions.NewTestIOStreamsDiscard(), nil)
+	def := cmd.Flag("phases").DefValue
+	for _, p := range []string{"policies", "router"} {
+		if strings.Contains(def, p) {
+			t.Errorf("upgrade's default --phases %s includes %s", def, p)
+		}
+	}
+	for _, p := range []string{"aws", "nodes", "network", "mesh", "services", "workloads", "gateway", "validate"} {
+		if !strings.Contains(def, p) {
+			t.Errorf("upgrade's default --phases %s lacks %s", def, p)
 		}
 	}
 }

@@ -32,11 +32,14 @@ func Evaluate(f *Facts, command string) report.Report {
 	for _, c := range underlayChecks(f.Underlay, command) {
 		r.Add(c)
 	}
+	metadata, netpol := policyChecks(f, command)
+	addIf(&r, metadata)
 	r.Add(nodeInternalIPs(f, command))
 	r.Add(podCIDRs(f.Platform.Kind, f.Nodes, command))
 	r.Add(serviceCIDRCheck(f.Platform.Kind, f.ServiceCIDRs, command))
 	r.Add(servicesCheck(f, command))
 	r.Add(podsCheck(f, command))
+	addIf(&r, netpol)
 	if f.OpenShift != nil {
 		r.Add(openShiftNetworkCheck(f.OpenShift, command))
 		r.Add(openShiftConversion(f.Platform, f.OpenShift))
@@ -44,7 +47,14 @@ func Evaluate(f *Facts, command string) report.Report {
 	for _, c := range meshChecks(f, command) {
 		r.Add(c)
 	}
+	addIf(&r, routerCheck(f, command))
 	return r
+}
+
+func addIf(r *report.Report, c *report.Check) {
+	if c != nil {
+		r.Add(*c)
+	}
 }
 
 func kubernetesVersion(gitVersion string) report.Check {

@@ -21,6 +21,8 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/pager"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/policies"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/router"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/services"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/workloads"
 )
@@ -76,6 +78,8 @@ type Facts struct {
 	Mesh         *istio.Facts
 	Gateways     []corev1.Service // labelled istio=ingressgateway
 	MeshErr      error            // set when the mesh could not be read
+	Policies     PolicyFacts
+	Router       *RouterFacts // nil unless OpenShift
 }
 
 // Options tune how Gather reads the cluster.
@@ -99,6 +103,8 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 	f := &Facts{Platform: info, Nodes: nodeFacts(nodes)}
 	if info.Kind == platform.OpenShift {
 		f.OpenShift = openShiftNetwork(ctx, dc)
+		st, err := router.Read(ctx, kc, dc)
+		f.Router = &RouterFacts{State: st, Err: err}
 	}
 	if f.OpenShift != nil && f.OpenShift.Err == nil && len(f.OpenShift.StatusServiceNetwork) > 0 {
 		// On OpenShift the network operator's status is what the apiservers
@@ -117,6 +123,7 @@ func Gather(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, 
 	} else {
 		f.Pods.Census = c
 	}
+	f.Policies.Items, f.Policies.Err = policies.List(ctx, kc)
 	if info.OnAWS() {
 		f.Underlay = gatherUnderlay(ctx, info, nodes, dc, opts.AWSProfile)
 	}

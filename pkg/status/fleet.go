@@ -16,7 +16,7 @@ type LayerVerdicts struct {
 
 // edgeChecks are the mesh layer's checks of the ingress gateway, which the
 // fleet view shows as a layer of their own (the gateway command's).
-var edgeChecks = map[string]bool{"ingress-gateway": true, "ingress-load-balancer": true}
+var edgeChecks = map[string]bool{"ingress-gateway": true, "ingress-load-balancer": true, "openshift-router": true}
 
 // Verdicts sums r up per layer. The cluster layer's checks (version,
 // platform) are not a layer of the conversion and are left out.

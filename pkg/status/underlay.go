@@ -140,8 +140,18 @@ func underlayChecks(u *UnderlayFacts, command string) []report.Check {
 		inst.Remediation = "change the instance type (" + command + " aws apply --allow-instance-type-change=<type>), then " + underlayFix
 	}
 	out = append(out, inst)
-	lb := check("load-balancer-ipv6", fmt.Sprintf("%d load balancers are dualstack (or Classic, see the gateway layer)", len(inv.LoadBalancers)),
-		pending["SetIpAddressType"], "NLBs/ALBs with IpAddressType ipv4")
+	classic := 0
+	for _, l := range inv.LoadBalancers {
+		if l.Type == "classic" {
+			classic++
+		}
+	}
+	lbOK := fmt.Sprintf("%d NLBs/ALBs are dualstack", len(inv.LoadBalancers)-classic)
+	if classic > 0 {
+		// A Classic ELB cannot be dualstack: said, not counted as passing.
+		lbOK += fmt.Sprintf("; %d Classic ELBs cannot serve IPv6 (see ingress-load-balancer and openshift-router)", classic)
+	}
+	lb := check("load-balancer-ipv6", lbOK, pending["SetIpAddressType"], "NLBs/ALBs with IpAddressType ipv4")
 	out = append(out, lb)
 	if c, ok := dnsCheck(u, command); ok {
 		out = append(out, c)

@@ -39,6 +39,9 @@ func TestSandboxByHand(t *testing.T) {
 	if r := sh("upgrade", "--yes", "--recreate-gateway"); r.Code != 0 {
 		t.Fatalf("upgrade --yes --recreate-gateway with only the env file:\n%s", r)
 	}
+	if r := sh("policies", "apply", "--yes"); r.Code != 0 || !strings.Contains(r.Stdout, "added 1 IPv6 ipBlocks to 1 NetworkPolicies") {
+		t.Fatalf("policies apply --yes:\n%s", r)
+	}
 	r = sh("validate")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "12 checks: 12 passed") || strings.Count(r.Stdout, "loopback addresses") != 1 {
 		t.Fatalf("validate without --dns-server:\n%s", r)

@@ -108,6 +108,11 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 	if v := before.verdicts(); v["pods"] != "WARN" || v["proxy-dual-stack"] == "PASS" {
 		t.Fatalf("status before: %v", v)
 	}
+	// What a plain upgrade leaves alone: the NetworkPolicies and OpenShift's
+	// router (both only when --phases names them).
+	policiesBefore, _ := policySpecs(ctx, t, s.API.Kube)
+	routerBefore := strategyJSON(t, s.API)
+	routerSvc := waitRouterService(t, s.API, "")
 	pdbs, err := harness.StartPDBWatch(ctx, s.API.Kube)
 	if err != nil {
 		t.Fatal(err)
@@ -190,15 +195,35 @@ func TestUpgradeConvertsTheWholeCluster(t *testing.T) {
 		}
 	}
 
-	// Status agrees, layer by layer.
+	if now, _ := policySpecs(ctx, t, s.API.Kube); !equalMaps(now, policiesBefore) {
+		t.Errorf("a plain upgrade changed NetworkPolicies:\n%v\nwas %v", now, policiesBefore)
+	}
+	if now := strategyJSON(t, s.API); now != routerBefore {
+		t.Errorf("a plain upgrade changed the IngressController: %s, was %s", now, routerBefore)
+	}
+	if now := waitRouterService(t, s.API, ""); now.UID != routerSvc.UID || s.IngressOperator.Recreated() != 0 {
+		t.Errorf("a plain upgrade had the router Service re-created")
+	}
+
+	// Status agrees, layer by layer; the pods have IPv6 now, so the
+	// application's NetworkPolicy, which the plain upgrade left alone,
+	// blocks their IPv6 egress until its twin is added.
 	after := parseStatus(t, plugin(t, kcfg, env, "status", "-o", "json"))
+	if st, msg, fix := after.check(t, "network-policy-ipv6"); st != "FAIL" || !strings.Contains(msg, "-> add ::/0 except fd00:ec2::254/128") || !strings.Contains(fix, "policies apply") {
+		t.Errorf("network-policy-ipv6 after a plain upgrade: %s %q (fix %q)", st, msg, fix)
+	}
+	r = plugin(t, kcfg, env, "upgrade", "--phases", "policies", "--yes", "-o", "json")
+	if u := parseUpgrade(t, r); r.Code != 0 || u.statuses()["policies"] != "done" {
+		t.Fatalf("upgrade --phases policies:\n%s", r)
+	}
+	after = parseStatus(t, plugin(t, kcfg, env, "status", "-o", "json"))
 	for _, c := range after.Checks {
 		t.Logf("status after: %s %s %s: %s", c.Layer, c.Name, c.Status, c.Message)
 		if c.Status == "FAIL" {
 			t.Errorf("status after upgrade: %s/%s FAIL: %s", c.Layer, c.Name, c.Message)
 		}
 	}
-	expectVerdicts(t, after, map[string]string{"node-internal-ips": "PASS", "openshift-network": "PASS"})
+	expectVerdicts(t, after, map[string]string{"node-internal-ips": "PASS", "openshift-network": "PASS", "network-policy-ipv6": "PASS", "openshift-router": "WARN"})
 
 	// A second run changes nothing and says so.
 	r = plugin(t, kcfg, env, "upgrade", "--recreate-gateway", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
@@ -327,7 +352,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 
 func TestUpgradeBadPhasesExit2(t *testing.T) {
 	r := plugin(t, t.TempDir()+"/absent", nil, "upgrade", "--phases", "aws,bogus")
-	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,nodes,network,mesh,services,workloads,gateway,validate") {
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,nodes,network,mesh,services,policies,workloads,gateway,router,validate") {
 		t.Fatalf("bad --phases:\n%s", r)
 	}
 }

@@ -46,6 +46,7 @@ var crdSources = []crdSource{
 		"config/v1/zz_generated.crd-manifests/0000_00_cluster-version-operator_01_clusteroperators.crd.yaml",
 		"config/v1/zz_generated.crd-manifests/0000_00_cluster-version-operator_01_clusterversions-Default.crd.yaml",
 		"operator/v1/zz_generated.crd-manifests/0000_70_network_01_networks.crd.yaml",
+		"operator/v1/zz_generated.crd-manifests/0000_50_ingress_00_ingresscontrollers.crd.yaml",
 	}},
 	{module: "istio.io/api", files: []string{"kubernetes/customresourcedefinitions.gen.yaml"},
 		groups: []string{"networking.istio.io"}},

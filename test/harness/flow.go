@@ -70,6 +70,9 @@ type ConversionSandbox struct {
 	Ingress     *Ingress
 	// Proxies says which gateway proxies were created dual-stack.
 	Proxies *ProxyInjector
+	// IngressOperator re-creates OpenShift's router Service as its
+	// IngressController asks.
+	IngressOperator *IngressOperator
 	// HostsFile is /etc/hosts inside the pods.
 	HostsFile string
 
@@ -200,6 +203,10 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 	if err := InstallApplication(ctx, kc); err != nil {
 		return nil, err
 	}
+	if s.IngressOperator, err = InstallRouterAndPolicies(ctx, kc, s.API.Dynamic, s.World.AWS); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.IngressOperator.Stop)
 
 	s.Pods = &PodSimulator{Kube: kc, Nodes: names, DualStackNow: s.dual.Load, Controllers: true}
 	s.Pods.Start(runCtx)

@@ -99,6 +99,7 @@ The sandbox is up, IPv4-only, until Ctrl-C. In another shell:
   kubectl dualstack status                         # FAILs, each with its fix
   kubectl dualstack upgrade --dry-run=client       # the plan of every phase
   kubectl dualstack upgrade --yes --recreate-gateway
+  kubectl dualstack policies apply --yes           # the NetworkPolicy's IPv6 twin (only when asked)
   kubectl dualstack validate                       # the proof over both families
   kubectl dualstack rollback --yes                 # back to IPv4-only
 
@@ -116,7 +117,8 @@ The sandbox is up, IPv4-only, until Ctrl-C. In another shell:
 	}{
 		{[]string{"kubectl", "dualstack", "status"}, "status before (IPv4-only: FAILs expected)"},
 		{[]string{"kubectl", "dualstack", "aws", "plan"}, "aws plan"},
-		{[]string{"kubectl", "dualstack", "upgrade", "--yes", "--recreate-gateway"}, "upgrade (all phases)"},
+		{[]string{"kubectl", "dualstack", "upgrade", "--yes", "--recreate-gateway"}, "upgrade (every phase but the ones run only when asked)"},
+		{[]string{"kubectl", "dualstack", "policies", "apply", "--yes"}, "policies apply (the NetworkPolicy's IPv6 twin)"},
 		{[]string{"kubectl", "dualstack", "status"}, "status after"},
 		{[]string{"kubectl", "dualstack", "validate"}, "validate (the proof over IPv4 and IPv6)"},
 	} {
