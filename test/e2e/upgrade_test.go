@@ -352,7 +352,7 @@ func TestUpgradePhasesSubsetThenResumeAfterAFailure(t *testing.T) {
 
 func TestUpgradeBadPhasesExit2(t *testing.T) {
 	r := plugin(t, t.TempDir()+"/absent", nil, "upgrade", "--phases", "aws,bogus")
-	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,nodes,network,mesh,services,policies,workloads,gateway,router,validate") {
+	if r.Code != 2 || !strings.Contains(r.Stderr, `unknown phase "bogus"`) || !strings.Contains(r.Stderr, "aws,nodes,network,mesh,services,policies,workloads,gateway,router,dns,validate") {
 		t.Fatalf("bad --phases:\n%s", r)
 	}
 }
