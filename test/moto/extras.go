@@ -233,8 +233,13 @@ func lastSlash24(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
-// hostedZones builds what openshift-install creates in Route 53: records
-// in the public zone (the base domain's, which exists before the install)
+// hostedZones builds what openshift-install creates in Route 53. No weighted or failover records: moto 5.2.1 deletes
+// every record set with a DELETE's set identifier, whatever its name and
+// type, and pages without StartRecordIdentifier; pkg/dns's unit tests cover
+// set identifiers against a fake that keeps them apart as Route 53 does.
+//
+// The records: in the public zone (the base domain's, which exists before
+// the install)
 // and a private zone <cluster>.<baseDomain>, tagged for the cluster and
 // associated with the VPC. api (public) and api, api-int (private) are
 // alias A records to the API NLBs; *.apps in both is the ingress
