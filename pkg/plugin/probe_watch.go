@@ -89,7 +89,8 @@ or comes back), the summary table on stdout (-o json|yaml:
 {targets[]{target, family, requests, failures, longestOutageSeconds,
 firstSuccess, p50Ms, p99Ms}, ...}), --junit-file, and with --report-dir a
 timeline chart (timeline.png, timeline.svg: a lane per family and target,
-failures in red) and every request as samples.csv.
+failures in red), every request as samples.csv and the report as
+availability.json.
 
 Exit status: 0 when no request failed, 1 when one did, 2 on bad usage.`),
 		Example: fmt.Sprintf(`  # The ingress over both families for five minutes, with the timeline
@@ -119,7 +120,7 @@ Exit status: 0 when no request failed, 1 when one did, 2 on bad usage.`),
 	f.DurationVar(&o.MaxTime, "max-time", o.MaxTime, "How long one request may take before it counts as failed.")
 	f.StringVar(&o.Image, "image", o.Image, "Image of the prober pod (svc/ targets); needs sleep and curl, and must run as non-root.")
 	f.StringVar(&o.JUnitFile, "junit-file", "", "Also write the results as JUnit XML to this file (a test case per target and family).")
-	f.StringVar(&o.ReportDir, "report-dir", "", "Write the timeline chart (timeline.png, timeline.svg) and every request (samples.csv) into this directory.")
+	f.StringVar(&o.ReportDir, "report-dir", "", "Write the timeline chart (timeline.png, timeline.svg), every request (samples.csv) and the report (availability.json) into this directory.")
 	return cmd
 }
 
@@ -259,7 +260,7 @@ func servicePort(ctx context.Context, c *kube.Clients, ns string, spec probe.Tar
 func (o *probeWatchOptions) emit(w *probe.Watcher, res probe.WatchReport) error {
 	var errs []error
 	if o.ReportDir != "" {
-		files, err := timeline.Write(o.ReportDir, timeline.Data{Start: res.Start, End: res.End, Interval: o.Interval, Lanes: w.Lanes(), Samples: w.Samples(), Marks: w.Marks()})
+		files, err := timeline.Write(o.ReportDir, timeline.Data{Start: res.Start, End: res.End, Interval: o.Interval, Lanes: w.Lanes(), Samples: w.Samples(), Marks: w.Marks(), Report: res})
 		res.Files = files
 		if err != nil {
 			errs = append(errs, err)

@@ -176,7 +176,7 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.StringVar(&o.PlanFile, "plan", "", "Apply exactly this plan, saved earlier with `upgrade --dry-run=client -o json > FILE`, after checking that the cluster and AWS still match it")
 	f.BoolVar(&o.Measure, "measure", o.Measure, "While the phases run, send a request per family to the ingress gateway every 200ms and report, per phase, what each family saw (when the ingress answers from here; --measure=false to skip)")
 	f.StringVar(&o.JUnitFile, "junit-file", "", "Also write the result as JUnit XML to this file: a test case per phase and, with --measure, per phase and family")
-	f.StringVar(&o.ReportDir, "report-dir", "", "With --measure: write the availability timeline (timeline.png, timeline.svg, phases marked) and every request (samples.csv) into this directory")
+	f.StringVar(&o.ReportDir, "report-dir", "", "With --measure: write the availability timeline (timeline.png, timeline.svg, phases marked), every request (samples.csv) and the report (availability.json) into this directory")
 	o.Target.addFlags(cmd)
 	o.Target.addJournalFlag(cmd)
 	o.Mutation.AddFlags(cmd)

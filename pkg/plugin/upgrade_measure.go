@@ -102,7 +102,7 @@ func (m *measurement) stop(o *UpgradeOptions) *probe.WatchReport {
 	res := m.watcher.Report()
 	if o.ReportDir != "" {
 		files, err := timeline.Write(o.ReportDir, timeline.Data{Start: res.Start, End: res.End, Interval: m.watcher.Interval,
-			Lanes: m.watcher.Lanes(), Samples: m.watcher.Samples(), Marks: m.watcher.Marks()})
+			Lanes: m.watcher.Lanes(), Samples: m.watcher.Samples(), Marks: m.watcher.Marks(), Report: res})
 		res.Files = files
 		if err != nil {
 			fmt.Fprintf(o.ErrOut, "warning: %v\n", err)

@@ -129,7 +129,7 @@ func TestUpgradeMeasuresWhatEachFamilySawPerPhase(t *testing.T) {
 	if _, ok := cases["aws"]; !ok {
 		t.Errorf("no test case for the aws phase: %v", cases)
 	}
-	for _, f := range []string{"timeline.png", "timeline.svg", "samples.csv"} {
+	for _, f := range []string{"timeline.png", "timeline.svg", "samples.csv", "availability.json"} {
 		if _, err := os.Stat(filepath.Join(o.ReportDir, f)); err != nil {
 			t.Errorf("--report-dir: %v", err)
 		}

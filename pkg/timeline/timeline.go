@@ -1,11 +1,13 @@
 // Package timeline writes what `probe watch` (and upgrade --measure) saw as
 // files a person can look at and a program can read: a timeline chart, one
 // lane per family and target with failures in red and phase boundaries
-// marked (PNG and SVG, drawn with gonum/plot), and every request as CSV.
+// marked (PNG and SVG, drawn with gonum/plot), every request as CSV and
+// the report as JSON.
 package timeline
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"os"
@@ -27,6 +29,8 @@ const (
 	PNGFile = "timeline.png"
 	SVGFile = "timeline.svg"
 	CSVFile = "samples.csv"
+	// JSONFile holds the report, as -o json prints it.
+	JSONFile = "availability.json"
 )
 
 // Colours of the lanes: a request that succeeded, failed, or whose result
@@ -45,6 +49,8 @@ type Data struct {
 	Lanes      []probe.Lane
 	Samples    []probe.Sample
 	Marks      []probe.Mark
+	// Report, when set, is written as JSONFile.
+	Report any
 }
 
 // LaneName is how a lane is labelled on the chart and in the CSV.
@@ -64,6 +70,17 @@ func Write(dir string, d Data) ([]string, error) {
 		return written, err
 	}
 	written = append(written, csvPath)
+	if d.Report != nil {
+		b, err := json.MarshalIndent(d.Report, "", "  ")
+		if err != nil {
+			return written, err
+		}
+		path := filepath.Join(dir, JSONFile)
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			return written, fmt.Errorf("writing %s: %w", path, err)
+		}
+		written = append(written, path)
+	}
 	p, err := chart(d)
 	if err != nil {
 		return written, fmt.Errorf("drawing the timeline: %w", err)
