@@ -164,17 +164,19 @@ func chart(d Data) (*plot.Plot, error) {
 		p.NominalY(names...)
 	}
 	top := float64(len(d.Lanes)) - 0.3
-	p.Y.Min, p.Y.Max = -0.6, top+0.4
+	p.Y.Min, p.Y.Max = -0.6, top+0.9
 	var labels plotter.XYLabels
-	for _, m := range d.Marks {
+	for i, m := range d.Marks {
 		x := m.Start.Sub(d.Start).Seconds()
-		line, err := plotter.NewLine(plotter.XYs{{X: x, Y: -0.6}, {X: x, Y: top}})
+		line, err := plotter.NewLine(plotter.XYs{{X: x, Y: -0.6}, {X: x, Y: top + 0.05 + 0.28*float64(i%3)}})
 		if err != nil {
 			return nil, err
 		}
 		line.LineStyle = draw.LineStyle{Color: colourPhase, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
 		p.Add(line)
-		labels.XYs = append(labels.XYs, plotter.XY{X: x, Y: top + 0.1})
+		// Short phases start close together: their names take turns on
+		// three rows, so they do not print over each other.
+		labels.XYs = append(labels.XYs, plotter.XY{X: x, Y: top + 0.05 + 0.28*float64(i%3)})
 		labels.Labels = append(labels.Labels, m.Name)
 	}
 	if len(labels.Labels) > 0 {

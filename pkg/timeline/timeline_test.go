@@ -29,7 +29,8 @@ func TestWriteDrawsEveryLaneAndPhase(t *testing.T) {
 			probe.Sample{Time: at, Family: probe.IPv6, Target: lanes[1].Target, OK: ms >= 12000, Latency: 3 * time.Millisecond},
 			probe.Sample{Time: at, Family: probe.IPv6, Target: lanes[2].Target, OK: true, Lost: ms == 4000, Latency: time.Millisecond})
 	}
-	marks := []probe.Mark{{Name: "network", Start: t0.Add(2 * time.Second)}, {Name: "gateway", Start: t0.Add(7 * time.Second)}, {Name: "validate", Start: t0.Add(13 * time.Second)}}
+	marks := []probe.Mark{{Name: "aws", Start: t0}, {Name: "nodes", Start: t0.Add(300 * time.Millisecond)}, {Name: "network", Start: t0.Add(600 * time.Millisecond)},
+		{Name: "mesh", Start: t0.Add(time.Second)}, {Name: "workloads", Start: t0.Add(1200 * time.Millisecond)}, {Name: "gateway", Start: t0.Add(7 * time.Second)}, {Name: "validate", Start: t0.Add(13 * time.Second)}}
 	dir := t.TempDir()
 	d := Data{Start: t0, End: t0.Add(20 * time.Second), Interval: 200 * time.Millisecond, Lanes: lanes, Samples: samples, Marks: marks}
 	files, err := Write(dir, d)
