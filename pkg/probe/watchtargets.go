@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -200,11 +199,18 @@ func FollowIngress(ctx context.Context, kc kubernetes.Interface, ref, label stri
 	}
 	fl := &IngressFollower{Namespace: svc.Namespace, Name: svc.Name}
 	fl.set(svc)
-	factory := informers.NewSharedInformerFactoryWithOptions(kc, 0, informers.WithNamespace(svc.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", svc.Name).String()
-		}))
-	inf := factory.Core().V1().Services().Informer()
+	byName := fields.OneTermEqualSelector("metadata.name", svc.Name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = byName
+			return kc.CoreV1().Services(svc.Namespace).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return kc.CoreV1().Services(svc.Namespace).Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Service{}, 0, cache.Indexers{})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { fl.set(obj) },
 		UpdateFunc: func(_, obj any) { fl.set(obj) },
@@ -214,7 +220,7 @@ func FollowIngress(ctx context.Context, kc kubernetes.Interface, ref, label stri
 			fl.mu.Unlock()
 		},
 	})
-	factory.Start(ctx.Done())
+	go inf.RunWithContext(ctx)
 	return fl, nil
 }
 
