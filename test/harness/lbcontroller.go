@@ -41,8 +41,9 @@ import (
 // Like AWS, a new load balancer is not usable at once: CreateLoadBalancer
 // returns its DNS name (which goes into the Service's status), but the
 // name answers only once the load balancer is provisioned (minutes on AWS;
-// LBControllerOptions.ProvisionDelay here). Active tells the load
-// balancers' DNS (LBDNS.SetActive) which names answer. Load balancers the
+// LBControllerOptions.ProvisionDelay here, from the first create call).
+// Active tells the load balancers' DNS (LBDNS.SetActive) which load
+// balancers answer. Load balancers the
 // controller did not create (the installer's) are active.
 type LBController struct {
 	kube       kubernetes.Interface
@@ -60,7 +61,7 @@ type LBController struct {
 
 	provisionDelay time.Duration
 	pmu            sync.Mutex
-	provisioning   map[string]Provisioning // by lower-case DNS name
+	provisioning   map[string]Provisioning // by load balancer name
 }
 
 // LBControllerOptions shape the simulated controller.
@@ -76,28 +77,39 @@ type Provisioning struct {
 	Created, Active time.Time
 }
 
-// Active reports whether a load balancer's DNS name answers yet.
-func (c *LBController) Active(dnsName string) bool {
+// Active reports whether the load balancer named lbName (its
+// LoadBalancerName) answers yet.
+func (c *LBController) Active(lbName string) bool {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	p, ok := c.provisioning[strings.ToLower(dnsName)]
+	p, ok := c.provisioning[lbName]
 	return !ok || !time.Now().Before(p.Active)
 }
 
 // ProvisioningOf says when the controller created the load balancer with
-// this DNS name and when it became (or becomes) active.
+// this DNS name (which starts with its name and a dash) and when it became
+// (or becomes) active.
 func (c *LBController) ProvisioningOf(dnsName string) (Provisioning, bool) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	p, ok := c.provisioning[strings.ToLower(dnsName)]
-	return p, ok
+	for name, p := range c.provisioning {
+		if strings.HasPrefix(strings.ToLower(dnsName), strings.ToLower(name)+"-") {
+			return p, true
+		}
+	}
+	return Provisioning{}, false
 }
 
-func (c *LBController) created(dnsName string) {
+// creating notes, before the first create call (the name is in moto, and
+// so in the DNS's view, from that call on), that the load balancer named
+// name is provisioning from now.
+func (c *LBController) creating(name string) {
 	now := time.Now()
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	c.provisioning[strings.ToLower(dnsName)] = Provisioning{Created: now, Active: now.Add(c.provisionDelay)}
+	if _, ok := c.provisioning[name]; !ok { // a retry keeps the first start
+		c.provisioning[name] = Provisioning{Created: now, Active: now.Add(c.provisionDelay)}
+	}
 }
 
 // finalizerLBCleanup is the service controller's finalizer
@@ -230,11 +242,11 @@ func (c *LBController) sync(svc *corev1.Service) {
 		return
 	}
 	if have == nil {
+		c.creating(lbName(svc))
 		if have, err = c.create(ctx, svc, ref, wantNLB); err != nil {
 			c.fail(ctx, svc, err)
 			return
 		}
-		c.created(have.dnsName)
 	}
 	ing := svc.Status.LoadBalancer.Ingress
 	if len(ing) == 1 && ing[0].Hostname == have.dnsName {

@@ -26,22 +26,22 @@ type LBDNS struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
-	active func(dnsName string) bool
+	active func(lbName string) bool
 }
 
-// SetActive makes the names answer only once active says the load
-// balancer is provisioned (LBController.Active).
-func (d *LBDNS) SetActive(active func(dnsName string) bool) {
+// SetActive makes a load balancer's name answer only once active (given
+// its LoadBalancerName) says it is provisioned (LBController.Active).
+func (d *LBDNS) SetActive(active func(lbName string) bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.active = active
 }
 
-func (d *LBDNS) isActive(dnsName string) bool {
+func (d *LBDNS) isActive(lbName string) bool {
 	d.mu.Lock()
 	active := d.active
 	d.mu.Unlock()
-	return active == nil || active(dnsName)
+	return active == nil || active(lbName)
 }
 
 // StartLBDNS serves on 127.0.0.1 and refreshes from moto every 100ms.
@@ -58,14 +58,14 @@ func StartLBDNS(cfg aws.Config) (*LBDNS, error) {
 		v4, v6 := net.ParseIP("127.0.0.1"), net.ParseIP("::1")
 		if out, err := classic.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{}); err == nil {
 			for _, lb := range out.LoadBalancerDescriptions {
-				if d.isActive(aws.ToString(lb.DNSName)) {
+				if d.isActive(aws.ToString(lb.LoadBalancerName)) {
 					records[dns.Fqdn(strings.ToLower(aws.ToString(lb.DNSName)))] = []net.IP{v4}
 				}
 			}
 		}
 		if out, err := v2.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{}); err == nil {
 			for _, lb := range out.LoadBalancers {
-				if !d.isActive(aws.ToString(lb.DNSName)) {
+				if !d.isActive(aws.ToString(lb.LoadBalancerName)) {
 					continue
 				}
 				ips := []net.IP{v4}
