@@ -59,6 +59,9 @@ type Engine struct {
 	Log io.Writer
 	// Command spells a command for the user ("kubectl dualstack validate").
 	Command func(sub string) string
+	// OnPhase, when set, is told when a phase starts and ends applying
+	// (upgrade --measure marks the phases on its availability timeline).
+	OnPhase func(name string, start bool)
 
 	earlier map[string]journal.Entry
 }
@@ -273,7 +276,13 @@ func (e *Engine) Apply(ctx context.Context, res *Result) error {
 		}
 		fmt.Fprintf(e.Log, "%s: %s\n", label, p.Summary)
 		e.record(ctx, p.Name, journal.Pending)
+		if e.OnPhase != nil {
+			e.OnPhase(p.Name, true)
+		}
 		done, err := byName[p.Name].Apply(ctx, e.Facts, p, &Run{Label: label, Progress: progress, Log: log})
+		if e.OnPhase != nil {
+			e.OnPhase(p.Name, false)
+		}
 		changed = changed || done.Changed
 		if err != nil {
 			pr.Status, pr.Message = StatusFailed, err.Error()

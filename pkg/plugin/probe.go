@@ -22,16 +22,16 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
 )
 
-// NewCmdProbe builds `probe curl` and `probe dns`: ad-hoc looks at both
-// families side by side.
+// NewCmdProbe builds `probe curl` and `probe dns` (ad-hoc looks at both
+// families side by side) and `probe watch` (availability over time).
 func NewCmdProbe(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe",
-		Short: "Ad-hoc: curl or resolve over IPv4 and IPv6 side by side",
+		Short: "Ad-hoc: curl or resolve over IPv4 and IPv6 side by side; watch availability per family over time",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCmdProbeCurl(inv, streams, factory), newCmdProbeDNS(inv, streams, factory))
+	cmd.AddCommand(newCmdProbeCurl(inv, streams, factory), newCmdProbeDNS(inv, streams, factory), newCmdProbeWatch(inv, streams, factory))
 	return cmd
 }
 

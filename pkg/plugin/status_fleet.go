@@ -206,7 +206,9 @@ func (o *FleetOptions) statusOf(ctx context.Context, name string) FleetEntry {
 	res, err := o.read(ctx, name, info)
 	e.DurationMs = time.Since(start).Milliseconds()
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The client's own --request-timeout (the same length, started a
+		// little later) can fire before the context's timer has run.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Since(start) >= o.timeout {
 			err = fmt.Errorf("no complete answer within %s (raise --request-timeout): %w", o.timeout, err)
 		}
 		e.Error = err.Error()

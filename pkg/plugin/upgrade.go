@@ -55,6 +55,12 @@ type UpgradeOptions struct {
 	Mutation                 *cli.MutationFlags
 	Output                   *cli.OutputFlags
 
+	// Measure runs the availability prober beside the phases; JUnitFile
+	// and ReportDir take the run's report and timeline.
+	Measure   bool
+	JUnitFile string
+	ReportDir string
+
 	inv     Invocation
 	factory *kube.Factory
 	kube    kubernetes.Interface
@@ -67,6 +73,9 @@ type UpgradeOptions struct {
 	phases []convert.Phase
 	// confirm asks the user (tests replace it); nil asks on the terminal.
 	confirm func(ctx context.Context) error
+	// availability is what --measure saw; started is when Run began.
+	availability *probe.WatchReport
+	started      time.Time
 	genericiooptions.IOStreams
 }
 
@@ -77,6 +86,7 @@ func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *
 		Timeout:        10 * time.Minute,
 		Parallel:       4,
 		MaxUnavailable: 1,
+		Measure:        true,
 		Mutation:       cli.NewMutationFlags(),
 		Output:         cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
 		inv:            inv, factory: factory, IOStreams: streams,
@@ -175,6 +185,9 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.BoolVar(&o.AllowControlPlaneRestart, "allow-control-plane-restart", false, "With --allow-instance-type-change: change control-plane instances too, one at a time (aws apply --allow-control-plane-restart)")
 	f.IntVar(&o.Parallel, "parallel", o.Parallel, "How many independent AWS changes to make at once (aws apply --parallel)")
 	f.StringVar(&o.PlanFile, "plan", "", "Apply exactly this plan, saved earlier with `upgrade --dry-run=client -o json > FILE`, after checking that the cluster and AWS still match it")
+	f.BoolVar(&o.Measure, "measure", o.Measure, "While the phases run, send a request per family to the ingress gateway every 200ms and report, per phase, what each family saw (when the ingress answers from here; --measure=false to skip)")
+	f.StringVar(&o.JUnitFile, "junit-file", "", "Also write the result as JUnit XML to this file: a test case per phase and, with --measure, per phase and family")
+	f.StringVar(&o.ReportDir, "report-dir", "", "With --measure: write the availability timeline (timeline.png, timeline.svg, phases marked), every request (samples.csv) and the report (availability.json) into this directory")
 	o.Target.addFlags(cmd)
 	o.Target.addJournalFlag(cmd)
 	o.Mutation.AddFlags(cmd)
@@ -336,6 +349,7 @@ func (o *UpgradeOptions) validatePhase() *convert.ValidatePhase {
 
 // Run plans, asks, applies the plan it showed and summarises.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
+	o.started = time.Now()
 	// One lock for the whole run; the phases run in this process and share it.
 	dry, _ := o.Mutation.Strategy()
 	store, release, err := o.Target.Journal.open(ctx, o.kube, dry, "upgrade")
@@ -428,7 +442,9 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 				}
 			}
 		}
+		m := o.startMeasure(ctx, eng)
 		err := eng.Apply(ctx, res)
+		o.availability = m.stop(o)
 		return o.finish(res, err)
 	}
 }
@@ -465,8 +481,12 @@ func (o *UpgradeOptions) printPlan(plan convert.Plan) {
 
 // finish prints the result (and, on a table, the summary and what to do next).
 func (o *UpgradeOptions) finish(res *convert.Result, err error) error {
-	if perr := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error { return o.printSummary(w, res) }); perr != nil {
+	jerr := o.writeUpgradeJUnit(res)
+	if perr := o.Output.Print(o.Out, upgradeOutput{Result: res, Availability: o.availability}, func(w io.Writer, _ bool) error { return o.printSummary(w, res) }); perr != nil {
 		return perr
+	}
+	if jerr != nil {
+		return jerr
 	}
 	if err != nil && o.Output.Structured() {
 		fmt.Fprintln(o.ErrOut, res.Message)
@@ -494,7 +514,7 @@ func (o *UpgradeOptions) printSummary(w io.Writer, res *convert.Result) error {
 	}
 	fmt.Fprintln(w, res.Message)
 	o.printNext(w, res)
-	return nil
+	return printAvailability(w, o.availability)
 }
 
 // printNext says how to go on after a stop: what was done, what not, how

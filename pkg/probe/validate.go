@@ -116,7 +116,17 @@ func (a IngressAddress) host() string {
 // FindIngress locates the ingress gateway Service: ref ("namespace/name")
 // when given, otherwise the one Service labelled istio=<label>.
 func FindIngress(ctx context.Context, kc kubernetes.Interface, ref, label string) (*IngressAddress, error) {
-	var svc *corev1.Service
+	svc, err := FindIngressService(ctx, kc, ref, label)
+	if err != nil {
+		return nil, err
+	}
+	return IngressAddressOf(svc)
+}
+
+// FindIngressService reads the ingress gateway Service: ref
+// ("namespace/name", or a name in istio-system) when given, otherwise the
+// one Service labelled istio=<label>.
+func FindIngressService(ctx context.Context, kc kubernetes.Interface, ref, label string) (*corev1.Service, error) {
 	if ref != "" {
 		ns, name, ok := strings.Cut(ref, "/")
 		if !ok {
@@ -126,17 +136,21 @@ func FindIngress(ctx context.Context, kc kubernetes.Interface, ref, label string
 		if err != nil {
 			return nil, fmt.Errorf("reading ingress gateway service %s/%s: %w", ns, name, err)
 		}
-		svc = got
-	} else {
-		list, err := kc.CoreV1().Services("").List(ctx, metav1.ListOptions{LabelSelector: "istio=" + label, Limit: 50})
-		if err != nil {
-			return nil, fmt.Errorf("looking for the ingress gateway (services labelled istio=%s): %w", label, err)
-		}
-		if len(list.Items) == 0 {
-			return nil, fmt.Errorf("no Service labelled istio=%s: name the ingress gateway with --ingress-service namespace/name", label)
-		}
-		svc = &list.Items[0]
+		return got, nil
 	}
+	list, err := kc.CoreV1().Services("").List(ctx, metav1.ListOptions{LabelSelector: "istio=" + label, Limit: 50})
+	if err != nil {
+		return nil, fmt.Errorf("looking for the ingress gateway (services labelled istio=%s): %w", label, err)
+	}
+	if len(list.Items) == 0 {
+		return nil, fmt.Errorf("no Service labelled istio=%s: name the ingress gateway with --ingress-service namespace/name", label)
+	}
+	return &list.Items[0], nil
+}
+
+// IngressAddressOf is where the ingress gateway Service svc is reached from
+// outside: its load balancer's hostname (or IP) and its http port.
+func IngressAddressOf(svc *corev1.Service) (*IngressAddress, error) {
 	addr := &IngressAddress{Service: svc.Namespace + "/" + svc.Name}
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		if ing.Hostname != "" {

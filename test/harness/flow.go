@@ -31,6 +31,10 @@ type ConversionSandboxOptions struct {
 	HTTPBinPort int
 	// RolloutDelay of the network operator simulator (default its own).
 	RolloutDelay time.Duration
+	// LBProvisionDelay is how long a new load balancer takes until its
+	// name answers (default 0: at once; the interactive sandbox uses
+	// DefaultLBProvisionDelay).
+	LBProvisionDelay time.Duration
 	// Istio is how Istio is installed: "istioctl" (the default), "sail"
 	// (a Sail operator Istio resource, rendered by the SailOperator) or
 	// "helm" (a release of an istiod chart, installed with Helm's SDK).
@@ -78,6 +82,11 @@ type ConversionSandbox struct {
 
 	dual atomic.Bool
 }
+
+// DefaultLBProvisionDelay is how long the interactive sandbox's new load
+// balancers take to answer: AWS takes minutes; a few seconds show the
+// outage of a re-created gateway without making the demo wait.
+const DefaultLBProvisionDelay = 5 * time.Second
 
 // ConversionServiceCIDRs are the apiserver's service ranges in the sandbox.
 const ConversionServiceCIDRs = "172.30.0.0/16,fd02::/112"
@@ -158,11 +167,12 @@ func BuildConversionSandbox(ctx context.Context, t ktesting.TB, srv *moto.Server
 			lbSubnets = append(lbSubnets, sub.ID)
 		}
 	}
-	s.LBs = StartLBController(kc, s.AWSConfig, s.World.AWS.ClusterTagKey, lbSubnets)
+	s.LBs = StartLBControllerWith(kc, s.AWSConfig, s.World.AWS.ClusterTagKey, lbSubnets, LBControllerOptions{ProvisionDelay: o.LBProvisionDelay})
 	t.Cleanup(s.LBs.Stop)
 	if s.DNS, err = StartLBDNS(s.AWSConfig); err != nil {
 		return nil, err
 	}
+	s.DNS.SetActive(s.LBs.Active)
 	t.Cleanup(s.DNS.Close)
 	if s.World.AWS.PrivateZone.ID != "" {
 		s.DNS.FollowRoute53(runCtx, s.AWSConfig) // the cluster's names, as Route 53 answers them

@@ -37,6 +37,14 @@ import (
 // on a Service before creating its load balancer and removes it only after
 // deleting it, so a deleted Service stays (Terminating) until then; Hold
 // models a controller that is down or slow to get there.
+//
+// Like AWS, a new load balancer is not usable at once: CreateLoadBalancer
+// returns its DNS name (which goes into the Service's status), but the
+// name answers only once the load balancer is provisioned (minutes on AWS;
+// LBControllerOptions.ProvisionDelay here, from the first create call).
+// Active tells the load balancers' DNS (LBDNS.SetActive) which load
+// balancers answer. Load balancers the
+// controller did not create (the installer's) are active.
 type LBController struct {
 	kube       kubernetes.Interface
 	ec2        *ec2.Client
@@ -50,6 +58,58 @@ type LBController struct {
 
 	held    bool // deletions wait: the controller is not acting on them
 	pending []*corev1.Service
+
+	provisionDelay time.Duration
+	pmu            sync.Mutex
+	provisioning   map[string]Provisioning // by load balancer name
+}
+
+// LBControllerOptions shape the simulated controller.
+type LBControllerOptions struct {
+	// ProvisionDelay is how long a new load balancer takes until its name
+	// answers (default 0: at once, as most tests need).
+	ProvisionDelay time.Duration
+}
+
+// Provisioning is when the controller created a load balancer and when it
+// became active (its name answers).
+type Provisioning struct {
+	Created, Active time.Time
+}
+
+// Active reports whether the load balancer named lbName (its
+// LoadBalancerName) answers yet.
+func (c *LBController) Active(lbName string) bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	p, ok := c.provisioning[lbName]
+	return !ok || !time.Now().Before(p.Active)
+}
+
+// ProvisioningOf says when the controller created the load balancer with
+// this DNS name (which starts with its name and a dash) and when it became
+// (or becomes) active.
+func (c *LBController) ProvisioningOf(dnsName string) (Provisioning, bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	for name, p := range c.provisioning {
+		if strings.HasPrefix(strings.ToLower(dnsName), strings.ToLower(name)+"-") {
+			return p, true
+		}
+	}
+	return Provisioning{}, false
+}
+
+// creating notes, before the first create call (the name is in moto, and
+// so in the DNS's view, from that call on), that the load balancer named
+// name is provisioning from now.
+func (c *LBController) creating(name string) {
+	now := time.Now()
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if _, ok := c.provisioning[name]; !ok { // a retry keeps the first start
+		c.provisioning[name] = Provisioning{Created: now, Active: now.Add(c.provisionDelay)}
+	}
 }
 
 // finalizerLBCleanup is the service controller's finalizer
@@ -85,9 +145,15 @@ const (
 // StartLBController runs the controller until Stop. subnets are the public
 // subnets (one per zone) the load balancers go in.
 func StartLBController(kc kubernetes.Interface, cfg aws.Config, clusterTag string, subnets []string) *LBController {
+	return StartLBControllerWith(kc, cfg, clusterTag, subnets, LBControllerOptions{})
+}
+
+// StartLBControllerWith is StartLBController with options.
+func StartLBControllerWith(kc kubernetes.Interface, cfg aws.Config, clusterTag string, subnets []string, o LBControllerOptions) *LBController {
 	c := &LBController{
 		kube: kc, ec2: ec2.NewFromConfig(cfg), elb: elb.NewFromConfig(cfg), elbv2: elbv2.NewFromConfig(cfg),
 		clusterTag: clusterTag, subnets: subnets, stop: make(chan struct{}),
+		provisionDelay: o.ProvisionDelay, provisioning: map[string]Provisioning{},
 	}
 	factory := informers.NewSharedInformerFactory(kc, 30*time.Second)
 	inf := factory.Core().V1().Services().Informer()
@@ -176,6 +242,7 @@ func (c *LBController) sync(svc *corev1.Service) {
 		return
 	}
 	if have == nil {
+		c.creating(lbName(svc))
 		if have, err = c.create(ctx, svc, ref, wantNLB); err != nil {
 			c.fail(ctx, svc, err)
 			return

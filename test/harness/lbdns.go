@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,10 +18,30 @@ import (
 // moto, as AWS's DNS does for ELB names: an A record for every load
 // balancer, an AAAA record only for those whose IpAddressType is dualstack.
 // The addresses are loopback (127.0.0.1, ::1), so a test can listen there.
+// A load balancer that is gone has no records from the next refresh on
+// (100ms); one still provisioning (SetActive) has none yet.
 type LBDNS struct {
 	*DNSServer
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu     sync.Mutex
+	active func(lbName string) bool
+}
+
+// SetActive makes a load balancer's name answer only once active (given
+// its LoadBalancerName) says it is provisioned (LBController.Active).
+func (d *LBDNS) SetActive(active func(lbName string) bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.active = active
+}
+
+func (d *LBDNS) isActive(lbName string) bool {
+	d.mu.Lock()
+	active := d.active
+	d.mu.Unlock()
+	return active == nil || active(lbName)
 }
 
 // StartLBDNS serves on 127.0.0.1 and refreshes from moto every 100ms.
@@ -37,11 +58,16 @@ func StartLBDNS(cfg aws.Config) (*LBDNS, error) {
 		v4, v6 := net.ParseIP("127.0.0.1"), net.ParseIP("::1")
 		if out, err := classic.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{}); err == nil {
 			for _, lb := range out.LoadBalancerDescriptions {
-				records[dns.Fqdn(strings.ToLower(aws.ToString(lb.DNSName)))] = []net.IP{v4}
+				if d.isActive(aws.ToString(lb.LoadBalancerName)) {
+					records[dns.Fqdn(strings.ToLower(aws.ToString(lb.DNSName)))] = []net.IP{v4}
+				}
 			}
 		}
 		if out, err := v2.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{}); err == nil {
 			for _, lb := range out.LoadBalancers {
+				if !d.isActive(aws.ToString(lb.LoadBalancerName)) {
+					continue
+				}
 				ips := []net.IP{v4}
 				if lb.IpAddressType == elbv2types.IpAddressTypeDualstack {
 					ips = append(ips, v6)
