@@ -25,12 +25,12 @@ const DefaultValidateNamespace = "dualstack-validate"
 
 // ValidateOptions runs the end-to-end proof.
 type ValidateOptions struct {
-	Output         *cli.OutputFlags
-	Scenario       probe.Scenario
-	Keep           bool
-	Checks         []string
+	Output   *cli.OutputFlags
+	Scenario probe.Scenario
+	Keep     bool
+	Checks   []string
 	// Names are --name: more names users reach the cluster by.
-	Names []string
+	Names          []string
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
 	MaxTime        time.Duration
