@@ -431,7 +431,7 @@ func planLoadBalancers(p *Plan, inv *Inventory, o PlanOptions, planned6 map[stri
 		if lb.Type == "network" {
 			// Client IP preservation is per family: AWS translates IPv6
 			// clients to the NLB's private IPv4 address for IPv4 targets.
-			reason += "; client IP preservation per family: IPv4 clients keep their address at the targets, IPv6 clients reach the IPv4 targets from the NLB's private IPv4 address (in its subnets: the nodes' IPv4 rules must admit that range on the target ports), so rules and logs that key on client addresses see IPv6 clients as the NLB (proxy protocol v2 carries their address)"
+			reason += "; client IP preservation keeps IPv4 clients' addresses only: IPv6 clients reach its IPv4 targets from the NLB's own IPv4 address in its subnets (proxy protocol v2 carries theirs)"
 		}
 		p.add(Change{Operation: "SetIpAddressType", Resource: lb.Name, Phase: PhaseAddresses, Reason: reason,
 			Parameters: map[string]string{"loadBalancerArn": lb.ARN, "ipAddressType": "dualstack", "previousIpAddressType": lb.IPAddressType, "vpcId": inv.VPC.ID}})

@@ -77,8 +77,11 @@ func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
 	}
 	defer aws.Stop()
 
-	step("building an OpenShift 4.10 IPI cluster on AWS, IPv4-only: a kube-apiserver (embedded etcd), the VPC, 6 subnets, 6 instances and their nodes (kubelets on 127.0.0.2-7), Istio, an ingress gateway behind a Classic ELB; the network operator, load balancer controller (a new load balancer answers after " + harness.DefaultLBProvisionDelay.String() + ") and DNS simulators")
-	sb, err := harness.BuildConversionSandbox(ctx, tb, aws, harness.ConversionSandboxOptions{LBProvisionDelay: harness.DefaultLBProvisionDelay})
+	step("building an OpenShift 4.10 IPI cluster on AWS, IPv4-only: a kube-apiserver (embedded etcd), the VPC, 6 subnets, 6 instances and their nodes (kubelets on 127.0.0.2-7), Istio, an ingress gateway behind a Classic ELB, network ACLs, the installer's Route 53 zones; the network operator, load balancer controller (a new load balancer answers after " + harness.DefaultLBProvisionDelay.String() + ") and DNS simulators")
+	sb, err := harness.BuildConversionSandbox(ctx, tb, aws, harness.ConversionSandboxOptions{LBProvisionDelay: harness.DefaultLBProvisionDelay,
+		// As real accounts look: a custom IPv4-only network ACL on the private
+		// subnets, a modified default ACL, the installer's Route 53 zones.
+		IPI: moto.IPIOptions{NetworkACLs: true, HostedZones: &moto.HostedZoneOptions{}}})
 	if err != nil {
 		return err
 	}
