@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
+
+	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
 )
@@ -18,9 +21,22 @@ type ValidatePhase struct {
 
 func (*ValidatePhase) Name() string { return PhaseValidate }
 
-func (v *ValidatePhase) Plan(context.Context, *Facts) (PhasePlan, error) {
-	return PhasePlan{Action: ActionCheck, Summary: fmt.Sprintf("prove it in namespace %s, for IPv4 and IPv6: %s (%d checks); everything it creates is deleted",
-		v.Proof.Scenario.Namespace, strings.Join(probe.AllChecks, ", "), 2*len(probe.AllChecks))}, nil
+func (v *ValidatePhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
+	checks := probe.AllChecks
+	var dc dynamic.Interface
+	if f != nil && f.Clients != nil {
+		dc = f.Clients.Dynamic
+	}
+	names := append(slices.Clone(v.Proof.Names), probe.OpenShiftNames(ctx, dc)...)
+	if len(names) > 0 {
+		checks = probe.KnownChecks
+	}
+	summary := fmt.Sprintf("prove it in namespace %s, for IPv4 and IPv6: %s (%d checks); everything it creates is deleted",
+		v.Proof.Scenario.Namespace, strings.Join(checks, ", "), 2*len(checks))
+	if len(names) > 0 {
+		summary += "; dns-names resolves " + strings.Join(names, ", ")
+	}
+	return PhasePlan{Action: ActionCheck, Summary: summary}, nil
 }
 
 func (v *ValidatePhase) Apply(ctx context.Context, f *Facts, _ PhasePlan, run *Run) (Done, error) {
