@@ -17,6 +17,7 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
@@ -190,7 +191,15 @@ func TestValidateReportPodsNeverReady(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	err := harness.WaitFor(context.Background(), 30*time.Second, "the sleep pod to be unschedulable", func(ctx context.Context) (bool, error) {
+	// Interrupted while it waits for the pods: once the scenario is
+	// deployed (the route, its last object, exists) and the scheduler has
+	// said why the sleep pod does not fit. Earlier, a loaded machine can
+	// still be creating the route, which the error would name instead.
+	vs := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	err := harness.WaitFor(context.Background(), 60*time.Second, "the scenario deployed and the sleep pod unschedulable", func(ctx context.Context) (bool, error) {
+		if _, err := c.API.Dynamic.Resource(vs).Namespace("dualstack-validate").Get(ctx, "httpbin", metav1.GetOptions{}); err != nil {
+			return false, nil
+		}
 		p, err := c.API.Kube.CoreV1().Pods("dualstack-validate").Get(ctx, "sleep", metav1.GetOptions{})
 		return err == nil && len(p.Status.Conditions) > 0, nil
 	})
