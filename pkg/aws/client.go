@@ -221,6 +221,9 @@ func Explain(op string, err error) error {
 	return fmt.Errorf("AWS %s: %w", op, err)
 }
 
+// ErrorCode is the AWS error code of err, or "".
+func ErrorCode(err error) string { return errorCode(err) }
+
 // errorCode is the AWS error code of err, or "".
 func errorCode(err error) string {
 	var api smithy.APIError

@@ -30,15 +30,9 @@ type DNSPhase struct {
 
 func (*DNSPhase) Name() string { return PhaseDNS }
 
-// DNSZoneOptions are where the cluster's zones are: the flags, OpenShift's
-// DNS config, the VPC.
-func DNSZoneOptions(ctx context.Context, f *Facts, inv *awsx.Inventory, zoneIDs []string) (dns.ZoneOptions, error) {
-	return dns.ClusterZoneOptions(ctx, f.Clients.Dynamic, inv.VPC.ID, inv.Region, zoneIDs)
-}
-
 // PlanDNS finds the zones and plans the AAAA twins for targets.
 func PlanDNS(ctx context.Context, f *Facts, acct *Account, inv *awsx.Inventory, awsPlan *awsx.Plan, zoneIDs []string, tool string) (*dns.Plan, error) {
-	zo, err := DNSZoneOptions(ctx, f, inv, zoneIDs)
+	zo, err := dns.ClusterZoneOptions(ctx, f.Clients.Dynamic, inv.VPC.ID, inv.Region, zoneIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +80,10 @@ func (d *DNSPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 	default:
 		p.Action, p.Summary = ActionChange, fmt.Sprintf("add %d AAAA alias records in %s, as `%s`", len(dp.Changes), strings.Join(zoneNames, ", "), d.Command("dns apply"))
 		var later []string
+		now := dns.Targets(inv, nil) // as they are, before the aws phase
 		for _, c := range dp.Changes {
 			p.Details = append(p.Details, fmt.Sprintf("AAAA %s -> %s (zone %s)", c.Name, c.LoadBalancer, c.ZoneName))
-			if t, ok := dns.Targets(inv, nil)[dns.NormalizeDNSName(c.AliasTarget)]; ok && !t.DualStack && !slices.Contains(later, t.LoadBalancer) {
+			if t, ok := now[dns.NormalizeDNSName(c.AliasTarget)]; ok && !t.DualStack && !slices.Contains(later, t.LoadBalancer) {
 				later = append(later, t.LoadBalancer)
 			}
 		}

@@ -57,7 +57,7 @@ func Apply(ctx context.Context, r awsx.Route53API, p *Plan, o ApplyOptions) ([]a
 			ChangeBatch: &r53types.ChangeBatch{Comment: aws.String("kubectl-dualstack: AAAA twins of alias A records"), Changes: changes}})
 		if err != nil {
 			state := journal.Failed
-			if errorCode(err) == "" {
+			if awsx.ErrorCode(err) == "" {
 				state = journal.Pending // no answer: it may have happened; rollback checks
 			}
 			for i := range entries {
@@ -142,7 +142,7 @@ func Rollback(ctx context.Context, r awsx.Route53API, j awsx.Journal) ([]awsx.Re
 		entries := byZone[z]
 		live, err := ListRecords(ctx, r, z)
 		if err != nil {
-			if errorCode(err) == "NoSuchHostedZone" || strings.Contains(err.Error(), "NoSuchHostedZone") {
+			if awsx.ErrorCode(err) == "NoSuchHostedZone" || strings.Contains(err.Error(), "NoSuchHostedZone") {
 				live = nil // the zone is gone, and its records with it
 			} else {
 				failed = append(failed, err.Error())

@@ -8,13 +8,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-)
 
-// OpenShiftDNS is dns.config.openshift.io: the installer records the
-// cluster's base domain and its zones there.
-var OpenShiftDNS = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
+)
 
 // ClusterZoneOptions are where the cluster's zones are: the flags, then
 // OpenShift's dns.config.openshift.io/cluster (spec.baseDomain,
@@ -24,7 +21,7 @@ func ClusterZoneOptions(ctx context.Context, dc dynamic.Interface, vpcID, region
 	if dc == nil {
 		return o, nil
 	}
-	u, err := dc.Resource(OpenShiftDNS).Get(ctx, "cluster", metav1.GetOptions{})
+	u, err := dc.Resource(platform.DNSesGVR).Get(ctx, "cluster", metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err) || apierrors.IsForbidden(err):
 		return o, nil // not OpenShift, or not readable: the VPC's zones

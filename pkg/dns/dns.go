@@ -127,9 +127,9 @@ func FindZones(ctx context.Context, r awsx.Route53API, o ZoneOptions) ([]Zone, e
 		z, vpcs, err := getZone(ctx, r, trimZoneID(id))
 		var nf *r53types.NoSuchHostedZone
 		switch {
-		case errors.As(err, &nf) || errorCode(err) == "NoSuchHostedZone":
+		case errors.As(err, &nf) || awsx.ErrorCode(err) == "NoSuchHostedZone":
 			return nil, badInput("--hosted-zone %s: no such hosted zone in this account; `aws route53 list-hosted-zones` lists them", id)
-		case errorCode(err) == "InvalidInput":
+		case awsx.ErrorCode(err) == "InvalidInput":
 			return nil, badInput("--hosted-zone %s: not a hosted zone ID (Z followed by letters and digits)", id)
 		case err != nil:
 			return nil, awsx.Explain("route53:GetHostedZone", err)
@@ -490,12 +490,4 @@ func recordFromJSON(s string) (r53types.ResourceRecordSet, error) {
 	var rs r53types.ResourceRecordSet
 	err := json.Unmarshal([]byte(s), &rs)
 	return rs, err
-}
-
-func errorCode(err error) string {
-	var api interface{ ErrorCode() string }
-	if errors.As(err, &api) {
-		return api.ErrorCode()
-	}
-	return ""
 }

@@ -35,6 +35,8 @@ var (
 	ClusterVersionsGVR  = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "clusterversions"}
 	NetworksGVR         = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "networks"}
 	ClusterOperatorsGVR = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "clusteroperators"}
+	// DNSesGVR is where the installer records the base domain and zones.
+	DNSesGVR = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}
 )
 
 // ServiceEndpoint is a custom AWS endpoint recorded in the Infrastructure.

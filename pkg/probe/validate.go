@@ -14,10 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
 )
 
@@ -499,10 +499,6 @@ func orNone(ss []string) string {
 	return strings.Join(ss, ",")
 }
 
-// openShiftDNS is dns.config.openshift.io, where the installer records
-// the cluster's base domain.
-var openShiftDNS = schema.GroupVersionResource{Group: "config.openshift.io", Version: "v1", Resource: "dnses"}
-
 // OpenShiftNames are the names of an OpenShift cluster validate always
 // resolves: the API, api.<baseDomain>, whose NLB the conversion makes
 // dual-stack. api-int resolves inside the VPC only; *.apps stays IPv4
@@ -513,7 +509,7 @@ func OpenShiftNames(ctx context.Context, dc dynamic.Interface) []string {
 	if dc == nil {
 		return nil
 	}
-	u, err := dc.Resource(openShiftDNS).Get(ctx, "cluster", metav1.GetOptions{})
+	u, err := dc.Resource(platform.DNSesGVR).Get(ctx, "cluster", metav1.GetOptions{})
 	if err != nil {
 		return nil
 	}
