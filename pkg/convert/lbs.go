@@ -46,7 +46,8 @@ func (g *loadBalancers) ByHostname(ctx context.Context, host string) (*gateway.L
 		if !strings.EqualFold(strings.TrimSuffix(lb.DNSName, "."), strings.TrimSuffix(host, ".")) {
 			continue
 		}
-		out := &gateway.LoadBalancer{Name: lb.Name, ARN: lb.ARN, Type: lb.Type, IPAddressType: lb.IPAddressType, DNSName: lb.DNSName}
+		out := &gateway.LoadBalancer{Name: lb.Name, ARN: lb.ARN, Type: lb.Type, IPAddressType: lb.IPAddressType, DNSName: lb.DNSName,
+			CanonicalHostedZoneID: lb.CanonicalHostedZoneID}
 		for _, id := range lb.SubnetIDs {
 			if !has6[id] {
 				out.SubnetsWithoutIPv6 = append(out.SubnetsWithoutIPv6, id)

@@ -32,6 +32,8 @@ type LoadBalancer struct {
 	Type          string `json:"type"` // network, application, classic
 	IPAddressType string `json:"ipAddressType"`
 	DNSName       string `json:"dnsName"`
+	// CanonicalHostedZoneID is the zone an alias record to DNSName names.
+	CanonicalHostedZoneID string `json:"canonicalHostedZoneId,omitempty"`
 	// SubnetsWithoutIPv6 are its subnets that have no IPv6 block yet.
 	SubnetsWithoutIPv6 []string `json:"subnetsWithoutIPv6,omitempty"`
 	// ByLoadBalancerController: the AWS Load Balancer Controller owns it.
