@@ -262,6 +262,8 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, j Journal, e journal.
 		return "", err
 	}
 	switch e.Operation {
+	case OpMigrateService, OpMoveExternalDNS, OpRetireService:
+		return undoMigration(ctx, kc, e, timeout)
 	case OpPatchService:
 		if apierrors.IsNotFound(err) || cur.UID != uid {
 			return fmt.Sprintf("service %s/%s is not the one that was patched any more; left alone", ns, name), nil

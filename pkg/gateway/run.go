@@ -100,6 +100,9 @@ type Runner struct {
 	Journal Journal
 	// Log receives one-line notes (stderr).
 	Log io.Writer
+	// Names moves the DNS names in a migration (nil: no Route 53; the
+	// records to change are printed).
+	Names Names
 }
 
 // ErrClassic is returned when the gateway sits behind a Classic ELB and
@@ -580,7 +583,8 @@ func untilHostname(ctx context.Context, kc kubernetes.Interface, ns, name, old s
 	var host string
 	err := kube.WaitAll(ctx, serviceLW(kc, ns, name), &corev1.Service{}, timeout, func(objs map[string]runtime.Object) (bool, error) {
 		for _, o := range objs {
-			if svc, ok := o.(*corev1.Service); ok {
+			// The name too: the field selector is the server's to apply, and a fake may not.
+			if svc, ok := o.(*corev1.Service); ok && svc.Name == name {
 				if h := hostname(svc); h != "" && h != old {
 					host = h
 					return true, nil
