@@ -326,6 +326,68 @@ func (r *Runner) moveExternalDNS(ctx context.Context, old, fresh *corev1.Service
 	return setState(ctx, r.Journal, e, journal.Done, nil)
 }
 
+// Retire deletes the Service a migration left serving next to its
+// dual-stack twin (gateway --retire), once the twin has a load balancer.
+// Which migration: the journal's latest done one (of o.ServiceRef, the old
+// Service, when given).
+func (r *Runner) Retire(ctx context.Context, o Options) (*Result, error) {
+	jr, err := r.Journal.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var e *journal.Entry
+	for _, x := range slices.Backward(jr.Layer(Layer)) {
+		if x.Operation == OpMigrateService && x.State == journal.Done &&
+			(o.ServiceRef == "" || o.ServiceRef == x.Undo["namespace"]+"/"+x.Undo["oldName"] || o.ServiceRef == x.Undo["namespace"]+"/"+x.Undo["name"]) {
+			e = &x
+			break
+		}
+	}
+	if e == nil {
+		return nil, cli.Usagef("the journal records no gateway migration to retire: run `%s gateway --migrate` first", o.Command)
+	}
+	ns, oldName, newName := e.Undo["namespace"], e.Undo["oldName"], e.Undo["name"]
+	ref := ns + "/" + oldName
+	res := &Result{Service: ns + "/" + newName, PreviousHostname: e.Undo["previousHostname"]}
+	fresh, err := r.Kube.CoreV1().Services(ns).Get(ctx, newName, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("the migrated service %s/%s is not there to take over (%w): %s is not retired", ns, newName, kube.Explain("reading service "+ns+"/"+newName, err), ref)
+	}
+	if res.Hostname = hostname(fresh); res.Hostname == "" {
+		return nil, fmt.Errorf("the migrated service %s/%s has no load balancer yet: %s is not retired; run `%s gateway --migrate` to finish the migration", ns, newName, ref, o.Command)
+	}
+	old, err := r.Kube.CoreV1().Services(ns).Get(ctx, oldName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		res.Actions = []Action{{Kind: OpRetireService, Target: ref, Status: "unchanged", Detail: "already deleted"}}
+		return res, nil
+	}
+	if err != nil {
+		return nil, kube.Explain("reading service "+ref, err)
+	}
+	if string(old.UID) != e.Undo["oldUID"] {
+		return nil, fmt.Errorf("service %s is not the one the migration started from (re-created since): left alone", ref)
+	}
+	res.Actions = []Action{{Kind: OpRetireService, Target: ref, Status: "planned", Detail: "delete it and its Classic ELB " + hostname(old)}}
+	r.Show(fmt.Sprintf("Service %s: delete (and its Classic ELB %s); %s/%s serves at %s", ref, hostname(old), ns, newName, res.Hostname))
+	if o.DryRun == cli.DryRunClient {
+		return res, nil
+	}
+	if err := r.Confirm(ctx); err != nil {
+		return res, err
+	}
+	if o.DryRun == cli.DryRunServer {
+		err := r.Kube.CoreV1().Services(ns).Delete(ctx, oldName, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		setStatus(res, "dry-run")
+		return res, kube.Explain("deleting service "+ref+" (server dry run)", err)
+	}
+	if err := r.retire(ctx, old, o); err != nil {
+		return res, err
+	}
+	setStatus(res, "applied")
+	res.Changed = true
+	return res, nil
+}
+
 // retire records the old Service's manifest and deletes it.
 func (r *Runner) retire(ctx context.Context, old *corev1.Service, o Options) error {
 	ref := old.Namespace + "/" + old.Name

@@ -59,29 +59,7 @@ func TestMigratedKeepsTheOldServicesPorts(t *testing.T) {
 func TestMigrateAndRollback(t *testing.T) {
 	ctx := context.Background()
 	oldHost, newHost := "classic-1.us-east-1.elb.amazonaws.com", "nlb-2.elb.us-east-1.amazonaws.com"
-	old := withHost(gatewaySvc("istio-system", "gw", map[string]string{ExternalDNSPrefix + "hostname": "shop.example.com"}), oldHost)
-	kc := fake.NewClientset(old)
-	// The fake sends no initial events to a watch-list request: refuse
-	// each wait's first watch, so that its reflector lists, then watches.
-	var watches atomic.Int32
-	kc.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
-		if watches.Add(1)%2 == 1 {
-			return true, nil, apierrors.NewBadRequest("no watch-list here")
-		}
-		w, err := kc.Tracker().Watch(a.GetResource(), a.GetNamespace())
-		return true, w, err
-	})
-	kc.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service); svc.Name == "gw-dualstack" && len(a.(k8stesting.CreateActionImpl).CreateOptions.DryRun) == 0 {
-			svc.UID = "u-new"
-			withHost(svc, newHost)
-		}
-		return false, nil, nil
-	})
-	lbs := &fakeLBs{lbs: map[string]*LoadBalancer{
-		oldHost: {Name: "classic-1", Type: "classic", IPAddressType: "ipv4", DNSName: oldHost},
-		newHost: {Name: "nlb-2", Type: "network", IPAddressType: "ipv4", DNSName: newHost, CanonicalHostedZoneID: "Z26RNL4JYFTOTI"},
-	}}
+	kc, lbs := migrationWorld(oldHost, newHost)
 	var shown bytes.Buffer
 	r := runner(kc, lbs, &shown)
 	names := &fakeNames{}
@@ -157,6 +135,72 @@ func TestMigrateAndRollback(t *testing.T) {
 		if e.State != journal.Undone {
 			t.Errorf("%s is %s", e.ID, e.State)
 		}
+	}
+}
+
+// migrationWorld: a gateway behind a Classic ELB with an external-dns
+// name; the fake cloud gives gw-dualstack an NLB as it is created.
+func migrationWorld(oldHost, newHost string) (*fake.Clientset, *fakeLBs) {
+	old := withHost(gatewaySvc("istio-system", "gw", map[string]string{ExternalDNSPrefix + "hostname": "shop.example.com"}), oldHost)
+	kc := fake.NewClientset(old)
+	// The fake sends no initial events to a watch-list request: refuse
+	// each wait's first watch, so that its reflector lists, then watches.
+	var watches atomic.Int32
+	kc.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		if watches.Add(1)%2 == 1 {
+			return true, nil, apierrors.NewBadRequest("no watch-list here")
+		}
+		w, err := kc.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		return true, w, err
+	})
+	kc.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service); svc.Name == "gw-dualstack" && len(a.(k8stesting.CreateActionImpl).CreateOptions.DryRun) == 0 {
+			svc.UID = "u-new"
+			withHost(svc, newHost)
+		}
+		return false, nil, nil
+	})
+	lbs := &fakeLBs{lbs: map[string]*LoadBalancer{
+		oldHost: {Name: "classic-1", Type: "classic", IPAddressType: "ipv4", DNSName: oldHost},
+		newHost: {Name: "nlb-2", Type: "network", IPAddressType: "ipv4", DNSName: newHost, CanonicalHostedZoneID: "Z26RNL4JYFTOTI"},
+	}}
+	return kc, lbs
+}
+
+// Without --retire-old both serve; the gateway is the new Service from
+// then on, and --retire deletes the old one.
+func TestMigrateThenRetire(t *testing.T) {
+	ctx := context.Background()
+	oldHost, newHost := "classic-1.us-east-1.elb.amazonaws.com", "nlb-2.elb.us-east-1.amazonaws.com"
+	kc, lbs := migrationWorld(oldHost, newHost)
+	var shown bytes.Buffer
+	r := runner(kc, lbs, &shown) // no Names: the records to change are printed
+	o := Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 5 * time.Second, Command: "kubectl dualstack"}
+	if _, err := r.Retire(ctx, o); cli.ExitCode(err) != cli.ExitBadUsage {
+		t.Errorf("retire before any migration: %v", err)
+	}
+	if _, err := r.Migrate(ctx, MigrateOptions{Options: o}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shown.String(), "Point every DNS record that leads to "+oldHost+" at "+newHost) {
+		t.Errorf("no records to change printed:\n%s", shown.String())
+	}
+	if _, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the old Service was retired without --retire-old: %v", err)
+	}
+	svc, err := Find(ctx, kc, "", "kubectl dualstack gateway")
+	if err != nil || svc.Name != "gw-dualstack" {
+		t.Fatalf("Find after the migration: %v %v", svc, err)
+	}
+	res, err := r.Retire(ctx, o)
+	if err != nil || !res.Changed || res.Hostname != newHost {
+		t.Fatalf("retire: %+v %v", res, err)
+	}
+	if _, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("not retired: %v", err)
+	}
+	if res, err := r.Retire(ctx, o); err != nil || res.Actions[0].Status != "unchanged" {
+		t.Errorf("second retire: %+v %v", res, err)
 	}
 }
 
