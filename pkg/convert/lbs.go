@@ -92,26 +92,42 @@ type routeNames struct {
 	dyn     dynamic.Interface
 	journal *journal.Store
 	zoneIDs []string
+	zones   []dns.Zone // found by Prepare
 	plan    *dns.MovePlan
 }
 
-func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer) (string, int, error) {
+func (n *routeNames) Prepare(ctx context.Context) error {
+	if n.zones != nil {
+		return nil
+	}
 	inv, err := n.account.Inventory(ctx)
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	zo, err := dns.ClusterZoneOptions(ctx, n.dyn, inv.VPC.ID, inv.Region, n.zoneIDs)
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	zones, err := dns.FindZones(ctx, n.account.AWS.Route53, zo)
 	var bad *dns.BadInputError
 	if errors.As(err, &bad) {
-		return "", 0, &cli.UsageError{Err: err}
+		return &cli.UsageError{Err: err}
 	}
 	if err != nil {
+		return err
+	}
+	n.zones = zones
+	if n.zones == nil {
+		n.zones = []dns.Zone{}
+	}
+	return nil
+}
+
+func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer) (string, int, error) {
+	if err := n.Prepare(ctx); err != nil {
 		return "", 0, err
 	}
+	zones := n.zones
 	p, err := dns.PlanMoves(ctx, n.account.AWS.Route53, zones, from, dns.LBTarget{DNSName: to.DNSName, HostedZoneID: to.CanonicalHostedZoneID})
 	if err != nil {
 		return "", 0, err

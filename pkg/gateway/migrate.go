@@ -97,6 +97,9 @@ func annotationPatch(a map[string]string, remove bool) []byte {
 // Names moves the DNS names from one load balancer to another. A Route 53
 // implementation is in pkg/convert.
 type Names interface {
+	// Prepare finds where the records are (the hosted zones), before any
+	// change: bad input (a --hosted-zone that is not there) is refused here.
+	Prepare(ctx context.Context) error
 	// PlanMoves reads the records that lead to from; plan describes the
 	// moves, or, when no zone the plugin can reach holds such a record
 	// (moves is 0), what to change by hand.
@@ -157,6 +160,11 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 		return nil, cli.Usagef("service %s exists and is not a migration of %s (no label %s=%s): rename or delete it first", newRef, ref, LabelMigratedFrom, svc.Name)
 	}
 	dns := ExternalDNSAnnotations(svc)
+	if r.Names != nil {
+		if err := r.Names.Prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	// The plan.
 	plan := []string{fmt.Sprintf("Service %s: create next to %s (Classic ELB %s), same selector and ports, behind a %s NLB:", newRef, ref, lb.Name, o.Policy),

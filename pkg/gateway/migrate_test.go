@@ -30,6 +30,8 @@ func (f *fakeNames) PlanMoves(_ context.Context, from string, to *LoadBalancer) 
 	return "  zone example.com.: A alias shop.example.com.: " + from + " -> " + to.DNSName, 2, nil
 }
 
+func (f *fakeNames) Prepare(context.Context) error { return nil }
+
 func (f *fakeNames) ApplyMoves(context.Context) error { f.applied++; return nil }
 
 func TestMigratedKeepsTheOldServicesPorts(t *testing.T) {
