@@ -439,6 +439,10 @@ func undoMigration(ctx context.Context, kc kubernetes.Interface, e journal.Entry
 		if err := svcs.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &u}}); err != nil && !apierrors.IsNotFound(err) {
 			return "", fmt.Errorf("deleting the migrated service %s/%s: %w", ns, name, err)
 		}
+		// Its NLB goes first (the cloud controller's finalizer holds it).
+		if err := waitGoneAfterDelete(ctx, kc, ns, name, timeout, 30*time.Second); err != nil {
+			return "", fmt.Errorf("service %s/%s is still being deleted (%v); re-run the rollback once it is gone", ns, name, err)
+		}
 		return "", nil
 	case OpMoveExternalDNS:
 		var a map[string]string

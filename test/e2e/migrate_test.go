@@ -27,42 +27,9 @@ import (
 // retires the old Service: no IPv4 request fails, and IPv6 answers once
 // the name moved.
 func TestGatewayMigrateWithoutDowntime(t *testing.T) {
-	const provision = 3 * time.Second
 	ctx := context.Background()
-	s := conversionSandbox(t, harness.ConversionSandboxOptions{LBProvisionDelay: provision,
-		IPI: moto.IPIOptions{HostedZones: &moto.HostedZoneOptions{}}})
+	s, oldHost, shop := migrationSandbox(t)
 	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
-	// Everything before the gateway: the proxies serve IPv6 once the mesh is dual-stack.
-	if r := plugin(t, kcfg, env, "upgrade", "--yes", "--phases", "aws,nodes,network,mesh,services,workloads", "--timeout", "90s"); r.Code != 0 {
-		t.Fatalf("upgrade up to the gateway:\n%s", r)
-	}
-	gw, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{})
-	if err != nil || len(gw.Status.LoadBalancer.Ingress) == 0 {
-		t.Fatalf("gateway: %v %+v", err, gw)
-	}
-	oldHost := gw.Status.LoadBalancer.Ingress[0].Hostname
-
-	// shop.<cluster domain>: an alias to the gateway's ELB, routed by the ingress.
-	zone := s.World.AWS.PrivateZone
-	shop := "shop." + strings.TrimSuffix(zone.Name, ".")
-	r53 := route53.NewFromConfig(s.AWSConfig)
-	if _, err := r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zone.ID),
-		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
-			Name: aws.String(shop + "."), Type: r53types.RRTypeA,
-			AliasTarget: &r53types.AliasTarget{DNSName: aws.String(oldHost + "."), HostedZoneId: aws.String("Z35SXDOTRQ7X7K")}}}}}}); err != nil {
-		t.Fatal(err)
-	}
-	vs := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-		"metadata": map[string]any{"name": "shop", "namespace": harness.ApplicationNamespace},
-		"spec": map[string]any{"hosts": []any{shop}, "gateways": []any{"istio-system/shop"},
-			"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "httpbin"}}}}}},
-	}}
-	if _, err := s.API.Dynamic.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}).
-		Namespace(harness.ApplicationNamespace).Create(ctx, vs, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
 	time.Sleep(time.Second) // the sandbox DNS reads Route 53 every 200ms
 	url := fmt.Sprintf("http://%s:%d/", shop, s.Ingress.Port)
 	watch := startPlugin(t, kcfg, env, "probe", "watch", url, "--dns-server", s.DNSAddr(), "--interval", "50ms", "-o", "json")
@@ -105,5 +72,92 @@ func TestGatewayMigrateWithoutDowntime(t *testing.T) {
 	}
 	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); err != nil {
 		t.Errorf("the new gateway Service: %v", err)
+	}
+}
+
+// migrationSandbox: the conversion sandbox with the installer's zones,
+// converted up to the gateway (the proxies serve IPv6 once the mesh is
+// dual-stack); shop.<cluster domain> in the private zone aliases the
+// Classic ELB gateway, and the ingress routes it.
+func migrationSandbox(t *testing.T) (s *harness.ConversionSandbox, oldHost, shop string) {
+	t.Helper()
+	const provision = 3 * time.Second
+	ctx := context.Background()
+	s = conversionSandbox(t, harness.ConversionSandboxOptions{LBProvisionDelay: provision,
+		IPI: moto.IPIOptions{HostedZones: &moto.HostedZoneOptions{}}})
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	// Everything before the gateway: the proxies serve IPv6 once the mesh is dual-stack.
+	if r := plugin(t, kcfg, env, "upgrade", "--yes", "--phases", "aws,nodes,network,mesh,services,workloads", "--timeout", "90s"); r.Code != 0 {
+		t.Fatalf("upgrade up to the gateway:\n%s", r)
+	}
+	gw, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{})
+	if err != nil || len(gw.Status.LoadBalancer.Ingress) == 0 {
+		t.Fatalf("gateway: %v %+v", err, gw)
+	}
+	oldHost = gw.Status.LoadBalancer.Ingress[0].Hostname
+
+	// shop.<cluster domain>: an alias to the gateway's ELB, routed by the ingress.
+	zone := s.World.AWS.PrivateZone
+	shop = "shop." + strings.TrimSuffix(zone.Name, ".")
+	r53 := route53.NewFromConfig(s.AWSConfig)
+	if _, err := r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zone.ID),
+		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
+			Name: aws.String(shop + "."), Type: r53types.RRTypeA,
+			AliasTarget: &r53types.AliasTarget{DNSName: aws.String(oldHost + "."), HostedZoneId: aws.String("Z35SXDOTRQ7X7K")}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{"name": "shop", "namespace": harness.ApplicationNamespace},
+		"spec": map[string]any{"hosts": []any{shop}, "gateways": []any{"istio-system/shop"},
+			"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "httpbin"}}}}}},
+	}}
+	if _, err := s.API.Dynamic.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}).
+		Namespace(harness.ApplicationNamespace).Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	return s, oldHost, shop
+}
+
+// TestGatewayMigrateRevert: a migration without --retire-old leaves both
+// Services serving; `gateway --revert` puts the records back exactly,
+// deletes the new Service and leaves the old one as it was.
+func TestGatewayMigrateRevert(t *testing.T) {
+	ctx := context.Background()
+	s, _, shop := migrationSandbox(t)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	before := recordLines(t, s.World.AWS)
+	r := plugin(t, kcfg, env, "gateway", "--migrate", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("gateway --migrate:\n%s", r)
+	}
+	if !strings.Contains(r.Stdout, "Both keep serving") && !strings.Contains(r.Stderr, "Both keep serving") {
+		t.Errorf("the plan should say both keep serving:\n%s", r)
+	}
+	moved := recordLines(t, s.World.AWS)
+	if added, removed := lineChanges(before, moved); len(added) != 2 || len(removed) != 1 || !strings.Contains(removed[0], shop) {
+		t.Errorf("records changed by the migration: added %q, removed %q", added, removed)
+	}
+	for _, name := range []string{harness.IngressGatewayName, harness.IngressGatewayName + "-dualstack"} {
+		if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("service %s after the migration: %v", name, err)
+		}
+	}
+	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 0 {
+		t.Fatalf("gateway --revert:\n%s", r)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		added, removed := lineChanges(before, after)
+		t.Errorf("records after --revert differ: added %q, removed %q", added, removed)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the new Service after --revert: %v", err)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); err != nil {
+		t.Errorf("the old Service after --revert: %v", err)
+	}
+	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 2 || !strings.Contains(r.Stderr, "no gateway migration to revert") {
+		t.Errorf("a second --revert: want exit 2, nothing to revert:\n%s", r)
 	}
 }
