@@ -161,3 +161,33 @@ func TestGatewayMigrateRevert(t *testing.T) {
 		t.Errorf("a second --revert: want exit 2, nothing to revert:\n%s", r)
 	}
 }
+
+// TestGatewayMigrateRollback: `rollback` after a migration moves the
+// records back before the gateway layer deletes the new Service, with the
+// rest of the conversion.
+func TestGatewayMigrateRollback(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := migrationSandbox(t)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	before := recordLines(t, s.World.AWS)
+	if r := plugin(t, kcfg, env, "gateway", "--migrate", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s"); r.Code != 0 {
+		t.Fatalf("gateway --migrate:\n%s", r)
+	}
+	r := plugin(t, kcfg, env, "rollback", "--yes", "--timeout", "90s")
+	if r.Code != 0 {
+		t.Fatalf("rollback:\n%s", r)
+	}
+	if !strings.Contains(r.Stdout+r.Stderr, "dns-move") {
+		t.Errorf("rollback should list the moved records (layer dns-move):\n%s", r)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		added, removed := lineChanges(before, after)
+		t.Errorf("records after rollback differ: added %q, removed %q", added, removed)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the new Service after rollback: %v", err)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); err != nil {
+		t.Errorf("the old Service after rollback: %v", err)
+	}
+}
