@@ -225,6 +225,7 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 	res.Actions = append(res.Actions, nres.Actions...)
 
 	// 2. The names.
+	moved := false // by this run, in Route 53: only then may the old Service go without asking
 	if r.Names != nil {
 		desc, n, err := r.Names.PlanMoves(ctx, res.PreviousHostname, res.LoadBalancer)
 		if err != nil {
@@ -235,6 +236,7 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 			if err := r.Names.ApplyMoves(ctx); err != nil {
 				return res, fmt.Errorf("both %s and %s serve; moving the records: %w; re-run `%s gateway --migrate` to go on, or `%s gateway --revert` to move them back", ref, newRef, err, o.Command, o.Command)
 			}
+			moved = true
 			res.Actions = append(res.Actions, Action{Kind: "move-records", Target: res.PreviousHostname + " -> " + res.Hostname, Detail: fmt.Sprintf("%d alias record(s)", n), Status: "applied"})
 		} else if desc != "" {
 			r.Show(desc)
@@ -252,6 +254,13 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 
 	// 3. The old Service.
 	if !o.RetireOld {
+		return res, nil
+	}
+	if !moved {
+		// The records to change were printed: they are the user's to move,
+		// and the old load balancer must serve until they are.
+		setKind(res, OpRetireService, "skipped")
+		fmt.Fprintf(r.progressOut(), "Not retiring %s: no Route 53 record was moved by this run; change the records printed above, then run `%s gateway --retire`.\n", ref, o.Command)
 		return res, nil
 	}
 	r.Progress.Start(fmt.Sprintf("waiting %s (the old name's TTL) before retiring %s", o.RetireAfter, ref))

@@ -68,7 +68,7 @@ type Action struct {
 	Kind   string `json:"kind"` // patch-service, recreate-service, set-ip-address-type
 	Target string `json:"target"`
 	Detail string `json:"detail"`
-	Status string `json:"status"` // planned, applied, dry-run, unchanged, verified
+	Status string `json:"status"` // planned, applied, dry-run, unchanged, verified, skipped
 }
 
 // Result is what `gateway -o json` prints. Field names are stable.
