@@ -250,6 +250,12 @@ func (o *GatewayOptions) revert(ctx context.Context, kc kubernetes.Interface, ac
 		plan = append(plan, fmt.Sprintf("  record %s (zone %s): back to the old load balancer", e.Resource, e.Undo["zoneName"]))
 	}
 	for _, e := range j.Undoable(gateway.Layer) {
+		if e.Operation == gateway.OpRetireService && dns.HasMoves(j) {
+			// Moving the names back would point them at the deleted
+			// Classic ELB; a re-created one gets another name.
+			return fmt.Errorf("the old Service %s was retired and its Classic ELB deleted: moving the records back would point them at nothing, so nothing was reverted. "+
+				"The dual-stack gateway serves; to go back, re-create the old Service from the journal entry %s and point the records at its new load balancer by hand", e.Resource, e.ID)
+		}
 		switch e.Operation {
 		case gateway.OpMigrateService, gateway.OpMoveExternalDNS, gateway.OpRetireService:
 			plan = append(plan, fmt.Sprintf("  %s %s: take back", e.Operation, e.Resource))
