@@ -73,6 +73,15 @@ func TestGatewayMigrateWithoutDowntime(t *testing.T) {
 	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); err != nil {
 		t.Errorf("the new gateway Service: %v", err)
 	}
+	// Once the old Service is retired, --revert would point the records at
+	// its deleted ELB: it refuses and changes nothing.
+	before := recordLines(t, s.World.AWS)
+	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 1 || !strings.Contains(r.Stderr, "was retired") {
+		t.Errorf("--revert after --retire-old: want exit 1, refused:\n%s", r)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("the refused --revert changed records")
+	}
 }
 
 // migrationSandbox: the conversion sandbox with the installer's zones,
