@@ -165,14 +165,16 @@ type ENI struct {
 
 // LoadBalancer is an NLB, ALB or Classic ELB of the cluster.
 type LoadBalancer struct {
-	Name          string   `json:"name"`
-	ARN           string   `json:"arn,omitempty"`
-	Type          string   `json:"type"` // network, application, classic
-	Scheme        string   `json:"scheme"`
-	IPAddressType string   `json:"ipAddressType"`
-	DNSName       string   `json:"dnsName"`
-	SubnetIDs     []string `json:"subnetIds"`
-	Service       string   `json:"service,omitempty"` // namespace/name from kubernetes.io/service-name
+	Name          string `json:"name"`
+	ARN           string `json:"arn,omitempty"`
+	Type          string `json:"type"` // network, application, classic
+	Scheme        string `json:"scheme"`
+	IPAddressType string `json:"ipAddressType"`
+	DNSName       string `json:"dnsName"`
+	// CanonicalHostedZoneID is the zone an alias record to DNSName names.
+	CanonicalHostedZoneID string   `json:"canonicalHostedZoneId,omitempty"`
+	SubnetIDs             []string `json:"subnetIds"`
+	Service               string   `json:"service,omitempty"` // namespace/name from kubernetes.io/service-name
 	// SecurityGroups are the load balancer's own groups.
 	SecurityGroups []string `json:"securityGroups,omitempty"`
 }
@@ -816,7 +818,7 @@ func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcI
 			l := LoadBalancer{
 				Name: aws.ToString(lb.LoadBalancerName), ARN: aws.ToString(lb.LoadBalancerArn), Type: string(lb.Type),
 				Scheme: string(lb.Scheme), IPAddressType: string(lb.IpAddressType), DNSName: aws.ToString(lb.DNSName),
-				SecurityGroups: lb.SecurityGroups,
+				CanonicalHostedZoneID: aws.ToString(lb.CanonicalHostedZoneId), SecurityGroups: lb.SecurityGroups,
 			}
 			for _, az := range lb.AvailabilityZones {
 				l.SubnetIDs = append(l.SubnetIDs, aws.ToString(az.SubnetId))
@@ -859,6 +861,7 @@ func discoverLoadBalancers(ctx context.Context, c *Clients, inv *Inventory, vpcI
 			classic = append(classic, LoadBalancer{
 				Name: aws.ToString(lb.LoadBalancerName), Type: "classic", Scheme: aws.ToString(lb.Scheme),
 				IPAddressType: "ipv4", DNSName: aws.ToString(lb.DNSName), SubnetIDs: lb.Subnets, SecurityGroups: lb.SecurityGroups,
+				CanonicalHostedZoneID: aws.ToString(lb.CanonicalHostedZoneNameID),
 			})
 		}
 	}

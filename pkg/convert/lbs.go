@@ -2,10 +2,15 @@ package convert
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"k8s.io/client-go/dynamic"
+
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
@@ -46,7 +51,8 @@ func (g *loadBalancers) ByHostname(ctx context.Context, host string) (*gateway.L
 		if !strings.EqualFold(strings.TrimSuffix(lb.DNSName, "."), strings.TrimSuffix(host, ".")) {
 			continue
 		}
-		out := &gateway.LoadBalancer{Name: lb.Name, ARN: lb.ARN, Type: lb.Type, IPAddressType: lb.IPAddressType, DNSName: lb.DNSName}
+		out := &gateway.LoadBalancer{Name: lb.Name, ARN: lb.ARN, Type: lb.Type, IPAddressType: lb.IPAddressType, DNSName: lb.DNSName,
+			CanonicalHostedZoneID: lb.CanonicalHostedZoneID}
 		for _, id := range lb.SubnetIDs {
 			if !has6[id] {
 				out.SubnetsWithoutIPv6 = append(out.SubnetsWithoutIPv6, id)
@@ -71,4 +77,80 @@ func (g *loadBalancers) SetDualStack(ctx context.Context, lb *gateway.LoadBalanc
 		return fmt.Errorf("SetIpAddressType on %s did not apply: %+v", lb.Name, results)
 	}
 	return nil
+}
+
+// Names moves a gateway's Route 53 alias records from one load balancer to
+// another (gateway --migrate): the zones are found as the dns phase finds
+// them (--hosted-zone, the cluster's DNS config, the VPC's private zones),
+// and the moves are journalled in the dns-move layer.
+func (a *Account) Names(dyn dynamic.Interface, store *journal.Store, zoneIDs []string) gateway.Names {
+	return &routeNames{account: a, dyn: dyn, journal: store, zoneIDs: zoneIDs}
+}
+
+type routeNames struct {
+	account *Account
+	dyn     dynamic.Interface
+	journal *journal.Store
+	zoneIDs []string
+	zones   []dns.Zone // found by Prepare
+	plan    *dns.MovePlan
+}
+
+func (n *routeNames) Prepare(ctx context.Context) error {
+	if n.zones != nil {
+		return nil
+	}
+	inv, err := n.account.Inventory(ctx)
+	if err != nil {
+		return err
+	}
+	zo, err := dns.ClusterZoneOptions(ctx, n.dyn, inv.VPC.ID, inv.Region, n.zoneIDs)
+	if err != nil {
+		return err
+	}
+	zones, err := dns.FindZones(ctx, n.account.AWS.Route53, zo)
+	var bad *dns.BadInputError
+	if errors.As(err, &bad) {
+		return &cli.UsageError{Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	n.zones = zones
+	if n.zones == nil {
+		n.zones = []dns.Zone{}
+	}
+	return nil
+}
+
+func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer) (string, int, error) {
+	if err := n.Prepare(ctx); err != nil {
+		return "", 0, err
+	}
+	zones := n.zones
+	p, err := dns.PlanMoves(ctx, n.account.AWS.Route53, zones, from, dns.LBTarget{DNSName: to.DNSName, HostedZoneID: to.CanonicalHostedZoneID})
+	if err != nil {
+		return "", 0, err
+	}
+	n.plan = p
+	if len(p.Moves) == 0 {
+		names := make([]string, 0, len(zones))
+		for _, z := range zones {
+			names = append(names, z.Name)
+		}
+		where := "no hosted zone was found (--hosted-zone names one)"
+		if len(names) > 0 {
+			where = "no alias record in " + strings.Join(names, ", ") + " leads to " + from
+		}
+		return where + ".\n" + dns.ManualMoves(from, to.DNSName), 0, nil
+	}
+	return p.Describe(), len(p.Moves), nil
+}
+
+func (n *routeNames) ApplyMoves(ctx context.Context) error {
+	if n.plan == nil {
+		return fmt.Errorf("internal error: record moves applied before they were planned")
+	}
+	_, err := dns.ApplyMoves(ctx, n.account.AWS.Route53, n.plan, dns.ApplyOptions{Journal: n.journal})
+	return err
 }

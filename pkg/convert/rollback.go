@@ -62,6 +62,8 @@ type Rollback struct {
 	hasNodes bool
 	hasMesh  bool
 	hasDNS   bool
+	// hasMoves: a gateway migration moved alias records (dns-move layer).
+	hasMoves bool
 	// hasRouter and hasPolicies: the journal holds their changes.
 	hasRouter, hasPolicies bool
 	// kubeadm are the kubeadm ConfigMap edits the network phase made.
@@ -84,6 +86,11 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		r.hasDNS = true
 		res.Changes = append(res.Changes, RollbackEntry{Layer: dns.Layer, Operation: "DeleteAAAA", Resource: e.Resource, Status: "planned",
 			Message: "zone " + e.Undo["zoneName"]})
+	}
+	for _, e := range j.Undoable(dns.MoveLayer) {
+		r.hasMoves, r.hasDNS = true, true // hasDNS: Route 53 is needed
+		res.Changes = append(res.Changes, RollbackEntry{Layer: dns.MoveLayer, Operation: "Undo" + e.Operation, Resource: e.Resource, Status: "planned",
+			Message: "zone " + e.Undo["zoneName"] + ": back to the old gateway's load balancer"})
 	}
 	for _, e := range router.Undoable(j) {
 		r.hasRouter = true
@@ -164,7 +171,20 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 	}
 	// The AAAA records first: the names stop answering IPv6 before
 	// anything they lead to loses it.
-	if r.hasDNS {
+	// The names a gateway migration moved go back to the old load balancer
+	// while it still serves (before the gateway layer deletes the new one).
+	if r.hasMoves {
+		r.Progress.Start("Moving the gateway's records back")
+		mres, merr := dns.RollbackMoves(ctx, r.account.AWS.Route53, r.Journal)
+		r.Progress.Done("")
+		for _, m := range mres {
+			set(dns.MoveLayer, m.Resource, m.Status, m.Error)
+		}
+		if merr != nil {
+			failed = append(failed, merr.Error())
+		}
+	}
+	if r.hasDNS && len(failed) == 0 {
 		r.Progress.Start("Rolling back the AAAA records")
 		dres, derr := dns.Rollback(ctx, r.account.AWS.Route53, r.Journal)
 		r.Progress.Done("")

@@ -143,6 +143,12 @@ func (f *fakeR53) ChangeResourceRecordSets(_ context.Context, in *route53.Change
 				return nil, apiErr("InvalidChangeBatch")
 			}
 			next = append(next, rs)
+		case r53types.ChangeActionUpsert:
+			if i >= 0 {
+				next[i] = rs
+			} else {
+				next = append(next, rs)
+			}
 		case r53types.ChangeActionDelete:
 			if i < 0 || recordJSON(next[i]) != recordJSON(rs) {
 				return nil, apiErr("InvalidChangeBatch")

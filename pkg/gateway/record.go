@@ -217,13 +217,26 @@ func Undoable(j *journal.Journal) []journal.Entry { return j.Undoable(Layer) }
 // re-created twin. An entry whose Service has since been replaced by
 // someone else is left alone and said so.
 func Rollback(ctx context.Context, kc kubernetes.Interface, j Journal, timeout time.Duration) ([]RollbackResult, error) {
+	return rollback(ctx, kc, j, timeout, func(journal.Entry) bool { return true })
+}
+
+// RollbackMigration takes back only a migration's entries (gateway
+// --revert): the new Service deleted, external-dns annotations and a
+// retired Service put back. The names go back first (dns.RollbackMoves).
+func RollbackMigration(ctx context.Context, kc kubernetes.Interface, j Journal, timeout time.Duration) ([]RollbackResult, error) {
+	return rollback(ctx, kc, j, timeout, func(e journal.Entry) bool {
+		return e.Operation == OpMigrateService || e.Operation == OpMoveExternalDNS || e.Operation == OpRetireService
+	})
+}
+
+func rollback(ctx context.Context, kc kubernetes.Interface, j Journal, timeout time.Duration, which func(journal.Entry) bool) ([]RollbackResult, error) {
 	jr, err := j.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var results []RollbackResult
 	var failed []string
-	for _, e := range Undoable(jr) {
+	for _, e := range slices.DeleteFunc(Undoable(jr), func(e journal.Entry) bool { return !which(e) }) {
 		r := RollbackResult{Operation: e.Operation, Resource: e.Resource}
 		msg, err := undoOne(ctx, kc, j, e, timeout)
 		switch {
@@ -262,6 +275,8 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, j Journal, e journal.
 		return "", err
 	}
 	switch e.Operation {
+	case OpMigrateService, OpMoveExternalDNS, OpRetireService:
+		return undoMigration(ctx, kc, e, timeout)
 	case OpPatchService:
 		if apierrors.IsNotFound(err) || cur.UID != uid {
 			return fmt.Sprintf("service %s/%s is not the one that was patched any more; left alone", ns, name), nil

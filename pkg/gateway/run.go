@@ -32,6 +32,8 @@ type LoadBalancer struct {
 	Type          string `json:"type"` // network, application, classic
 	IPAddressType string `json:"ipAddressType"`
 	DNSName       string `json:"dnsName"`
+	// CanonicalHostedZoneID is the zone an alias record to DNSName names.
+	CanonicalHostedZoneID string `json:"canonicalHostedZoneId,omitempty"`
 	// SubnetsWithoutIPv6 are its subnets that have no IPv6 block yet.
 	SubnetsWithoutIPv6 []string `json:"subnetsWithoutIPv6,omitempty"`
 	// ByLoadBalancerController: the AWS Load Balancer Controller owns it.
@@ -66,7 +68,7 @@ type Action struct {
 	Kind   string `json:"kind"` // patch-service, recreate-service, set-ip-address-type
 	Target string `json:"target"`
 	Detail string `json:"detail"`
-	Status string `json:"status"` // planned, applied, dry-run, unchanged, verified
+	Status string `json:"status"` // planned, applied, dry-run, unchanged, verified, skipped
 }
 
 // Result is what `gateway -o json` prints. Field names are stable.
@@ -98,6 +100,9 @@ type Runner struct {
 	Journal Journal
 	// Log receives one-line notes (stderr).
 	Log io.Writer
+	// Names moves the DNS names in a migration (nil: no Route 53; the
+	// records to change are printed).
+	Names Names
 }
 
 // ErrClassic is returned when the gateway sits behind a Classic ELB and
@@ -578,7 +583,8 @@ func untilHostname(ctx context.Context, kc kubernetes.Interface, ns, name, old s
 	var host string
 	err := kube.WaitAll(ctx, serviceLW(kc, ns, name), &corev1.Service{}, timeout, func(objs map[string]runtime.Object) (bool, error) {
 		for _, o := range objs {
-			if svc, ok := o.(*corev1.Service); ok {
+			// The name too: the field selector is the server's to apply, and a fake may not.
+			if svc, ok := o.(*corev1.Service); ok && svc.Name == name {
 				if h := hostname(svc); h != "" && h != old {
 					host = h
 					return true, nil

@@ -71,6 +71,15 @@ func Find(ctx context.Context, kc kubernetes.Interface, ref string, command stri
 	if err != nil {
 		return nil, kube.Explain("listing ingress gateway services ("+GatewaySelector+")", err)
 	}
+	// A migration leaves two gateway Services until the old one is retired:
+	// the new one (labelled migrated-from) is the gateway.
+	superseded := map[string]bool{}
+	for _, s := range found {
+		if from := s.Labels[LabelMigratedFrom]; from != "" {
+			superseded[s.Namespace+"/"+from] = true
+		}
+	}
+	found = slices.DeleteFunc(found, func(s corev1.Service) bool { return superseded[s.Namespace+"/"+s.Name] })
 	switch len(found) {
 	case 0:
 		return nil, fmt.Errorf("no Service labelled %s in any namespace: is Istio's ingress gateway installed? Name it with --ingress-service namespace/name", GatewaySelector)

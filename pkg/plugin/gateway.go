@@ -4,17 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
@@ -23,6 +27,12 @@ type GatewayOptions struct {
 	Service          string
 	Prefer           bool
 	Recreate         bool
+	Migrate          bool
+	RetireOld        bool
+	RetireAfter      time.Duration
+	Retire           bool
+	Revert           bool
+	HostedZones      []string
 	Timeout          time.Duration
 	DNSServer        string
 	PrintIstioValues bool
@@ -61,12 +71,28 @@ it) and wait until its hostname answers both A and AAAA.
 A Classic ELB cannot serve IPv6 in a VPC and a Service's load-balancer type
 cannot change in place: with --recreate the Service is deleted and re-created
 as an NLB with the same ports, nodePorts, selector, labels, annotations and
-traffic policy. Its hostname changes.
+traffic policy. Its hostname changes, and the ingress is down until the NLB
+is provisioned and its name resolves.
+
+--migrate moves it without downtime instead: a second Service
+<name>-dualstack (same selector, ports, annotations; a dual-stack NLB) is
+created next to the Classic one; once its name answers A and AAAA, every
+Route 53 alias record leading to the old load balancer is moved to the new
+one with its AAAA twin (zones as for 'dns': --hosted-zone, the cluster's DNS
+config, the VPC's private zones; without such records, the records to change
+are printed), and external-dns annotations move to the new Service. Both
+keep serving: --retire-old deletes the old Service --retire-after (the old
+name's TTL) later, or a later 'gateway --retire' does. 'gateway --revert'
+(or 'rollback') moves the names back and deletes the new Service. Every
+step is recorded in the journal.
 
 A second run changes nothing. --print-istio-values prints the istiod and
 mesh settings that enable ISTIO_DUAL_STACK for the install method found.`,
 		Example: fmt.Sprintf(`  %[1]s gateway
   %[1]s gateway --ingress-service istio-system/istio-ingressgateway --recreate --yes
+  %[1]s gateway --migrate --retire-old --yes
+  %[1]s gateway --retire --yes
+  %[1]s gateway --revert --yes
   %[1]s gateway --dry-run=client -o json
   %[1]s gateway --print-istio-values`, inv.DisplayName),
 		Args: usageArgs(cobra.NoArgs),
@@ -85,6 +111,12 @@ mesh settings that enable ISTIO_DUAL_STACK for the install method found.`,
 	_ = f.MarkHidden("service")
 	f.BoolVar(&o.Prefer, "prefer", false, "Use ipFamilyPolicy PreferDualStack instead of RequireDualStack")
 	f.BoolVar(&o.Recreate, "recreate", false, "Behind a Classic ELB: delete and re-create the Service as an NLB (its hostname changes)")
+	f.BoolVar(&o.Migrate, "migrate", false, "Behind a Classic ELB: create a dual-stack NLB Service <name>-dualstack next to it and move the DNS names to it, without downtime")
+	f.BoolVar(&o.RetireOld, "retire-old", false, "With --migrate: delete the old Service --retire-after after the names moved")
+	f.DurationVar(&o.RetireAfter, "retire-after", gateway.DefaultRetireAfter, "With --retire-old: how long the old Service keeps serving after the names moved (the old records' TTL)")
+	f.BoolVar(&o.Retire, "retire", false, "Delete the old Service a --migrate left serving")
+	f.BoolVar(&o.Revert, "revert", false, "Take back a --migrate: move the names back, restore the old Service's annotations, delete the new Service")
+	f.StringSliceVar(&o.HostedZones, "hosted-zone", nil, "With --migrate: the Route 53 hosted zone IDs whose alias records move (default: OpenShift's DNS config, else the private zones of the cluster's VPC)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the load balancer and DNS")
 	addDNSServerFlag(f, &o.DNSServer, "the load balancer's hostname")
 	f.BoolVar(&o.PrintIstioValues, "print-istio-values", false, "Print the Istio settings that enable dual-stack, and change nothing")
@@ -107,6 +139,25 @@ func (o *GatewayOptions) Validate() error {
 	o.dryRun = dry
 	if o.Timeout <= 0 {
 		return cli.Usagef("--timeout must be positive, got %s", o.Timeout)
+	}
+	modes := []string{}
+	for name, on := range map[string]bool{"--recreate": o.Recreate, "--migrate": o.Migrate, "--retire": o.Retire, "--revert": o.Revert, "--print-istio-values": o.PrintIstioValues} {
+		if on {
+			modes = append(modes, name)
+		}
+	}
+	if len(modes) > 1 {
+		slices.Sort(modes)
+		return cli.Usagef("%s cannot be combined: choose one", strings.Join(modes, " and "))
+	}
+	if o.RetireOld && !o.Migrate {
+		return cli.Usagef("--retire-old goes with --migrate (a later `%s gateway --retire` retires a migrated gateway's old Service)", o.inv.DisplayName)
+	}
+	if o.RetireAfter < 0 {
+		return cli.Usagef("--retire-after must not be negative, got %s", o.RetireAfter)
+	}
+	if len(o.HostedZones) > 0 && !o.Migrate {
+		return cli.Usagef("--hosted-zone goes with --migrate (the zones whose records move)")
 	}
 	return validateDNSServer(o.DNSServer)
 }
@@ -158,10 +209,23 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 			return o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("gateway"), "Apply these changes?")
 		},
 	}
-	res, runErr := r.Run(ctx, gateway.Options{
+	gopts := gateway.Options{
 		ServiceRef: o.Service, Policy: policy, Recreate: o.Recreate, Timeout: o.Timeout,
 		DryRun: o.dryRun, Command: o.inv.DisplayName,
-	})
+	}
+	var res *gateway.Result
+	var runErr error
+	switch {
+	case o.Migrate:
+		r.Names = s.Names(kc.Dynamic, store, o.HostedZones)
+		res, runErr = r.Migrate(ctx, gateway.MigrateOptions{Options: gopts, RetireOld: o.RetireOld, RetireAfter: o.RetireAfter})
+	case o.Retire:
+		res, runErr = r.Retire(ctx, gopts)
+	case o.Revert:
+		return o.revert(ctx, kc.Kube, s, store)
+	default:
+		res, runErr = r.Run(ctx, gopts)
+	}
 	o.result = res
 	if res != nil {
 		if err := o.Output.Print(o.Out, res, func(w io.Writer, _ bool) error { return printGateway(w, res) }); err != nil {
@@ -172,6 +236,54 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("interrupted: %w", runErr)
 	}
 	return runErr
+}
+
+// revert takes back a migration: the names first (while the old load
+// balancer serves), then the gateway's migration entries.
+func (o *GatewayOptions) revert(ctx context.Context, kc kubernetes.Interface, acct *convert.Account, store *journal.Store) error {
+	j, err := store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	var plan []string
+	for _, e := range j.Undoable(dns.MoveLayer) {
+		plan = append(plan, fmt.Sprintf("  record %s (zone %s): back to the old load balancer", e.Resource, e.Undo["zoneName"]))
+	}
+	for _, e := range j.Undoable(gateway.Layer) {
+		if e.Operation == gateway.OpRetireService && dns.HasMoves(j) {
+			// Moving the names back would point them at the deleted
+			// Classic ELB; a re-created one gets another name.
+			return fmt.Errorf("the old Service %s was retired and its Classic ELB deleted: moving the records back would point them at nothing, so nothing was reverted. "+
+				"The dual-stack gateway serves; to go back, re-create the old Service from the journal entry %s and point the records at its new load balancer by hand", e.Resource, e.ID)
+		}
+		switch e.Operation {
+		case gateway.OpMigrateService, gateway.OpMoveExternalDNS, gateway.OpRetireService:
+			plan = append(plan, fmt.Sprintf("  %s %s: take back", e.Operation, e.Resource))
+		}
+	}
+	if len(plan) == 0 {
+		return cli.Usagef("the journal records no gateway migration to revert")
+	}
+	fmt.Fprintln(o.ErrOut, "Reverting the gateway migration:\n"+strings.Join(plan, "\n"))
+	if o.dryRun != cli.DryRunNone {
+		return nil
+	}
+	if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("gateway"), "Revert the migration?"); err != nil {
+		return err
+	}
+	if dns.HasMoves(j) {
+		if _, err := dns.RollbackMoves(ctx, acct.AWS.Route53, store); err != nil {
+			return fmt.Errorf("%w; nothing else was reverted (both Services still serve): re-run `%s gateway --revert`", err, o.inv.DisplayName)
+		}
+	}
+	results, err := gateway.RollbackMigration(ctx, kc, store, o.Timeout)
+	for _, r := range results {
+		fmt.Fprintf(o.Out, "%-20s %-45s %-8s %s\n", r.Operation, r.Resource, r.Status, r.Message)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the names were moved back: re-run `%s gateway --revert` to finish", err, o.inv.DisplayName)
+	}
+	return nil
 }
 
 func (o *GatewayOptions) warnIstio(f *istio.Facts) {

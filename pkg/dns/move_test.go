@@ -1,0 +1,179 @@
+package dns
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
+)
+
+const (
+	oldELB = "a0123-456.us-east-1.elb.amazonaws.com"
+	newNLB = "a9999-abc.elb.us-east-1.amazonaws.com"
+)
+
+// moveWorld: records on a Classic ELB (plain, weighted pair, one with an
+// AAAA twin already, one with an AAAA pointing elsewhere), one on another
+// load balancer, a plain A record.
+func moveWorld() *fakeR53 {
+	f := newFakeR53()
+	blue := alias("shop.example.com.", "dualstack."+oldELB+".")
+	blue.SetIdentifier, blue.Weight = aws.String("blue"), aws.Int64(10)
+	blue.AliasTarget.EvaluateTargetHealth = true
+	green := alias("shop.example.com.", "other-lb.us-east-1.elb.amazonaws.com.")
+	green.SetIdentifier, green.Weight = aws.String("green"), aws.Int64(90)
+	twinned := alias("api.example.com.", oldELB+".")
+	twinnedAAAA := twinned
+	twinnedAAAA.Type = r53types.RRTypeAaaa
+	odd := alias("odd.example.com.", oldELB+".")
+	oddAAAA := alias("odd.example.com.", "elsewhere.example.net.")
+	oddAAAA.Type = r53types.RRTypeAaaa
+	f.zones["ZPUB"] = &fakeZone{name: "example.com.", records: []r53types.ResourceRecordSet{
+		alias(`\052.apps.example.com.`, "DualStack."+strings.ToUpper(oldELB)+"."),
+		blue, green, twinned, twinnedAAAA, odd, oddAAAA,
+		{Name: aws.String("bastion.example.com."), Type: r53types.RRTypeA, TTL: aws.Int64(300), ResourceRecords: []r53types.ResourceRecord{{Value: aws.String("192.0.2.1")}}},
+	}}
+	f.zones["ZPRIV"] = &fakeZone{name: "internal.example.com.", private: true, records: []r53types.ResourceRecordSet{
+		alias("gw.internal.example.com.", oldELB+"."),
+	}}
+	return f
+}
+
+func TestPlanApplyRollbackMoves(t *testing.T) {
+	ctx := context.Background()
+	f := moveWorld()
+	zones := []Zone{{ID: "ZPRIV", Name: "internal.example.com."}, {ID: "ZPUB", Name: "example.com."}}
+	to := LBTarget{DNSName: newNLB, HostedZoneID: "/hostedzone/Z26RNL4JYFTOTI"}
+	p, err := PlanMoves(ctx, f, zones, oldELB, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range p.Moves {
+		got = append(got, m.ZoneID+" "+m.Operation+" "+m.Type+" "+m.Name+" "+m.SetIdentifier)
+	}
+	want := []string{
+		"ZPRIV MoveAlias A gw.internal.example.com. ", "ZPRIV AddAAAA AAAA gw.internal.example.com. ",
+		"ZPUB MoveAlias A *.apps.example.com. ", "ZPUB AddAAAA AAAA *.apps.example.com. ",
+		"ZPUB MoveAlias AAAA api.example.com. ", "ZPUB MoveAlias A api.example.com. ", // in listing order
+		"ZPUB MoveAlias A odd.example.com. ",
+		"ZPUB MoveAlias A shop.example.com. blue", "ZPUB AddAAAA AAAA shop.example.com. blue",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("moves:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "odd.example.com.") {
+		t.Errorf("notes %q, want one about odd.example.com.'s AAAA", p.Notes)
+	}
+	if d := p.Describe(); !strings.Contains(d, "add AAAA alias shop.example.com. (set blue) -> "+newNLB) {
+		t.Errorf("describe:\n%s", d)
+	}
+
+	before := f.state()
+	store := journal.NewStore(fake.NewClientset(), "", "")
+	results, err := ApplyMoves(ctx, f, p, ApplyOptions{Journal: store})
+	if err != nil || len(results) != len(want) {
+		t.Fatalf("ApplyMoves: %v %+v", err, results)
+	}
+	if n := f.calls["ChangeResourceRecordSets"]; n != 2 {
+		t.Errorf("%d change batches, want one per zone", n)
+	}
+	// Every record that led to the old ELB now leads to the NLB, with its
+	// routing kept; the others are untouched.
+	for _, z := range f.zones {
+		for _, r := range z.records {
+			if r.AliasTarget == nil {
+				continue
+			}
+			target := NormalizeDNSName(aws.ToString(r.AliasTarget.DNSName))
+			if target == oldELB {
+				t.Errorf("%s %s still points at the old ELB", aws.ToString(r.Name), r.Type)
+			}
+			if target == newNLB && aws.ToString(r.AliasTarget.HostedZoneId) != "Z26RNL4JYFTOTI" {
+				t.Errorf("%s %s names zone %s", aws.ToString(r.Name), r.Type, aws.ToString(r.AliasTarget.HostedZoneId))
+			}
+			if aws.ToString(r.SetIdentifier) == "blue" && (aws.ToInt64(r.Weight) != 10 || !r.AliasTarget.EvaluateTargetHealth || target != newNLB) {
+				t.Errorf("blue %s lost its routing or target: %+v", r.Type, r)
+			}
+			if aws.ToString(r.SetIdentifier) == "green" && target != "other-lb.us-east-1.elb.amazonaws.com" {
+				t.Errorf("green was moved: %+v", r)
+			}
+			if aws.ToString(r.Name) == "odd.example.com." && r.Type == r53types.RRTypeAaaa && target != "elsewhere.example.net" {
+				t.Errorf("odd's AAAA was moved: %+v", r)
+			}
+		}
+	}
+	jn, err := store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !HasMoves(jn) || len(jn.Layer(MoveLayer)) != len(want) {
+		t.Fatalf("journal: %+v", jn.Layer(MoveLayer))
+	}
+	for _, e := range jn.Layer(MoveLayer) {
+		if e.State != journal.Done {
+			t.Errorf("%s is %s", e.ID, e.State)
+		}
+	}
+
+	// Someone changes one moved record by hand: rollback leaves it alone.
+	for i, r := range f.zones["ZPRIV"].records {
+		if r.Type == r53types.RRTypeAaaa {
+			r.AliasTarget = &r53types.AliasTarget{DNSName: aws.String("by-hand.example.net."), HostedZoneId: aws.String("ZX")}
+			f.zones["ZPRIV"].records[i] = r
+		}
+	}
+	rb, err := RollbackMoves(ctx, f, store)
+	if err != nil {
+		t.Fatalf("RollbackMoves: %v", err)
+	}
+	left := 0
+	for _, r := range rb {
+		if r.Error != "" {
+			left++
+			if r.Resource != "gw.internal.example.com. AAAA" {
+				t.Errorf("left alone: %+v", r)
+			}
+		}
+	}
+	if left != 1 || len(rb) != len(want) {
+		t.Errorf("rollback results %+v", rb)
+	}
+	after := slices.DeleteFunc(f.state(), func(s string) bool { return strings.Contains(s, "by-hand") })
+	if !slices.Equal(after, before) {
+		t.Errorf("after rollback:\n%s\nbefore:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+	jn, _ = store.Load(ctx)
+	if HasMoves(jn) {
+		t.Errorf("entries left after rollback: %+v", jn.Layer(MoveLayer))
+	}
+	// A second rollback has nothing to do.
+	calls := f.calls["ChangeResourceRecordSets"]
+	if rb, err := RollbackMoves(ctx, f, store); err != nil || len(rb) != 0 || f.calls["ChangeResourceRecordSets"] != calls {
+		t.Errorf("second rollback: %v %+v", err, rb)
+	}
+}
+
+func TestPlanMovesNothingToMove(t *testing.T) {
+	f := moveWorld()
+	p, err := PlanMoves(context.Background(), f, []Zone{{ID: "ZPUB", Name: "example.com."}}, "not-there.elb.amazonaws.com", LBTarget{DNSName: newNLB, HostedZoneID: "Z1"})
+	if err != nil || len(p.Moves) != 0 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	if _, err := PlanMoves(context.Background(), f, nil, oldELB, LBTarget{DNSName: newNLB}); err == nil {
+		t.Error("no error without the new load balancer's hosted zone")
+	}
+}
+
+func TestManualMoves(t *testing.T) {
+	s := ManualMoves("dualstack."+oldELB+".", newNLB)
+	if !strings.Contains(s, oldELB+" at "+newNLB) || !strings.Contains(s, "AAAA") {
+		t.Error(s)
+	}
+}

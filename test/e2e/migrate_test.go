@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/moto"
+)
+
+// TestGatewayMigrateWithoutDowntime: a name in the cluster's private zone
+// leads (a Route 53 alias) to the Classic ELB gateway; the prober follows
+// that name through the sandbox DNS, which answers Route 53's records.
+// `gateway --migrate --retire-old` puts a dual-stack NLB Service next to
+// the Classic one, moves the name (and its new AAAA twin) to it, and
+// retires the old Service: no IPv4 request fails, and IPv6 answers once
+// the name moved.
+func TestGatewayMigrateWithoutDowntime(t *testing.T) {
+	ctx := context.Background()
+	s, oldHost, shop := migrationSandbox(t)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	time.Sleep(time.Second) // the sandbox DNS reads Route 53 every 200ms
+	url := fmt.Sprintf("http://%s:%d/", shop, s.Ingress.Port)
+	watch := startPlugin(t, kcfg, env, "probe", "watch", url, "--dns-server", s.DNSAddr(), "--interval", "50ms", "-o", "json")
+	watch.waitFor(t, "Probing 1 target(s)", 60*time.Second)
+	time.Sleep(2 * time.Second) // the name on the Classic ELB, for a while
+
+	start := time.Now()
+	r := plugin(t, kcfg, env, "gateway", "--migrate", "--retire-old", "--retire-after", "2s", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	took := time.Since(start)
+	if r.Code != 0 {
+		t.Fatalf("gateway --migrate:\n%s", r)
+	}
+	t.Logf("gateway --migrate:\n%s", r)
+	out := parseGateway(t, r)
+	time.Sleep(2 * time.Second) // the name on the NLB, for a while
+	wr := watch.interrupt(t)
+	w := parseWatch(t, wr)
+	v4, v6 := w.lane(t, url, "IPv4"), w.lane(t, url, "IPv6")
+	t.Logf("gateway --migrate took %s (new NLB %s); the prober saw IPv4: %d/%d failed (last error %q); IPv6: %d/%d failed (last error %q), first success %s after the migration began",
+		took.Round(time.Millisecond), out.Hostname, v4.Failures, v4.Requests, v4.LastError, v6.Failures, v6.Requests, v6.LastError, durationSince(v6.FirstSuccess, start))
+	if v4.Requests == 0 || v4.Failures != 0 {
+		t.Errorf("IPv4 through %s: %d of %d requests failed during the migration (%q)", shop, v4.Failures, v4.Requests, v4.LastError)
+	}
+	if v6.FirstSuccess == nil {
+		t.Errorf("IPv6 never answered through %s after the names moved", shop)
+	}
+	if out.Hostname == "" || out.Hostname == oldHost {
+		t.Errorf("new hostname %q (old %q)", out.Hostname, oldHost)
+	}
+
+	// The name and its new AAAA twin lead to the NLB; the old Service is gone.
+	lines := strings.Join(recordLines(t, s.World.AWS), "\n")
+	for _, typ := range []string{"A", "AAAA"} {
+		if !strings.Contains(lines, fmt.Sprintf("%s. %s alias %s", shop, typ, out.Hostname)) {
+			t.Errorf("no %s alias %s -> %s in:\n%s", typ, shop, out.Hostname, lines)
+		}
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old gateway Service was not retired: %v", err)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); err != nil {
+		t.Errorf("the new gateway Service: %v", err)
+	}
+	// Once the old Service is retired, --revert would point the records at
+	// its deleted ELB: it refuses and changes nothing.
+	before := recordLines(t, s.World.AWS)
+	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 1 || !strings.Contains(r.Stderr, "was retired") {
+		t.Errorf("--revert after --retire-old: want exit 1, refused:\n%s", r)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("the refused --revert changed records")
+	}
+}
+
+// migrationSandbox: the conversion sandbox with the installer's zones,
+// converted up to the gateway (the proxies serve IPv6 once the mesh is
+// dual-stack); shop.<cluster domain> in the private zone aliases the
+// Classic ELB gateway, and the ingress routes it.
+func migrationSandbox(t *testing.T) (s *harness.ConversionSandbox, oldHost, shop string) {
+	t.Helper()
+	const provision = 3 * time.Second
+	ctx := context.Background()
+	s = conversionSandbox(t, harness.ConversionSandboxOptions{LBProvisionDelay: provision,
+		IPI: moto.IPIOptions{HostedZones: &moto.HostedZoneOptions{}}})
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	// Everything before the gateway: the proxies serve IPv6 once the mesh is dual-stack.
+	if r := plugin(t, kcfg, env, "upgrade", "--yes", "--phases", "aws,nodes,network,mesh,services,workloads", "--timeout", "90s"); r.Code != 0 {
+		t.Fatalf("upgrade up to the gateway:\n%s", r)
+	}
+	gw, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{})
+	if err != nil || len(gw.Status.LoadBalancer.Ingress) == 0 {
+		t.Fatalf("gateway: %v %+v", err, gw)
+	}
+	oldHost = gw.Status.LoadBalancer.Ingress[0].Hostname
+
+	// shop.<cluster domain>: an alias to the gateway's ELB, routed by the ingress.
+	zone := s.World.AWS.PrivateZone
+	shop = "shop." + strings.TrimSuffix(zone.Name, ".")
+	r53 := route53.NewFromConfig(s.AWSConfig)
+	if _, err := r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zone.ID),
+		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
+			Name: aws.String(shop + "."), Type: r53types.RRTypeA,
+			AliasTarget: &r53types.AliasTarget{DNSName: aws.String(oldHost + "."), HostedZoneId: aws.String("Z35SXDOTRQ7X7K")}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{"name": "shop", "namespace": harness.ApplicationNamespace},
+		"spec": map[string]any{"hosts": []any{shop}, "gateways": []any{"istio-system/shop"},
+			"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "httpbin"}}}}}},
+	}}
+	if _, err := s.API.Dynamic.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}).
+		Namespace(harness.ApplicationNamespace).Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	return s, oldHost, shop
+}
+
+// TestGatewayMigrateRevert: a migration without --retire-old leaves both
+// Services serving; `gateway --revert` puts the records back exactly,
+// deletes the new Service and leaves the old one as it was.
+func TestGatewayMigrateRevert(t *testing.T) {
+	ctx := context.Background()
+	s, _, shop := migrationSandbox(t)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	before := recordLines(t, s.World.AWS)
+	r := plugin(t, kcfg, env, "gateway", "--migrate", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("gateway --migrate:\n%s", r)
+	}
+	if !strings.Contains(r.Stdout, "Both keep serving") && !strings.Contains(r.Stderr, "Both keep serving") {
+		t.Errorf("the plan should say both keep serving:\n%s", r)
+	}
+	moved := recordLines(t, s.World.AWS)
+	if added, removed := lineChanges(before, moved); len(added) != 2 || len(removed) != 1 || !strings.Contains(removed[0], shop) {
+		t.Errorf("records changed by the migration: added %q, removed %q", added, removed)
+	}
+	for _, name := range []string{harness.IngressGatewayName, harness.IngressGatewayName + "-dualstack"} {
+		if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("service %s after the migration: %v", name, err)
+		}
+	}
+	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 0 {
+		t.Fatalf("gateway --revert:\n%s", r)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		added, removed := lineChanges(before, after)
+		t.Errorf("records after --revert differ: added %q, removed %q", added, removed)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the new Service after --revert: %v", err)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); err != nil {
+		t.Errorf("the old Service after --revert: %v", err)
+	}
+	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 2 || !strings.Contains(r.Stderr, "no gateway migration to revert") {
+		t.Errorf("a second --revert: want exit 2, nothing to revert:\n%s", r)
+	}
+}
+
+// TestGatewayMigrateRollback: `rollback` after a migration moves the
+// records back before the gateway layer deletes the new Service, with the
+// rest of the conversion.
+func TestGatewayMigrateRollback(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := migrationSandbox(t)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	before := recordLines(t, s.World.AWS)
+	if r := plugin(t, kcfg, env, "gateway", "--migrate", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s"); r.Code != 0 {
+		t.Fatalf("gateway --migrate:\n%s", r)
+	}
+	r := plugin(t, kcfg, env, "rollback", "--yes", "--timeout", "90s")
+	if r.Code != 0 {
+		t.Fatalf("rollback:\n%s", r)
+	}
+	if !strings.Contains(r.Stdout+r.Stderr, "dns-move") {
+		t.Errorf("rollback should list the moved records (layer dns-move):\n%s", r)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		added, removed := lineChanges(before, after)
+		t.Errorf("records after rollback differ: added %q, removed %q", added, removed)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the new Service after rollback: %v", err)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); err != nil {
+		t.Errorf("the old Service after rollback: %v", err)
+	}
+}
