@@ -194,7 +194,7 @@ func ApplyMoves(ctx context.Context, r awsx.Route53API, p *MovePlan, o ApplyOpti
 			ChangeBatch: &r53types.ChangeBatch{Comment: aws.String("kubectl-dualstack: move alias records to the dual-stack gateway"), Changes: changes}})
 		if err != nil {
 			state := journal.Failed
-			if errorCode(err) == "" {
+			if awsx.ErrorCode(err) == "" {
 				state = journal.Pending // no answer: it may have happened; rollback checks
 			}
 			for i := range entries {
