@@ -116,8 +116,12 @@ func TestWatchMeasuresOneFamilysOutage(t *testing.T) {
 	}
 	gap := time.Duration(v6.LongestOutageSeconds * float64(time.Second))
 	t.Logf("refused IPv6 for %s; reported longest outage %s (interval %s); IPv4: %s; IPv6: %s", window.Round(time.Millisecond), gap, interval, v4.Describe(), v6.Describe())
-	if v6.Failures == 0 || math.Abs(float64(gap-window)) > float64(interval) {
-		t.Errorf("IPv6 outage %s, want %s within one interval (%s): %s", gap, window.Round(time.Millisecond), interval, v6.Describe())
+	// Within one interval, plus a little for a tick that fires late on a
+	// loaded machine (the first failure starts at or after the close, the
+	// next success at the first tick after the listener is back).
+	const lateTick = 30 * time.Millisecond
+	if v6.Failures == 0 || math.Abs(float64(gap-window)) > float64(interval+lateTick) {
+		t.Errorf("IPv6 outage %s, want %s within one interval (%s, +%s for a late tick): %s", gap, window.Round(time.Millisecond), interval, lateTick, v6.Describe())
 	}
 	if !strings.Contains(v6.LastError, "refused") {
 		t.Errorf("the failure should say the connection was refused: %q", v6.LastError)
