@@ -64,6 +64,9 @@ type Rollback struct {
 	hasDNS   bool
 	// hasMoves: a gateway migration moved alias records (dns-move layer).
 	hasMoves bool
+	// hasRetired: a gateway migration retired the old Service; it is
+	// created again before the records move back to it.
+	hasRetired bool
 	// hasRouter and hasPolicies: the journal holds their changes.
 	hasRouter, hasPolicies bool
 	// kubeadm are the kubeadm ConfigMap edits the network phase made.
@@ -87,6 +90,13 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 		res.Changes = append(res.Changes, RollbackEntry{Layer: dns.Layer, Operation: "DeleteAAAA", Resource: e.Resource, Status: "planned",
 			Message: "zone " + e.Undo["zoneName"]})
 	}
+	for _, e := range gateway.Undoable(j) {
+		if e.Operation == gateway.OpRetireService {
+			r.hasRetired = true
+			res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned",
+				Message: "create it again first (a new Classic ELB); the moved records go back to that one"})
+		}
+	}
 	for _, e := range j.Undoable(dns.MoveLayer) {
 		r.hasMoves, r.hasDNS = true, true // hasDNS: Route 53 is needed
 		res.Changes = append(res.Changes, RollbackEntry{Layer: dns.MoveLayer, Operation: "Undo" + e.Operation, Resource: e.Resource, Status: "planned",
@@ -98,6 +108,9 @@ func (r *Rollback) Plan(ctx context.Context) (*RollbackResult, error) {
 			Message: "restore the previous providerParameters; the ingress operator re-creates the router Service (minutes of *.apps outage, another hostname)"})
 	}
 	for _, e := range gateway.Undoable(j) {
+		if e.Operation == gateway.OpRetireService {
+			continue // listed first
+		}
 		res.Changes = append(res.Changes, RollbackEntry{Layer: gateway.Layer, Operation: e.Operation, Resource: e.Resource, Status: "planned"})
 		if e.Operation == gateway.OpRecreateService {
 			r.recreated = append(r.recreated, [2]string{e.Undo["namespace"], e.Undo["name"]})
@@ -173,15 +186,32 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 	// anything they lead to loses it.
 	// The names a gateway migration moved go back to the old load balancer
 	// while it still serves (before the gateway layer deletes the new one).
-	if r.hasMoves {
+	// A retired old Service comes back first (behind a new Classic ELB):
+	// moved back before that, the records would lead to the deleted one.
+	if r.hasRetired {
+		r.Progress.Start("Creating the retired gateway Service again")
+		gres, gerr := gateway.RestoreRetired(ctx, r.Clients.Kube, r.Journal, r.Timeout)
+		r.Progress.Done("")
+		for _, g := range gres {
+			set(gateway.Layer, g.Resource, g.Status, g.Message)
+		}
+		if gerr != nil {
+			failed = append(failed, gerr.Error())
+		}
+	}
+	if r.hasMoves && len(failed) == 0 {
 		r.Progress.Start("Moving the gateway's records back")
-		mres, merr := dns.RollbackMoves(ctx, r.account.AWS.Route53, r.Journal)
+		j, err := r.Journal.Load(ctx)
+		var mres []awsx.Result
+		if err == nil {
+			mres, err = dns.RollbackMoves(ctx, r.account.AWS.Route53, r.Journal, gateway.Redirects(j))
+		}
 		r.Progress.Done("")
 		for _, m := range mres {
 			set(dns.MoveLayer, m.Resource, m.Status, m.Error)
 		}
-		if merr != nil {
-			failed = append(failed, merr.Error())
+		if err != nil {
+			failed = append(failed, err.Error())
 		}
 	}
 	if r.hasDNS && len(failed) == 0 {

@@ -263,7 +263,13 @@ func HasMoves(j *journal.Journal) bool {
 // as it was (UPSERT), a twin that did not exist is deleted; only while the
 // record is still the one the move wrote (one changed by someone since is
 // left alone and said so). One batch per zone; entries are marked undone.
-func RollbackMoves(ctx context.Context, r awsx.Route53API, j awsx.Journal) ([]awsx.Result, error) {
+//
+// redirect maps an old load balancer's DNS name (NormalizeDNSName) to the
+// name of the one that replaced it: a retired gateway Service created again
+// gets a new Classic ELB, and the records go back to that one, not to the
+// deleted one. The alias's hosted zone stays: a region's Classic ELBs share
+// one canonical hosted zone.
+func RollbackMoves(ctx context.Context, r awsx.Route53API, j awsx.Journal, redirect map[string]string) ([]awsx.Result, error) {
 	jn, err := j.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -307,6 +313,13 @@ func RollbackMoves(ctx context.Context, r awsx.Route53API, j awsx.Journal) ([]aw
 				if err != nil {
 					failed = append(failed, fmt.Sprintf("the journal's previous record of %s is unreadable: %v", e.Resource, err))
 					continue
+				}
+				if t := p.AliasTarget; t != nil {
+					if to, ok := redirect[NormalizeDNSName(aws.ToString(t.DNSName))]; ok {
+						at := *t
+						at.DNSName = aws.String(sameForm(aws.ToString(t.DNSName), to))
+						p.AliasTarget = &at
+					}
 				}
 				prev = &p
 			}
@@ -356,4 +369,17 @@ func RollbackMoves(ctx context.Context, r awsx.Route53API, j awsx.Journal) ([]aw
 		return results, fmt.Errorf("rolling back the moved records: %s; fix that and re-run rollback, it continues from there", strings.Join(failed, "; "))
 	}
 	return results, nil
+}
+
+// sameForm is name written as was is: with its "dualstack." prefix and
+// trailing dot, or without.
+func sameForm(was, name string) string {
+	name = NormalizeDNSName(name)
+	if strings.HasPrefix(strings.ToLower(was), "dualstack.") {
+		name = "dualstack." + name
+	}
+	if strings.HasSuffix(was, ".") {
+		name += "."
+	}
+	return name
 }

@@ -129,7 +129,7 @@ func TestPlanApplyRollbackMoves(t *testing.T) {
 			f.zones["ZPRIV"].records[i] = r
 		}
 	}
-	rb, err := RollbackMoves(ctx, f, store)
+	rb, err := RollbackMoves(ctx, f, store, nil)
 	if err != nil {
 		t.Fatalf("RollbackMoves: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestPlanApplyRollbackMoves(t *testing.T) {
 	}
 	// A second rollback has nothing to do.
 	calls := f.calls["ChangeResourceRecordSets"]
-	if rb, err := RollbackMoves(ctx, f, store); err != nil || len(rb) != 0 || f.calls["ChangeResourceRecordSets"] != calls {
+	if rb, err := RollbackMoves(ctx, f, store, nil); err != nil || len(rb) != 0 || f.calls["ChangeResourceRecordSets"] != calls {
 		t.Errorf("second rollback: %v %+v", err, rb)
 	}
 }
@@ -175,5 +175,65 @@ func TestManualMoves(t *testing.T) {
 	s := ManualMoves("dualstack."+oldELB+".", newNLB)
 	if !strings.Contains(s, oldELB+" at "+newNLB) || !strings.Contains(s, "AAAA") {
 		t.Error(s)
+	}
+}
+
+// TestRollbackMovesToARecreatedELB: the old gateway Service was retired
+// (its Classic ELB deleted) and created again behind a new ELB: the
+// records go back to the new ELB's name, keeping the rest of the record;
+// the AAAA twins the move added go.
+func TestRollbackMovesToARecreatedELB(t *testing.T) {
+	ctx := context.Background()
+	f := moveWorld()
+	zones := []Zone{{ID: "ZPRIV", Name: "internal.example.com."}, {ID: "ZPUB", Name: "example.com."}}
+	// What rollback should leave: every record as it was, the old ELB's
+	// name replaced by the new one's.
+	const recreated = "a7777-new.us-east-1.elb.amazonaws.com"
+	var want []string
+	for id, z := range f.zones {
+		for _, r := range z.records {
+			if r.AliasTarget != nil && NormalizeDNSName(aws.ToString(r.AliasTarget.DNSName)) == oldELB {
+				at := *r.AliasTarget
+				at.DNSName = aws.String(recreated)
+				if was := aws.ToString(r.AliasTarget.DNSName); strings.HasPrefix(strings.ToLower(was), "dualstack.") {
+					at.DNSName = aws.String("dualstack." + recreated)
+				}
+				if strings.HasSuffix(aws.ToString(r.AliasTarget.DNSName), ".") {
+					at.DNSName = aws.String(aws.ToString(at.DNSName) + ".")
+				}
+				r.AliasTarget = &at
+			}
+			want = append(want, id+" "+recordJSON(r))
+		}
+	}
+	slices.Sort(want)
+	p, err := PlanMoves(ctx, f, zones, oldELB, LBTarget{DNSName: newNLB, HostedZoneID: "Z26RNL4JYFTOTI"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := journal.NewStore(fake.NewClientset(), "", "")
+	if _, err := ApplyMoves(ctx, f, p, ApplyOptions{Journal: store}); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := RollbackMoves(ctx, f, store, map[string]string{oldELB: recreated})
+	if err != nil {
+		t.Fatalf("RollbackMoves: %v %+v", err, rb)
+	}
+	for _, r := range rb {
+		if r.Error != "" {
+			t.Errorf("left alone: %+v", r)
+		}
+	}
+	got := f.state()
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("after rollback to the re-created ELB:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, z := range f.zones {
+		for _, r := range z.records {
+			if r.AliasTarget != nil && NormalizeDNSName(aws.ToString(r.AliasTarget.DNSName)) == newNLB {
+				t.Errorf("%s %s still leads to the NLB", aws.ToString(r.Name), r.Type)
+			}
+		}
 	}
 }

@@ -112,7 +112,8 @@ type Names interface {
 type MigrateOptions struct {
 	Options
 	// RetireOld deletes the old Service once RetireAfter has passed since
-	// the names moved.
+	// the names moved (0: at once; the command's default is
+	// DefaultRetireAfter).
 	RetireOld   bool
 	RetireAfter time.Duration
 }
@@ -124,9 +125,6 @@ type MigrateOptions struct {
 // there are none; external-dns annotations); (3) with RetireOld, the old
 // Service deleted after RetireAfter. Every step is journalled first.
 func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error) {
-	if o.RetireAfter == 0 {
-		o.RetireAfter = DefaultRetireAfter
-	}
 	want := Want{Policy: o.Policy}
 	svc, err := Find(ctx, r.Kube, o.ServiceRef, o.Command+" gateway")
 	if err != nil {
@@ -469,24 +467,100 @@ func undoMigration(ctx context.Context, kc kubernetes.Interface, e journal.Entry
 		}
 		return "", nil
 	case OpRetireService:
-		if _, err := svcs.Get(ctx, name, metav1.GetOptions{}); err == nil {
-			return fmt.Sprintf("service %s/%s exists; nothing to put back", ns, name), nil
-		} else if !apierrors.IsNotFound(err) {
-			return "", err
-		}
-		orig, err := FromManifest(e.Undo["original"])
-		if err != nil {
-			return "", err
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := createService(cctx, kc, orig); err != nil {
-			return "", fmt.Errorf("creating the retired service %s/%s again (its manifest is in the journal entry %s): %w", ns, name, e.ID, err)
-		}
-		if err := waitAnyHostname(ctx, kc, ns, name, timeout); err != nil {
-			return "", fmt.Errorf("created the retired service %s/%s again, but it has no load balancer yet: %w", ns, name, err)
-		}
-		return fmt.Sprintf("service %s/%s is created again behind a new Classic ELB (%s was deleted with it): records that led to the old name must point at the new one", ns, name, e.Undo["previousHostname"]), nil
+		_, msg, err := recreateRetired(ctx, kc, e, timeout)
+		return msg, err
 	}
 	return "", fmt.Errorf("unknown gateway operation %q in the journal", e.Operation)
+}
+
+// recreateRetired creates a retired Service again from the manifest its
+// entry recorded and waits for its new load balancer's hostname.
+func recreateRetired(ctx context.Context, kc kubernetes.Interface, e journal.Entry, timeout time.Duration) (host, msg string, err error) {
+	ns, name := e.Undo["namespace"], e.Undo["name"]
+	svcs := kc.CoreV1().Services(ns)
+	if cur, err := svcs.Get(ctx, name, metav1.GetOptions{}); err == nil {
+		if h := hostname(cur); h != "" {
+			return h, fmt.Sprintf("service %s/%s exists (at %s); nothing to put back", ns, name, h), nil
+		}
+		return "", fmt.Sprintf("service %s/%s exists; nothing to put back", ns, name), nil
+	} else if !apierrors.IsNotFound(err) {
+		return "", "", err
+	}
+	orig, err := FromManifest(e.Undo["original"])
+	if err != nil {
+		return "", "", err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := createService(cctx, kc, orig); err != nil {
+		return "", "", fmt.Errorf("creating the retired service %s/%s again (its manifest is in the journal entry %s): %w", ns, name, e.ID, err)
+	}
+	host, err = untilHostname(ctx, kc, ns, name, "", timeout)
+	if err != nil {
+		return "", "", fmt.Errorf("created the retired service %s/%s again, but it has no load balancer yet (%w); re-run the rollback once it has one", ns, name, err)
+	}
+	return host, fmt.Sprintf("service %s/%s is created again behind a new Classic ELB %s (%s was deleted with it)", ns, name, host, e.Undo["previousHostname"]), nil
+}
+
+// RestoreRetired creates the Services a migration retired again (each gets
+// a new Classic ELB) and records each one's new hostname, for
+// Redirects: the moved records can only go back once the old gateway
+// serves again. First step of a migration's rollback.
+func RestoreRetired(ctx context.Context, kc kubernetes.Interface, j Journal, timeout time.Duration) ([]RollbackResult, error) {
+	jr, err := j.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var results []RollbackResult
+	var failed []string
+	for _, e := range Undoable(jr) {
+		if e.Operation != OpRetireService {
+			continue
+		}
+		r := RollbackResult{Operation: e.Operation, Resource: e.Resource}
+		host, msg, err := recreateRetired(ctx, kc, e, timeout)
+		if err == nil && host == "" {
+			err = fmt.Errorf("service %s/%s has no load balancer hostname to move the records back to; re-run the rollback once it has one", e.Undo["namespace"], e.Undo["name"])
+		}
+		if err != nil {
+			r.Status, r.Message = "failed", err.Error()
+			failed = append(failed, e.Resource+": "+err.Error())
+			results = append(results, r)
+			continue
+		}
+		r.Status, r.Message = "undone", msg
+		if err := setState(ctx, j, e, journal.Undone, map[string]string{"recreatedHostname": host, "rollbackNote": msg}); err != nil {
+			r.Status, r.Message = "failed", "created again but not recorded: "+err.Error()
+			failed = append(failed, e.Resource+": "+r.Message)
+		}
+		results = append(results, r)
+	}
+	if len(failed) > 0 {
+		return results, fmt.Errorf("putting the retired gateway back: %s; nothing else was rolled back", strings.Join(failed, "; "))
+	}
+	return results, nil
+}
+
+// Redirects maps each retired-then-restored Service's old load balancer
+// name to its new one (dns.NormalizeDNSName form), for dns.RollbackMoves.
+func Redirects(j *journal.Journal) map[string]string {
+	out := map[string]string{}
+	for _, e := range j.Layer(Layer) {
+		if e.Operation == OpRetireService && e.State == journal.Undone && e.Undo["recreatedHostname"] != "" && e.Undo["previousHostname"] != "" {
+			out[dnsx.NormalizeDNSName(e.Undo["previousHostname"])] = e.Undo["recreatedHostname"]
+		}
+	}
+	return out
+}
+
+// RetiredWithoutRestore says whether a migration retired a Service that is
+// not created again yet (its records would lead nowhere if moved back
+// before RestoreRetired).
+func RetiredWithoutRestore(j *journal.Journal) bool {
+	for _, e := range j.Undoable(Layer) {
+		if e.Operation == OpRetireService {
+			return true
+		}
+	}
+	return false
 }

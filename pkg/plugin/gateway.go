@@ -246,18 +246,17 @@ func (o *GatewayOptions) revert(ctx context.Context, kc kubernetes.Interface, ac
 		return err
 	}
 	var plan []string
+	for _, e := range j.Undoable(gateway.Layer) {
+		if e.Operation == gateway.OpRetireService {
+			plan = append(plan, fmt.Sprintf("  %s: create again from the journal (a new Classic ELB); the records go back to that one", e.Resource))
+		}
+	}
 	for _, e := range j.Undoable(dns.MoveLayer) {
-		plan = append(plan, fmt.Sprintf("  record %s (zone %s): back to the old load balancer", e.Resource, e.Undo["zoneName"]))
+		plan = append(plan, fmt.Sprintf("  record %s (zone %s): back to the old gateway's load balancer", e.Resource, e.Undo["zoneName"]))
 	}
 	for _, e := range j.Undoable(gateway.Layer) {
-		if e.Operation == gateway.OpRetireService && dns.HasMoves(j) {
-			// Moving the names back would point them at the deleted
-			// Classic ELB; a re-created one gets another name.
-			return fmt.Errorf("the old Service %s was retired and its Classic ELB deleted: moving the records back would point them at nothing, so nothing was reverted. "+
-				"The dual-stack gateway serves; to go back, re-create the old Service from the journal entry %s and point the records at its new load balancer by hand", e.Resource, e.ID)
-		}
 		switch e.Operation {
-		case gateway.OpMigrateService, gateway.OpMoveExternalDNS, gateway.OpRetireService:
+		case gateway.OpMigrateService, gateway.OpMoveExternalDNS:
 			plan = append(plan, fmt.Sprintf("  %s %s: take back", e.Operation, e.Resource))
 		}
 	}
@@ -271,15 +270,30 @@ func (o *GatewayOptions) revert(ctx context.Context, kc kubernetes.Interface, ac
 	if err := o.Mutation.Confirm(ctx, o.IOStreams, o.inv.Command("gateway"), "Revert the migration?"); err != nil {
 		return err
 	}
+	show := func(results []gateway.RollbackResult) {
+		for _, r := range results {
+			fmt.Fprintf(o.Out, "%-20s %-45s %-8s %s\n", r.Operation, r.Resource, r.Status, r.Message)
+		}
+	}
+	// A retired old Service first: the records can only go back to a load
+	// balancer that serves.
+	if gateway.RetiredWithoutRestore(j) {
+		results, err := gateway.RestoreRetired(ctx, kc, store, o.Timeout)
+		show(results)
+		if err != nil {
+			return fmt.Errorf("%w; the dual-stack gateway still serves the names: re-run `%s gateway --revert`", err, o.inv.DisplayName)
+		}
+		if j, err = store.Load(ctx); err != nil {
+			return err
+		}
+	}
 	if dns.HasMoves(j) {
-		if _, err := dns.RollbackMoves(ctx, acct.AWS.Route53, store); err != nil {
-			return fmt.Errorf("%w; nothing else was reverted (both Services still serve): re-run `%s gateway --revert`", err, o.inv.DisplayName)
+		if _, err := dns.RollbackMoves(ctx, acct.AWS.Route53, store, gateway.Redirects(j)); err != nil {
+			return fmt.Errorf("%w; nothing else was reverted (both Services serve): re-run `%s gateway --revert`", err, o.inv.DisplayName)
 		}
 	}
 	results, err := gateway.RollbackMigration(ctx, kc, store, o.Timeout)
-	for _, r := range results {
-		fmt.Fprintf(o.Out, "%-20s %-45s %-8s %s\n", r.Operation, r.Resource, r.Status, r.Message)
-	}
+	show(results)
 	if err != nil {
 		return fmt.Errorf("%w; the names were moved back: re-run `%s gateway --revert` to finish", err, o.inv.DisplayName)
 	}

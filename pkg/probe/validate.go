@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/platform"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
 )
@@ -145,7 +146,26 @@ func FindIngressService(ctx context.Context, kc kubernetes.Interface, ref, label
 	if len(list.Items) == 0 {
 		return nil, fmt.Errorf("no Service labelled istio=%s: name the ingress gateway with --ingress-service namespace/name", label)
 	}
-	return &list.Items[0], nil
+	return &list.Items[Current(list.Items)], nil
+}
+
+// Current is the index of the gateway Service that serves among svcs: a
+// gateway migration leaves the old Service next to <name>-dualstack
+// (labelled gateway.LabelMigratedFrom) until it is retired, and the new
+// one is the gateway then; otherwise the first.
+func Current(svcs []corev1.Service) int {
+	superseded := map[string]bool{}
+	for _, s := range svcs {
+		if from := s.Labels[gateway.LabelMigratedFrom]; from != "" {
+			superseded[s.Namespace+"/"+from] = true
+		}
+	}
+	for i, s := range svcs {
+		if !superseded[s.Namespace+"/"+s.Name] {
+			return i
+		}
+	}
+	return 0
 }
 
 // IngressAddressOf is where the ingress gateway Service svc is reached from

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
 
@@ -180,13 +181,20 @@ func URLTarget(u *url.URL, families []Family, p HTTPProbe) WatchTarget {
 
 // IngressFollower keeps the ingress gateway Service's current address:
 // the load balancer's name changes when the Service is re-created, and
-// while it is gone there is none.
+// while it is gone there is none. After a gateway migration it follows the
+// new Service (<name>-dualstack) once the old one is being deleted, as the
+// names did before that.
 type IngressFollower struct {
 	Namespace, Name string
 
-	mu   sync.Mutex
-	addr *IngressAddress
-	why  string
+	mu sync.Mutex
+	// old is the Service followed; twin its migration (nil: none). Each
+	// holds the address, or why there is none.
+	old, twin        *IngressAddress
+	oldWhy, twinWhy  string
+	oldGone, twinSet bool
+	// preferTwin: the migration was found done (the names lead to the twin).
+	preferTwin bool
 }
 
 // FollowIngress finds the ingress gateway Service (as validate does) and
@@ -198,26 +206,40 @@ func FollowIngress(ctx context.Context, kc kubernetes.Interface, ref, label stri
 		return nil, err
 	}
 	fl := &IngressFollower{Namespace: svc.Namespace, Name: svc.Name}
+	if from := svc.Labels[gateway.LabelMigratedFrom]; from != "" {
+		fl.Name = from // found after a migration: it stays on the new one
+		fl.preferTwin = true
+	}
 	fl.set(svc)
-	byName := fields.OneTermEqualSelector("metadata.name", svc.Name).String()
-	lw := &cache.ListWatch{
+	// The namespace's Services: the gateway's few, and its migration's twin.
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = byName
 			return kc.CoreV1().Services(svc.Namespace).List(ctx, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = byName
 			return kc.CoreV1().Services(svc.Namespace).Watch(ctx, o)
 		},
-	}
+	}, kc)
 	inf := cache.NewSharedIndexInformer(lw, &corev1.Service{}, 0, cache.Indexers{})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { fl.set(obj) },
 		UpdateFunc: func(_, obj any) { fl.set(obj) },
-		DeleteFunc: func(any) {
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			svc, ok := obj.(*corev1.Service)
+			if !ok {
+				return
+			}
 			fl.mu.Lock()
-			fl.addr, fl.why = nil, fmt.Sprintf("the ingress gateway Service %s/%s is gone (being re-created?)", fl.Namespace, fl.Name)
-			fl.mu.Unlock()
+			defer fl.mu.Unlock()
+			switch {
+			case svc.Name == fl.Name:
+				fl.old, fl.oldGone, fl.oldWhy = nil, true, fmt.Sprintf("the ingress gateway Service %s/%s is gone (being re-created?)", fl.Namespace, fl.Name)
+			case svc.Labels[gateway.LabelMigratedFrom] == fl.Name:
+				fl.twin, fl.twinSet, fl.twinWhy = nil, false, ""
+			}
 		},
 	})
 	go inf.RunWithContext(ctx)
@@ -229,26 +251,41 @@ func (fl *IngressFollower) set(obj any) {
 	if !ok {
 		return
 	}
+	isOld := svc.Name == fl.Name
+	if !isOld && svc.Labels[gateway.LabelMigratedFrom] != fl.Name {
+		return
+	}
 	addr, err := IngressAddressOf(svc)
-	if err == nil && svc.DeletionTimestamp != nil {
+	deleting := svc.DeletionTimestamp != nil
+	if err == nil && deleting {
 		addr, err = nil, fmt.Errorf("the ingress gateway Service %s/%s is being deleted", svc.Namespace, svc.Name)
+	}
+	why := ""
+	if err != nil {
+		why = err.Error()
 	}
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	fl.addr, fl.why = addr, ""
-	if err != nil {
-		fl.why = err.Error()
+	if isOld {
+		fl.old, fl.oldWhy, fl.oldGone = addr, why, deleting
+		return
 	}
+	fl.twin, fl.twinWhy, fl.twinSet = addr, why, true
 }
 
-// Address is the ingress's address now, or why there is none.
+// Address is the ingress's address now, or why there is none: the old
+// Service's while it is there, then its migration's.
 func (fl *IngressFollower) Address() (*IngressAddress, string) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	if fl.addr == nil {
-		return nil, fl.why
+	addr, why := fl.old, fl.oldWhy
+	if (fl.oldGone || fl.preferTwin) && fl.twinSet {
+		addr, why = fl.twin, fl.twinWhy
 	}
-	a := *fl.addr
+	if addr == nil {
+		return nil, why
+	}
+	a := *addr
 	return &a, ""
 }
 

@@ -30,6 +30,7 @@ func TestGatewayMigrateWithoutDowntime(t *testing.T) {
 	ctx := context.Background()
 	s, oldHost, shop := migrationSandbox(t)
 	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	before := recordLines(t, s.World.AWS)
 	time.Sleep(time.Second) // the sandbox DNS reads Route 53 every 200ms
 	url := fmt.Sprintf("http://%s:%d/", shop, s.Ingress.Port)
 	watch := startPlugin(t, kcfg, env, "probe", "watch", url, "--dns-server", s.DNSAddr(), "--interval", "50ms", "-o", "json")
@@ -73,15 +74,55 @@ func TestGatewayMigrateWithoutDowntime(t *testing.T) {
 	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); err != nil {
 		t.Errorf("the new gateway Service: %v", err)
 	}
-	// Once the old Service is retired, --revert would point the records at
-	// its deleted ELB: it refuses and changes nothing.
-	before := recordLines(t, s.World.AWS)
-	if r := plugin(t, kcfg, env, "gateway", "--revert", "--yes"); r.Code != 1 || !strings.Contains(r.Stderr, "was retired") {
-		t.Errorf("--revert after --retire-old: want exit 1, refused:\n%s", r)
+	// Once the old Service is retired, --revert creates it again (a new
+	// Classic ELB) and moves the records back to that one, then deletes
+	// the new Service.
+	rv := plugin(t, kcfg, env, "gateway", "--revert", "--yes", "--timeout", "90s")
+	if rv.Code != 0 {
+		t.Fatalf("--revert after --retire-old:\n%s", rv)
 	}
-	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
-		t.Errorf("the refused --revert changed records")
+	t.Logf("gateway --revert after --retire-old:\n%s", rv)
+	assertBackOnARecreatedGateway(t, s, before, oldHost, out.Hostname)
+}
+
+// assertBackOnARecreatedGateway: after a migration that retired the old
+// Service was taken back, the old Service serves again behind a new
+// Classic ELB, every record that led to the old ELB before the migration
+// (before: the records then) leads to the new one, the AAAA twins are
+// gone, the new Service is gone.
+func assertBackOnARecreatedGateway(t *testing.T, s *harness.ConversionSandbox, before []string, oldHost, nlbHost string) {
+	t.Helper()
+	ctx := context.Background()
+	gw, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{})
+	if err != nil || len(gw.Status.LoadBalancer.Ingress) == 0 {
+		t.Fatalf("the old gateway Service is not back with a load balancer: %v", err)
 	}
+	recreated := gw.Status.LoadBalancer.Ingress[0].Hostname
+	if recreated == oldHost || recreated == "" {
+		t.Errorf("the re-created gateway's hostname %q (the retired one was %q)", recreated, oldHost)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the new Service after taking back the migration: %v", err)
+	}
+	after := recordLines(t, s.World.AWS)
+	joined := strings.Join(after, "\n")
+	if strings.Contains(joined, nlbHost) || strings.Contains(joined, oldHost) {
+		t.Errorf("records still lead to the NLB %s or the deleted ELB %s:\n%s", nlbHost, oldHost, joined)
+	}
+	// Every record as before the migration, the retired ELB's name replaced
+	// by the re-created one's; the AAAA twins gone.
+	var want []string
+	back := 0
+	for _, l := range before {
+		if strings.Contains(l, oldHost) {
+			back++
+		}
+		want = append(want, strings.ReplaceAll(l, oldHost, recreated))
+	}
+	if added, removed := lineChanges(want, after); back == 0 || len(added)+len(removed) > 0 {
+		t.Errorf("records after taking back the migration (%d led to the old ELB): added %q, removed %q", back, added, removed)
+	}
+	t.Logf("back on the re-created Classic ELB %s: %d record(s) lead to it", recreated, back)
 }
 
 // migrationSandbox: the conversion sandbox with the installer's zones,
@@ -199,4 +240,28 @@ func TestGatewayMigrateRollback(t *testing.T) {
 	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); err != nil {
 		t.Errorf("the old Service after rollback: %v", err)
 	}
+}
+
+// TestGatewayMigrateRetiredRollback: `rollback` after a migration that
+// retired the old Service creates it again first (behind a new Classic
+// ELB), moves the records back to that one (not to the deleted ELB), then
+// deletes the new Service.
+func TestGatewayMigrateRetiredRollback(t *testing.T) {
+	s, oldHost, _ := migrationSandbox(t)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	before := recordLines(t, s.World.AWS)
+	r := plugin(t, kcfg, env, "gateway", "--migrate", "--retire-old", "--retire-after", "0s", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("gateway --migrate --retire-old:\n%s", r)
+	}
+	out := parseGateway(t, r)
+	rb := plugin(t, kcfg, env, "rollback", "--yes", "--timeout", "90s")
+	if rb.Code != 0 {
+		t.Fatalf("rollback:\n%s", rb)
+	}
+	t.Logf("rollback:\n%s", rb)
+	if !strings.Contains(rb.Stdout+rb.Stderr, "created again") {
+		t.Errorf("the rollback should say the retired Service was created again:\n%s", rb)
+	}
+	assertBackOnARecreatedGateway(t, s, before, oldHost, out.Hostname)
 }
