@@ -123,14 +123,21 @@ func (n *routeNames) Prepare(ctx context.Context) error {
 	return nil
 }
 
-func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer) (string, int, error) {
+func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer) (*dns.MovePlan, string, error) {
 	if err := n.Prepare(ctx); err != nil {
-		return "", 0, err
+		if denied(err) {
+			// Without Route 53 access the records are the user's to move.
+			return nil, fmt.Sprintf("Route 53 refused (%v): no record was moved.\n%s", err, dns.ManualMoves(from, to.DNSName)), nil
+		}
+		return nil, "", err
 	}
 	zones := n.zones
 	p, err := dns.PlanMoves(ctx, n.account.AWS.Route53, zones, from, dns.LBTarget{DNSName: to.DNSName, HostedZoneID: to.CanonicalHostedZoneID})
+	if denied(err) {
+		return nil, fmt.Sprintf("Route 53 refused (%v): no record was moved.\n%s", awsx.Explain("route53:ListResourceRecordSets", err), dns.ManualMoves(from, to.DNSName)), nil
+	}
 	if err != nil {
-		return "", 0, err
+		return nil, "", err
 	}
 	n.plan = p
 	if len(p.Moves) == 0 {
@@ -142,9 +149,18 @@ func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.Loa
 		if len(names) > 0 {
 			where = "no alias record in " + strings.Join(names, ", ") + " leads to " + from
 		}
-		return where + ".\n" + dns.ManualMoves(from, to.DNSName), 0, nil
+		return p, where + ".\n" + dns.ManualMoves(from, to.DNSName), nil
 	}
-	return p.Describe(), len(p.Moves), nil
+	return p, p.Describe(), nil
+}
+
+// denied says whether AWS refused a call for want of permission.
+func denied(err error) bool {
+	switch awsx.ErrorCode(err) {
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
+		return true
+	}
+	return false
 }
 
 func (n *routeNames) ApplyMoves(ctx context.Context) error {

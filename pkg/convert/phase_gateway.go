@@ -26,6 +26,14 @@ type GatewayPhase struct {
 	Resolver gateway.Resolver
 	Journal  *journal.Store
 	Tool     string
+	// Behind a Classic ELB without Recreate, the gateway is migrated (no
+	// downtime): the records of ZoneIDs (as the dns phase finds them) move
+	// to the new NLB once Reach gets an answer per family through it; with
+	// RetireOld the old Service goes RetireAfter after the names moved.
+	ZoneIDs     []string
+	Reach       func(ctx context.Context, family, addr, host string, port int32) error
+	RetireOld   bool
+	RetireAfter time.Duration
 }
 
 func (*GatewayPhase) Name() string { return PhaseGateway }
@@ -41,16 +49,25 @@ func (g *GatewayPhase) run(ctx context.Context, f *Facts, dry cli.DryRun, log io
 		Show:    func(string) {},
 		Confirm: func(context.Context) error { return nil }, // the engine asked once
 	}
-	return r.Run(ctx, gateway.Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Recreate: g.Recreate, Timeout: g.Timeout, DryRun: dry, Command: g.Tool})
+	o := gateway.Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Recreate: g.Recreate, Timeout: g.Timeout, DryRun: dry, Command: g.Tool}
+	res, err := r.Run(ctx, o)
+	if !errors.Is(err, gateway.ErrClassic) {
+		return res, err
+	}
+	// Behind a Classic ELB: migrate, the names moved without downtime.
+	r.Names, r.Reach = acct.Names(f.Clients.Dynamic, g.Journal, g.ZoneIDs), g.Reach
+	return r.Migrate(ctx, gateway.MigrateOptions{Options: o, RetireOld: g.RetireOld, RetireAfter: g.RetireAfter})
+}
+
+// migrated says whether res is a migration's.
+func migrated(res *gateway.Result) bool {
+	return slices.ContainsFunc(res.Actions, func(a gateway.Action) bool { return a.Kind == gateway.OpMigrateService })
 }
 
 func (g *GatewayPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 	var p PhasePlan
 	gr, err := g.run(ctx, f, cli.DryRunClient, io.Discard, cli.NewProgress(io.Discard))
 	switch {
-	case errors.Is(err, gateway.ErrClassic):
-		p.Blockers = append(p.Blockers, "the ingress gateway is behind a Classic ELB, which cannot serve IPv6: pass --recreate-gateway to re-create its Service as a dual-stack NLB (its hostname changes)")
-		return p, nil
 	case err != nil:
 		return p, err
 	case gr == nil:
@@ -67,6 +84,14 @@ func (g *GatewayPhase) Plan(ctx context.Context, f *Facts) (PhasePlan, error) {
 		return p, nil
 	}
 	p.Action, p.Summary = ActionChange, fmt.Sprintf("make %s dual-stack", gr.Service)
+	if migrated(gr) {
+		retire := fmt.Sprintf("both keep serving; `%s gateway --retire` deletes the old one later", g.Tool)
+		if g.RetireOld {
+			retire = fmt.Sprintf("the old one is deleted %s after the names answer the new one (--retire-old-gateway)", g.RetireAfter)
+		}
+		p.Summary = fmt.Sprintf("migrate %s off its Classic ELB without downtime: a dual-stack NLB Service %s next to it, the Route 53 names moved to it once it answers both families; %s (--recreate-gateway re-creates it instead, with an outage)",
+			gr.Service, gateway.MigratedName(gr.Service), retire)
+	}
 	if len(gr.NeedsIPv6Subnets) > 0 {
 		// Data, not an error message: the load balancer's subnets need
 		// IPv6 first, which the aws phase gives them or not.
@@ -108,7 +133,16 @@ func (g *GatewayPhase) Apply(ctx context.Context, f *Facts, _ PhasePlan, run *Ru
 		return Done{Changed: r != nil && r.Changed}, fmt.Errorf("gateway: %w", err)
 	}
 	msg := fmt.Sprintf("%s is dual-stack: %s answers A %s, AAAA %s", r.Service, r.Hostname, strings.Join(r.IPv4, " "), strings.Join(r.IPv6, " "))
-	if r.PreviousHostname != "" {
+	switch {
+	case migrated(r):
+		msg = fmt.Sprintf("%s serves dual-stack at %s (A %s, AAAA %s); %d Route 53 record(s) moved from %s",
+			gateway.MigratedName(r.Service), r.Hostname, strings.Join(r.IPv4, " "), strings.Join(r.IPv6, " "), len(r.Moves), r.PreviousHostname)
+		if slices.ContainsFunc(r.Actions, func(a gateway.Action) bool { return a.Kind == gateway.OpRetireService && a.Status == "applied" }) {
+			msg += fmt.Sprintf("; %s is retired", r.Service)
+		} else {
+			msg += fmt.Sprintf("; %s still serves behind its Classic ELB: `%s gateway --retire` deletes it once nothing uses %s", r.Service, g.Tool, r.PreviousHostname)
+		}
+	case r.PreviousHostname != "":
 		msg += fmt.Sprintf(" (hostname changed from %s: update DNS records that point at it)", r.PreviousHostname)
 	}
 	return Done{Message: msg, Changed: r.Changed}, nil

@@ -170,6 +170,10 @@ type Settings struct {
 	ForceWorkloads bool `json:"forceWorkloads,omitempty"`
 	// Namespaces narrows the services and workloads phases.
 	Namespaces *kube.NamespaceSelection `json:"namespaces,omitempty"`
-	// HostedZones are the dns phase's --hosted-zone.
+	// HostedZones are the dns phase's --hosted-zone (and the zones a
+	// gateway migration moves records in).
 	HostedZones []string `json:"hostedZones,omitempty"`
+	// RetireOldGateway: after a gateway migration, delete the old Service
+	// once the names answer the new one and their TTL passed.
+	RetireOldGateway bool `json:"retireOldGateway,omitempty"`
 }

@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"maps"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
@@ -100,10 +103,10 @@ type Names interface {
 	// Prepare finds where the records are (the hosted zones), before any
 	// change: bad input (a --hosted-zone that is not there) is refused here.
 	Prepare(ctx context.Context) error
-	// PlanMoves reads the records that lead to from; plan describes the
+	// PlanMoves reads the records that lead to from; text describes the
 	// moves, or, when no zone the plugin can reach holds such a record
-	// (moves is 0), what to change by hand.
-	PlanMoves(ctx context.Context, from string, to *LoadBalancer) (plan string, moves int, err error)
+	// (plan has no moves), what to change by hand.
+	PlanMoves(ctx context.Context, from string, to *LoadBalancer) (plan *dnsx.MovePlan, text string, err error)
 	// ApplyMoves makes the moves planned last, journalled.
 	ApplyMoves(ctx context.Context) error
 }
@@ -143,8 +146,12 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 		return nil, cli.Usagef("%s is behind %s load balancer %s, not a Classic ELB: nothing to migrate; run `%s gateway` to make it dual-stack in place", ref, lbKindName(lb.Type), lb.Name, o.Command)
 	}
 	if len(lb.SubnetsWithoutIPv6) > 0 {
-		return nil, fmt.Errorf("the NLB of the new Service goes into the subnets of %s, and %s have no IPv6 yet; run `%s aws apply` first",
-			lb.Name, strings.Join(lb.SubnetsWithoutIPv6, ", "), o.Command)
+		if o.DryRun == cli.DryRunNone {
+			return nil, fmt.Errorf("the NLB of the new Service goes into the subnets of %s, and %s have no IPv6 yet; run `%s aws apply` first",
+				lb.Name, strings.Join(lb.SubnetsWithoutIPv6, ", "), o.Command)
+		}
+		// A plan: the aws phase of the same upgrade gives them IPv6.
+		res.NeedsIPv6Subnets = lb.SubnetsWithoutIPv6
 	}
 	fresh := Migrated(svc, want)
 	newRef := fresh.Namespace + "/" + fresh.Name
@@ -168,6 +175,9 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 	plan := []string{fmt.Sprintf("Service %s: create next to %s (Classic ELB %s), same selector and ports, behind a %s NLB:", newRef, ref, lb.Name, o.Policy),
 		diff(svc, fresh)}
 	res.Actions = append(res.Actions, Action{Kind: OpMigrateService, Target: newRef, Status: "planned", Detail: "create a dual-stack NLB Service next to " + ref})
+	if len(res.NeedsIPv6Subnets) > 0 {
+		plan = append(plan, fmt.Sprintf("  (its subnets %s get IPv6 first: `%s aws apply`)", strings.Join(res.NeedsIPv6Subnets, ", "), o.Command))
+	}
 	if existing != nil {
 		res.Actions[0].Status, res.Actions[0].Detail = "unchanged", "created by an earlier run"
 		plan[0] = fmt.Sprintf("Service %s: created by an earlier run; its NLB is made dualstack if it is not", newRef)
@@ -222,22 +232,32 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 	res.Hostname, res.LoadBalancer, res.IPv4, res.IPv6 = nres.Hostname, nres.LoadBalancer, nres.IPv4, nres.IPv6
 	res.Actions = append(res.Actions, nres.Actions...)
 
+	// A request per family through the new load balancer before any name
+	// leads to it.
+	port := httpPort(existing)
+	if err := r.reachBoth(ctx, "the new load balancer "+res.Hostname, res.Hostname, res.Hostname, port, o.Timeout); err != nil {
+		return res, fmt.Errorf("%s is created and %s still serves the names: %w; re-run `%s gateway --migrate` to go on, or `%s gateway --revert` to delete it",
+			newRef, ref, err, o.Command, o.Command)
+	}
+
 	// 2. The names.
 	moved := false // by this run, in Route 53: only then may the old Service go without asking
+	var movedAt time.Time
 	if r.Names != nil {
-		desc, n, err := r.Names.PlanMoves(ctx, res.PreviousHostname, res.LoadBalancer)
+		p, text, err := r.Names.PlanMoves(ctx, res.PreviousHostname, res.LoadBalancer)
 		if err != nil {
 			return res, fmt.Errorf("both %s and %s serve; reading the records to move: %w; re-run `%s gateway --migrate` to go on", ref, newRef, err, o.Command)
 		}
-		if n > 0 {
-			r.Show(fmt.Sprintf("Moving %d record(s) to %s:\n%s", n, res.Hostname, desc))
+		if p != nil && len(p.Moves) > 0 {
+			r.Show(fmt.Sprintf("Moving %d record(s) to %s:\n%s", len(p.Moves), res.Hostname, text))
 			if err := r.Names.ApplyMoves(ctx); err != nil {
 				return res, fmt.Errorf("both %s and %s serve; moving the records: %w; re-run `%s gateway --migrate` to go on, or `%s gateway --revert` to move them back", ref, newRef, err, o.Command, o.Command)
 			}
-			moved = true
-			res.Actions = append(res.Actions, Action{Kind: "move-records", Target: res.PreviousHostname + " -> " + res.Hostname, Detail: fmt.Sprintf("%d alias record(s)", n), Status: "applied"})
-		} else if desc != "" {
-			r.Show(desc)
+			moved, movedAt = true, time.Now()
+			res.Moves, res.NamesMovedAt = p.Moves, &movedAt
+			res.Actions = append(res.Actions, Action{Kind: "move-records", Target: res.PreviousHostname + " -> " + res.Hostname, Detail: fmt.Sprintf("%d alias record(s)", len(p.Moves)), Status: "applied"})
+		} else if text != "" {
+			r.Show(text)
 		}
 	}
 	if r.Names == nil {
@@ -261,14 +281,25 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 		fmt.Fprintf(r.progressOut(), "Not retiring %s: no Route 53 record was moved by this run; change the records printed above, then run `%s gateway --retire`.\n", ref, o.Command)
 		return res, nil
 	}
-	r.Progress.Start(fmt.Sprintf("waiting %s (the old name's TTL) before retiring %s", o.RetireAfter, ref))
-	select {
-	case <-ctx.Done():
-		r.Progress.Done("")
-		return res, fmt.Errorf("interrupted before retiring %s; both serve: run `%s gateway --retire` later: %w", ref, o.Command, ctx.Err())
-	case <-time.After(o.RetireAfter):
+	// The names answer the new path: AAAA (the Classic ELB had none), and a
+	// request per family through each.
+	for _, name := range movedNames(res.Moves) {
+		if err := r.waitName(ctx, name, res.Hostname, port, o.Timeout); err != nil {
+			return res, fmt.Errorf("both %s and %s serve, and %s was not retired: %w; `%s gateway --retire` retires it once the name answers, `%s gateway --revert` moves the names back",
+				ref, newRef, ref, err, o.Command, o.Command)
+		}
 	}
-	r.Progress.Done("")
+	// Resolvers that asked before the move keep the old answer for its TTL.
+	if wait := o.RetireAfter - time.Since(movedAt); wait > 0 {
+		r.Progress.Start(fmt.Sprintf("waiting %s (the old answers' TTL) before retiring %s", wait.Round(time.Second), ref))
+		select {
+		case <-ctx.Done():
+			r.Progress.Done("")
+			return res, fmt.Errorf("interrupted before retiring %s; both serve: run `%s gateway --retire` later: %w", ref, o.Command, ctx.Err())
+		case <-time.After(wait):
+		}
+		r.Progress.Done("")
+	}
 	if err := r.retire(ctx, svc, o.Options); err != nil {
 		return res, err
 	}
@@ -563,4 +594,121 @@ func RetiredWithoutRestore(j *journal.Journal) bool {
 		}
 	}
 	return false
+}
+
+// httpPort is the gateway's http port: named http2 or http, else 80, else
+// the first.
+func httpPort(svc *corev1.Service) int32 {
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "http2" || p.Name == "http" {
+			return p.Port
+		}
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Port == 80 {
+			return p.Port
+		}
+	}
+	if len(svc.Spec.Ports) > 0 {
+		return svc.Spec.Ports[0].Port
+	}
+	return 80
+}
+
+// reachBoth waits (up to timeout) for an answer over each family from
+// addr:port with Host header host; what says where. Without Reach it
+// checks nothing.
+func (r *Runner) reachBoth(ctx context.Context, what, addr, host string, port int32, timeout time.Duration) error {
+	if r.Reach == nil {
+		return nil
+	}
+	for _, family := range []string{"IPv4", "IPv6"} {
+		r.Progress.Start(fmt.Sprintf("waiting for an %s answer from %s", family, what))
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+			last = r.Reach(ctx, family, addr, host, port)
+			return last == nil, nil
+		})
+		r.Progress.Done("")
+		if err != nil {
+			if last == nil {
+				last = err
+			}
+			return fmt.Errorf("no %s answer from %s within %s: %v", family, what, timeout, last)
+		}
+		fmt.Fprintf(r.progressOut(), "%s answered over %s\n", what, family)
+	}
+	return nil
+}
+
+// probeName is a name to resolve for a record name: a wildcard's label
+// replaced by one of ours.
+func probeName(name string) string {
+	name = strings.TrimSuffix(name, ".")
+	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		return "kubectl-dualstack-check." + rest
+	}
+	return name
+}
+
+// movedNames are the names of the moved records, once each.
+func movedNames(moves []dnsx.Move) []string {
+	var out []string
+	for _, m := range moves {
+		if n := probeName(m.Name); !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// unresolvableGrace is how long a moved name may fail to resolve from this
+// machine before it counts as one only the VPC resolves (a private zone).
+const unresolvableGrace = 10 * time.Second
+
+// waitName waits until name answers AAAA (the old Classic ELB had none, so
+// the record moved for this resolver) and a request per family through it
+// is answered. A name this machine cannot resolve at all (a private zone)
+// is noted and not waited for.
+func (r *Runner) waitName(ctx context.Context, name, nlb string, port int32, timeout time.Duration) error {
+	if r.Resolver == nil {
+		return nil
+	}
+	r.Progress.Start(fmt.Sprintf("waiting for %s to answer AAAA (the moved record)", name))
+	start := time.Now()
+	var last error
+	private := false
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ips, err := r.Resolver.LookupIP(lctx, "ip6", name)
+		switch {
+		case err == nil && len(ips) > 0:
+			return true, nil
+		case err != nil && isNotFound(err) && time.Since(start) > unresolvableGrace:
+			if _, err4 := r.Resolver.LookupIP(lctx, "ip4", name); err4 != nil && isNotFound(err4) {
+				private = true
+				return true, nil
+			}
+		}
+		last = err
+		if last == nil {
+			last = fmt.Errorf("no AAAA record yet")
+		}
+		return false, nil
+	})
+	r.Progress.Done("")
+	if private {
+		fmt.Fprintf(r.progressOut(), "%s does not resolve from this machine (a private zone answers inside the VPC only): not checked from here\n", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s still answers no AAAA after %s (%v): is a resolver on the way caching the old answer?", name, timeout, last)
+	}
+	return r.reachBoth(ctx, name, name, name, port, timeout)
+}
+
+func isNotFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }

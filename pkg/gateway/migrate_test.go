@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,22 +19,38 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	dnsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 )
 
 type fakeNames struct {
 	from, to string
 	applied  int
+	// lbs, when set, learns the moved name (its DNS answers it).
+	lbs *fakeLBs
 }
 
-func (f *fakeNames) PlanMoves(_ context.Context, from string, to *LoadBalancer) (string, int, error) {
+func (f *fakeNames) PlanMoves(_ context.Context, from string, to *LoadBalancer) (*dnsx.MovePlan, string, error) {
 	f.from, f.to = from, to.DNSName
-	return "  zone example.com.: A alias shop.example.com.: " + from + " -> " + to.DNSName, 2, nil
+	p := &dnsx.MovePlan{Moves: []dnsx.Move{
+		{Operation: dnsx.OpMoveAlias, ZoneName: "example.com.", Name: "shop.example.com.", Type: "A", From: from, To: to.DNSName},
+		{Operation: dnsx.OpAddTwin, ZoneName: "example.com.", Name: "shop.example.com.", Type: "AAAA", To: to.DNSName},
+	}}
+	return p, "  zone example.com.: A alias shop.example.com.: " + from + " -> " + to.DNSName, nil
 }
 
 func (f *fakeNames) Prepare(context.Context) error { return nil }
 
-func (f *fakeNames) ApplyMoves(context.Context) error { f.applied++; return nil }
+func (f *fakeNames) ApplyMoves(context.Context) error {
+	f.applied++
+	if f.lbs != nil {
+		if f.lbs.aliases == nil {
+			f.lbs.aliases = map[string]string{}
+		}
+		f.lbs.aliases["shop.example.com"] = f.to
+	}
+	return nil
+}
 
 func TestMigratedKeepsTheOldServicesPorts(t *testing.T) {
 	old := gatewaySvc("istio-system", "gw", map[string]string{"helm": "keep", ExternalDNSPrefix + "hostname": "shop.example.com"})
@@ -64,8 +82,14 @@ func TestMigrateAndRollback(t *testing.T) {
 	kc, lbs := migrationWorld(oldHost, newHost)
 	var shown bytes.Buffer
 	r := runner(kc, lbs, &shown)
-	names := &fakeNames{}
+	names := &fakeNames{lbs: lbs}
 	r.Names = names
+	// Requests through the new load balancer, then through the moved name.
+	var reached []string
+	r.Reach = func(_ context.Context, family, addr, host string, port int32) error {
+		reached = append(reached, fmt.Sprintf("%s %s:%d %s moved=%d", family, addr, port, host, names.applied))
+		return nil
+	}
 	o := MigrateOptions{Options: Options{ServiceRef: "istio-system/gw", Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 5 * time.Second, Command: "kubectl dualstack"},
 		RetireOld: true, RetireAfter: 10 * time.Millisecond}
 
@@ -91,6 +115,16 @@ func TestMigrateAndRollback(t *testing.T) {
 	}
 	if names.from != oldHost || names.to != newHost || names.applied != 1 {
 		t.Errorf("names %+v", names)
+	}
+	wantReached := []string{
+		"IPv4 " + newHost + ":80 " + newHost + " moved=0", "IPv6 " + newHost + ":80 " + newHost + " moved=0",
+		"IPv4 shop.example.com:80 shop.example.com moved=1", "IPv6 shop.example.com:80 shop.example.com moved=1",
+	}
+	if !slices.Equal(reached, wantReached) {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(reached, "\n"), strings.Join(wantReached, "\n"))
+	}
+	if len(res.Moves) != 2 || res.NamesMovedAt == nil {
+		t.Errorf("the result should carry the moves and when: %+v", res)
 	}
 	for _, a := range res.Actions {
 		if a.Status != "applied" && a.Status != "" {
@@ -237,5 +271,37 @@ func TestMigrateRefusesWhatItCannotMigrate(t *testing.T) {
 	}
 	if shown.Len() != 0 {
 		t.Errorf("a plan was shown before refusing:\n%s", shown.String())
+	}
+}
+
+// TestMigrateMovesNoNameUntilTheNLBAnswersBothFamilies: the new load
+// balancer answers IPv4 but not IPv6: no record moves, the old Service
+// stays, and the error says both serve and how to go on.
+func TestMigrateMovesNoNameUntilTheNLBAnswersBothFamilies(t *testing.T) {
+	ctx := context.Background()
+	oldHost, newHost := "classic-1.us-east-1.elb.amazonaws.com", "nlb-2.elb.us-east-1.amazonaws.com"
+	kc, lbs := migrationWorld(oldHost, newHost)
+	var shown bytes.Buffer
+	r := runner(kc, lbs, &shown)
+	names := &fakeNames{lbs: lbs}
+	r.Names = names
+	asked := 0
+	r.Reach = func(_ context.Context, family, _, _ string, _ int32) error {
+		asked++
+		if family == "IPv6" {
+			return fmt.Errorf("dial tcp6: connection refused")
+		}
+		return nil
+	}
+	_, err := r.Migrate(ctx, MigrateOptions{Options: Options{ServiceRef: "istio-system/gw", Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 1500 * time.Millisecond, Command: "kubectl dualstack"},
+		RetireOld: true})
+	if err == nil || !strings.Contains(err.Error(), "no IPv6 answer from the new load balancer") || !strings.Contains(err.Error(), "still serves the names") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("want an error saying the NLB gave no IPv6 answer, got %v", err)
+	}
+	if names.applied != 0 || asked < 2 {
+		t.Errorf("records moved %d times; %d requests", names.applied, asked)
+	}
+	if _, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{}); err != nil {
+		t.Errorf("the old Service: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
+	dnsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/dns"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 )
@@ -84,6 +85,10 @@ type Result struct {
 	// NeedsIPv6Subnets (plans only) are the load balancer's subnets that
 	// must get IPv6 (aws apply) before the plan can be applied.
 	NeedsIPv6Subnets []string `json:"needsIPv6Subnets,omitempty"`
+	// Moves are the Route 53 records a migration moved, and NamesMovedAt
+	// when Route 53 had them all (INSYNC).
+	Moves        []dnsx.Move `json:"moves,omitempty"`
+	NamesMovedAt *time.Time  `json:"namesMovedAt,omitempty"`
 }
 
 // Runner carries what a run needs.
@@ -103,6 +108,11 @@ type Runner struct {
 	// Names moves the DNS names in a migration (nil: no Route 53; the
 	// records to change are printed).
 	Names Names
+	// Reach makes one HTTP request over family ("IPv4", "IPv6") to
+	// addr:port with Host header host and says whether an answer came
+	// back; a migration asks it before and after moving the names. nil:
+	// not checked.
+	Reach func(ctx context.Context, family, addr, host string, port int32) error
 }
 
 // ErrClassic is returned when the gateway sits behind a Classic ELB and

@@ -20,6 +20,8 @@ import (
 type fakeLBs struct {
 	lbs map[string]*LoadBalancer // by hostname
 	set []string
+	// aliases are DNS names that lead to a load balancer's hostname.
+	aliases map[string]string
 }
 
 func (f *fakeLBs) ByHostname(_ context.Context, h string) (*LoadBalancer, error) {
@@ -46,9 +48,12 @@ func (f *fakeLBs) SetDualStack(_ context.Context, lb *LoadBalancer) error {
 type fakeDNS struct{ lbs *fakeLBs }
 
 func (d fakeDNS) LookupIP(_ context.Context, network, host string) ([]net.IP, error) {
+	if to, ok := d.lbs.aliases[host]; ok {
+		host = to
+	}
 	lb, ok := d.lbs.lbs[host]
 	if !ok {
-		return nil, errors.New("NXDOMAIN")
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
 	if network == "ip6" {
 		if lb.IPAddressType != "dualstack" {

@@ -20,6 +20,7 @@ import (
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
 )
 
 // GatewayOptions makes the Istio ingress gateway Service dual-stack.
@@ -203,6 +204,7 @@ func (o *GatewayOptions) Run(ctx context.Context) error {
 		Journal:  store,
 		Log:      o.ErrOut,
 		Resolver: resolver(o.DNSServer),
+		Reach:    probe.Reach(resolver(o.DNSServer)),
 		Progress: cli.NewProgress(o.ErrOut),
 		Show:     func(plan string) { fmt.Fprintln(planOut, plan) },
 		Confirm: func(ctx context.Context) error {

@@ -18,6 +18,7 @@ import (
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/journal"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/kube"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/mesh"
@@ -38,6 +39,9 @@ type UpgradeOptions struct {
 	Target          awsTargetFlags
 	ForceNetwork    bool
 	RecreateGateway bool
+	// RetireOldGateway: a gateway migration deletes the old Service once
+	// the names answer the new one (gateway --migrate --retire-old).
+	RetireOldGateway bool
 	// HostedZones are the dns phase's --hosted-zone.
 	HostedZones []string
 	// MaxUnavailable and ForceWorkloads shape the workloads phase.
@@ -115,6 +119,8 @@ again.
   workloads  pods without an IPv6 address re-created through evictions
              (PodDisruptionBudgets hold; --max-unavailable at a time)
   gateway    gateway: the Istio ingress gateway Service and its NLB
+             (behind a Classic ELB: migrated to a new NLB Service)
+  dns        dns apply: Route 53 alias records get their AAAA twins
   validate   validate: the proof over both families
 
 Only when named in --phases, never by default:
@@ -130,8 +136,14 @@ underlay's IPv6 on their instances, the network needs the nodes' IPv6
 addresses, re-created pods need the network's IPv6; a dualstack NLB needs
 subnets with IPv6) is planned "after the underlay"; when that phase is not selected
 or has nothing to change, it is a blocker that says so. Real blockers (OpenShift on AWS
-since 4.11 without --force-network, a Classic ELB gateway without
---recreate-gateway) stop the run before any change.
+since 4.11 without --force-network) stop the run before any change.
+
+Behind a Classic ELB, which cannot serve IPv6, the gateway phase migrates
+the gateway without downtime (gateway --migrate): a dual-stack NLB Service
+<name>-dualstack next to the old one, the Route 53 names moved to it once
+it answers both families; the old one keeps serving until 'gateway
+--retire' (or --retire-old-gateway). --recreate-gateway re-creates the
+Service instead: faster, with an outage and a new hostname.
 
 A failed phase stops the run; the summary says what was done, what was not,
 and how to go on. Every phase is idempotent: re-run upgrade to resume, it
@@ -148,7 +160,11 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 		Example: fmt.Sprintf(`  # The plan only
   %[1]s upgrade --dry-run=client
 
-  # Everything, no question asked; the gateway is behind a Classic ELB
+  # Everything, no question asked; a Classic ELB gateway is migrated,
+  # the old one retired once the names answer the new one
+  %[1]s upgrade --yes --retire-old-gateway
+
+  # The same, re-creating the gateway (an outage, a new hostname)
   %[1]s upgrade --yes --recreate-gateway
 
   # Only the overlay and the proof
@@ -178,7 +194,8 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.IntVar(&o.MaxUnavailable, "max-unavailable", o.MaxUnavailable, "workloads: how many pods are evicted at once (each batch waits for its replacements to be Ready with both families)")
 	f.BoolVar(&o.ForceWorkloads, "force-workloads", false, "workloads: also evict pods no controller manages, as kubectl drain --force does; they do not come back")
 	f.StringSliceVar(&o.HostedZones, "hosted-zone", nil, "dns: the Route 53 hosted zones (IDs) whose alias records get AAAA (default: OpenShift's DNS config, else the private zones of the cluster's VPC)")
-	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB; its hostname changes (gateway --recreate).")
+	f.BoolVar(&o.RecreateGateway, "recreate-gateway", false, "Behind a Classic ELB: re-create the ingress gateway Service as a dual-stack NLB, with an outage until it is provisioned; its hostname changes (gateway --recreate). Without it the gateway is migrated without downtime (gateway --migrate).")
+	f.BoolVar(&o.RetireOldGateway, "retire-old-gateway", false, "After a gateway migration: delete the old Service (and its Classic ELB) once the moved names answer the new one and their TTL (60s) passed (gateway --migrate --retire-old)")
 	addDNSServerFlag(f, &o.DNSServer, "load balancer hostnames (gateway and validate)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long each phase may wait (the network operator, the load balancer and DNS, validate).")
 	f.StringVar(&o.NewInstanceType, "allow-instance-type-change", "", "Change instances whose type has no IPv6 support to this type (aws apply --allow-instance-type-change)")
@@ -258,6 +275,7 @@ func (o *UpgradeOptions) Validate() error {
 		}
 		o.ForceWorkloads = st.ForceWorkloads
 		o.HostedZones = st.HostedZones
+		o.RetireOldGateway = st.RetireOldGateway
 		if st.Namespaces != nil {
 			o.Namespaces = *st.Namespaces
 		}
@@ -327,7 +345,8 @@ func (o *UpgradeOptions) engine(ctx context.Context, store *journal.Store) (*con
 			&convert.ServicesPhase{Options: o.servicesOptions(), Journal: store},
 			&convert.PoliciesPhase{Target: target, Namespaces: o.Namespaces, Journal: store, Command: o.inv.Command},
 			&convert.WorkloadsPhase{Options: o.workloadsOptions()},
-			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName},
+			&convert.GatewayPhase{Target: target, Recreate: o.RecreateGateway, Timeout: o.Timeout, Resolver: resolver(o.DNSServer), Journal: store, Tool: o.inv.DisplayName,
+				ZoneIDs: o.HostedZones, Reach: probe.Reach(resolver(o.DNSServer)), RetireOld: o.RetireOldGateway, RetireAfter: gateway.DefaultRetireAfter},
 			&convert.RouterPhase{Timeout: o.Timeout, Journal: store},
 			&convert.DNSPhase{Target: target, ZoneIDs: o.HostedZones, Journal: store, Command: o.inv.Command, Tool: o.inv.DisplayName},
 			o.validatePhase(),
@@ -374,7 +393,7 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 	}
 	plan.Cluster.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	plan.Settings = &convert.Settings{Phases: o.Phases, ForceNetwork: o.ForceNetwork, RecreateGateway: o.RecreateGateway, NewInstanceType: o.NewInstanceType,
-		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC, MaxUnavailable: o.MaxUnavailable, ForceWorkloads: o.ForceWorkloads, HostedZones: o.HostedZones}
+		AllowControlPlaneRestart: o.AllowControlPlaneRestart, ForceVPC: o.Target.ForceVPC, MaxUnavailable: o.MaxUnavailable, ForceWorkloads: o.ForceWorkloads, HostedZones: o.HostedZones, RetireOldGateway: o.RetireOldGateway}
 	if o.Namespaces.Selector != "" || len(o.Namespaces.Include) > 0 || len(o.Namespaces.Exclude) > 0 {
 		ns := o.Namespaces
 		plan.Settings.Namespaces = &ns

@@ -71,3 +71,20 @@ func HTTPGet(ctx context.Context, resolver *net.Resolver, f Family, addr string,
 	res.Server = resp.Header.Get("Server")
 	return res, nil
 }
+
+// Reach is a gateway migration's check (gateway.Runner.Reach): one request
+// over family to addr:port with Host header host. Any HTTP answer below
+// 500 counts: a gateway without a route for host answers 404, which still
+// proves the path; 5xx is the load balancer or gateway failing.
+func Reach(resolver *net.Resolver) func(ctx context.Context, family, addr, host string, port int32) error {
+	return func(ctx context.Context, family, addr, host string, port int32) error {
+		res, err := HTTPGet(ctx, resolver, Family(family), addr, port, host, "/", 5*time.Second)
+		if err != nil {
+			return err
+		}
+		if res.HTTPCode >= 500 {
+			return fmt.Errorf("HTTP %d from %s (Host: %s)", res.HTTPCode, res.RemoteIP, host)
+		}
+		return nil
+	}
+}

@@ -130,6 +130,12 @@ func assertBackOnARecreatedGateway(t *testing.T, s *harness.ConversionSandbox, b
 // dual-stack); shop.<cluster domain> in the private zone aliases the
 // Classic ELB gateway, and the ingress routes it.
 func migrationSandbox(t *testing.T) (s *harness.ConversionSandbox, oldHost, shop string) {
+	return migrationWorld(t, true)
+}
+
+// migrationWorld: as migrationSandbox, converted up to the gateway only
+// when convert.
+func migrationWorld(t *testing.T, convert bool) (s *harness.ConversionSandbox, oldHost, shop string) {
 	t.Helper()
 	const provision = 3 * time.Second
 	ctx := context.Background()
@@ -137,8 +143,10 @@ func migrationSandbox(t *testing.T) (s *harness.ConversionSandbox, oldHost, shop
 		IPI: moto.IPIOptions{HostedZones: &moto.HostedZoneOptions{}}})
 	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
 	// Everything before the gateway: the proxies serve IPv6 once the mesh is dual-stack.
-	if r := plugin(t, kcfg, env, "upgrade", "--yes", "--phases", "aws,nodes,network,mesh,services,workloads", "--timeout", "90s"); r.Code != 0 {
-		t.Fatalf("upgrade up to the gateway:\n%s", r)
+	if convert {
+		if r := plugin(t, kcfg, env, "upgrade", "--yes", "--phases", "aws,nodes,network,mesh,services,workloads", "--timeout", "90s"); r.Code != 0 {
+			t.Fatalf("upgrade up to the gateway:\n%s", r)
+		}
 	}
 	gw, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{})
 	if err != nil || len(gw.Status.LoadBalancer.Ingress) == 0 {
@@ -264,4 +272,71 @@ func TestGatewayMigrateRetiredRollback(t *testing.T) {
 		t.Errorf("the rollback should say the retired Service was created again:\n%s", rb)
 	}
 	assertBackOnARecreatedGateway(t, s, before, oldHost, out.Hostname)
+}
+
+// TestUpgradeMigratesTheGateway: without --recreate-gateway, the whole
+// upgrade of a cluster whose gateway sits behind a Classic ELB migrates it
+// without downtime: the plan says so, the names move to the new NLB with
+// their AAAA twins, validate proves the new gateway over both families,
+// and the old Service keeps serving until `gateway --retire`.
+func TestUpgradeMigratesTheGateway(t *testing.T) {
+	ctx := context.Background()
+	s, oldHost, shop := migrationWorld(t, false)
+	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
+	time.Sleep(time.Second) // the sandbox DNS reads Route 53 every 200ms
+	url := fmt.Sprintf("http://%s:%d/", shop, s.Ingress.Port)
+	watch := startPlugin(t, kcfg, env, "probe", "watch", url, "--dns-server", s.DNSAddr(), "--interval", "100ms", "-o", "json")
+	watch.waitFor(t, "Probing 1 target(s)", 60*time.Second)
+
+	r := plugin(t, kcfg, env, "upgrade", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "--measure=false", "-o", "json")
+	u := parseUpgrade(t, r)
+	if r.Code != 0 || u.Outcome != "converted" {
+		t.Fatalf("upgrade: outcome %q\n%s", u.Outcome, r)
+	}
+	expectPhases(t, r, u, map[string]string{"gateway": "done", "dns": "done", "validate": "done"})
+	w := parseWatch(t, watch.interrupt(t))
+	v4, v6 := w.lane(t, url, "IPv4"), w.lane(t, url, "IPv6")
+	t.Logf("through %s during the upgrade: IPv4 %d/%d failed (longest outage %.3fs); IPv6 %d/%d failed, first success %v",
+		shop, v4.Failures, v4.Requests, v4.LongestOutageSeconds, v6.Failures, v6.Requests, v6.FirstSuccess)
+	if v4.Requests == 0 || v4.Failures != 0 {
+		t.Errorf("IPv4 through %s: %d of %d requests failed during the upgrade (%q)", shop, v4.Failures, v4.Requests, v4.LastError)
+	}
+	if v6.FirstSuccess == nil {
+		t.Errorf("IPv6 never answered through %s", shop)
+	}
+	for _, p := range u.Plan.Phases {
+		if p.Name == "gateway" && !strings.Contains(p.Summary, "without downtime") {
+			t.Errorf("the gateway phase's plan: %+v", p)
+		}
+	}
+	if !strings.Contains(r.Stderr+r.Stdout, "gateway --retire") {
+		t.Errorf("the upgrade should say how to retire the old gateway:\n%s", r)
+	}
+	nlb, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName+"-dualstack", metav1.GetOptions{})
+	if err != nil || len(nlb.Status.LoadBalancer.Ingress) == 0 {
+		t.Fatalf("the migrated gateway: %v", err)
+	}
+	newHost := nlb.Status.LoadBalancer.Ingress[0].Hostname
+	lines := strings.Join(recordLines(t, s.World.AWS), "\n")
+	for _, typ := range []string{"A", "AAAA"} {
+		if !strings.Contains(lines, fmt.Sprintf("%s. %s alias %s", shop, typ, newHost)) {
+			t.Errorf("no %s alias %s -> %s in:\n%s", typ, shop, newHost, lines)
+		}
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); err != nil {
+		t.Errorf("the old gateway Service should still serve (no --retire-old-gateway): %v", err)
+	}
+	// A second upgrade has nothing to do; then the old Service is retired.
+	if r := plugin(t, kcfg, env, "upgrade", "--dns-server", s.DNSAddr(), "--measure=false", "-o", "json"); parseUpgrade(t, r).Outcome != "nothing-to-do" {
+		t.Errorf("a second upgrade:\n%s", r)
+	}
+	if r := plugin(t, kcfg, env, "gateway", "--retire", "--yes"); r.Code != 0 {
+		t.Fatalf("gateway --retire:\n%s", r)
+	}
+	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old gateway Service after --retire: %v", err)
+	}
+	if strings.Contains(strings.Join(recordLines(t, s.World.AWS), "\n"), oldHost) {
+		t.Errorf("a record still leads to the retired ELB %s", oldHost)
+	}
 }
