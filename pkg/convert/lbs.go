@@ -123,7 +123,7 @@ func (n *routeNames) Prepare(ctx context.Context) error {
 	return nil
 }
 
-func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer) (*dns.MovePlan, string, error) {
+func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.LoadBalancer, resource string) (*dns.MovePlan, string, error) {
 	if err := n.Prepare(ctx); err != nil {
 		if denied(err) {
 			// Without Route 53 access the records are the user's to move.
@@ -132,7 +132,7 @@ func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.Loa
 		return nil, "", err
 	}
 	zones := n.zones
-	p, err := dns.PlanMoves(ctx, n.account.AWS.Route53, zones, from, dns.LBTarget{DNSName: to.DNSName, HostedZoneID: to.CanonicalHostedZoneID})
+	p, err := dns.PlanMoves(ctx, n.account.AWS.Route53, zones, from, dns.LBTarget{DNSName: to.DNSName, HostedZoneID: to.CanonicalHostedZoneID}, resource)
 	if denied(err) {
 		return nil, fmt.Sprintf("Route 53 refused (%v): no record was moved.\n%s", awsx.Explain("route53:ListResourceRecordSets", err), dns.ManualMoves(from, to.DNSName)), nil
 	}
@@ -148,6 +148,9 @@ func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.Loa
 		where := "no hosted zone was found (--hosted-zone names one)"
 		if len(names) > 0 {
 			where = "no alias record in " + strings.Join(names, ", ") + " leads to " + from
+		}
+		if len(p.Notes) > 0 {
+			where = "no record moves:\n" + p.Describe()
 		}
 		return p, where + ".\n" + dns.ManualMoves(from, to.DNSName), nil
 	}

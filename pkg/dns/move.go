@@ -64,7 +64,13 @@ type MovePlan struct {
 // at to; an alias A record without an AAAA twin gets one (to is dual-stack).
 // Routing settings (set identifier, weight, failover, health check) and
 // EvaluateTargetHealth stay as they are.
-func PlanMoves(ctx context.Context, r awsx.Route53API, zones []Zone, from string, to LBTarget) (*MovePlan, error) {
+//
+// A record external-dns owns (its TXT registry record says
+// heritage=external-dns) moves only when the resource that owns it is
+// resource (the old gateway Service, "service/<ns>/<name>", whose
+// external-dns annotations move with the names); one another source owns
+// would be moved back by external-dns, so it is left alone with a note.
+func PlanMoves(ctx context.Context, r awsx.Route53API, zones []Zone, from string, to LBTarget, resource string) (*MovePlan, error) {
 	if to.DNSName == "" || to.HostedZoneID == "" {
 		return nil, fmt.Errorf("internal error: the new load balancer's DNS name and hosted zone must be known to move records to it")
 	}
@@ -82,6 +88,7 @@ func PlanMoves(ctx context.Context, r awsx.Route53API, zones []Zone, from string
 		for _, rs := range records {
 			have[recordKey(aws.ToString(rs.Name), rs.Type, aws.ToString(rs.SetIdentifier))] = rs
 		}
+		owners := externalDNSOwners(records)
 		for _, rs := range records {
 			if rs.AliasTarget == nil || (rs.Type != r53types.RRTypeA && rs.Type != r53types.RRTypeAaaa) {
 				continue
@@ -91,6 +98,12 @@ func PlanMoves(ctx context.Context, r awsx.Route53API, zones []Zone, from string
 			}
 			name := unescape(aws.ToString(rs.Name))
 			set := aws.ToString(rs.SetIdentifier)
+			if owner, ok := owners[NormalizeDNSName(name)]; ok && owner != resource {
+				if rs.Type == r53types.RRTypeA {
+					p.Notes = append(p.Notes, fmt.Sprintf("%s in zone %s is external-dns's (owned by %s): left alone, external-dns would move it back; point that source at the new gateway instead", name, z.Name, ownerName(owner)))
+				}
+				continue
+			}
 			prev := rs
 			p.Moves = append(p.Moves, move(z, OpMoveAlias, name, set, &prev, pointAt(rs, rs.Type, to)))
 			if rs.Type != r53types.RRTypeA {
@@ -178,7 +191,7 @@ func ApplyMoves(ctx context.Context, r awsx.Route53API, p *MovePlan, o ApplyOpti
 		entries := make([]journal.Entry, len(batch))
 		changes := make([]r53types.Change, len(batch))
 		for i, m := range batch {
-			undo := map[string]string{"zoneId": m.ZoneID, "zoneName": m.ZoneName, "record": recordJSON(m.Record)}
+			undo := map[string]string{"zoneId": m.ZoneID, "zoneName": m.ZoneName, "record": recordJSON(m.Record), "to": m.To}
 			if m.Previous != nil {
 				undo["previous"] = recordJSON(*m.Previous)
 			}
@@ -382,4 +395,46 @@ func sameForm(was, name string) string {
 		name += "."
 	}
 	return name
+}
+
+// externalDNSOwners reads external-dns's TXT registry among records: the
+// name each ownership record covers -> the resource that owns it
+// ("service/<ns>/<name>", "" when the record names none). external-dns
+// writes the TXT record at the name itself (before v0.12) or at the name
+// with its first label prefixed by the record type ("a-", "aaaa-",
+// "cname-"); a custom --txt-prefix or --txt-suffix is not recognised.
+func externalDNSOwners(records []r53types.ResourceRecordSet) map[string]string {
+	out := map[string]string{}
+	for _, rs := range records {
+		if rs.Type != r53types.RRTypeTxt {
+			continue
+		}
+		for _, v := range rs.ResourceRecords {
+			val := strings.Trim(aws.ToString(v.Value), `"`)
+			if !strings.Contains(val, "heritage=external-dns") {
+				continue
+			}
+			resource := ""
+			for _, kv := range strings.Split(val, ",") {
+				if r, ok := strings.CutPrefix(kv, "external-dns/resource="); ok {
+					resource = r
+				}
+			}
+			name := NormalizeDNSName(aws.ToString(rs.Name))
+			out[name] = resource
+			for _, prefix := range []string{"a-", "aaaa-", "cname-"} {
+				if rest, ok := strings.CutPrefix(name, prefix); ok {
+					out[rest] = resource
+				}
+			}
+		}
+	}
+	return out
+}
+
+func ownerName(s string) string {
+	if s == "" {
+		return "a source the TXT record does not name"
+	}
+	return s
 }

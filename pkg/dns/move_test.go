@@ -50,7 +50,7 @@ func TestPlanApplyRollbackMoves(t *testing.T) {
 	f := moveWorld()
 	zones := []Zone{{ID: "ZPRIV", Name: "internal.example.com."}, {ID: "ZPUB", Name: "example.com."}}
 	to := LBTarget{DNSName: newNLB, HostedZoneID: "/hostedzone/Z26RNL4JYFTOTI"}
-	p, err := PlanMoves(ctx, f, zones, oldELB, to)
+	p, err := PlanMoves(ctx, f, zones, oldELB, to, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +162,11 @@ func TestPlanApplyRollbackMoves(t *testing.T) {
 
 func TestPlanMovesNothingToMove(t *testing.T) {
 	f := moveWorld()
-	p, err := PlanMoves(context.Background(), f, []Zone{{ID: "ZPUB", Name: "example.com."}}, "not-there.elb.amazonaws.com", LBTarget{DNSName: newNLB, HostedZoneID: "Z1"})
+	p, err := PlanMoves(context.Background(), f, []Zone{{ID: "ZPUB", Name: "example.com."}}, "not-there.elb.amazonaws.com", LBTarget{DNSName: newNLB, HostedZoneID: "Z1"}, "")
 	if err != nil || len(p.Moves) != 0 {
 		t.Fatalf("%v %+v", err, p)
 	}
-	if _, err := PlanMoves(context.Background(), f, nil, oldELB, LBTarget{DNSName: newNLB}); err == nil {
+	if _, err := PlanMoves(context.Background(), f, nil, oldELB, LBTarget{DNSName: newNLB}, ""); err == nil {
 		t.Error("no error without the new load balancer's hosted zone")
 	}
 }
@@ -207,7 +207,7 @@ func TestRollbackMovesToARecreatedELB(t *testing.T) {
 		}
 	}
 	slices.Sort(want)
-	p, err := PlanMoves(ctx, f, zones, oldELB, LBTarget{DNSName: newNLB, HostedZoneID: "Z26RNL4JYFTOTI"})
+	p, err := PlanMoves(ctx, f, zones, oldELB, LBTarget{DNSName: newNLB, HostedZoneID: "Z26RNL4JYFTOTI"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,5 +235,39 @@ func TestRollbackMovesToARecreatedELB(t *testing.T) {
 				t.Errorf("%s %s still leads to the NLB", aws.ToString(r.Name), r.Type)
 			}
 		}
+	}
+}
+
+// TestPlanMovesExternalDNSOwnership: a record external-dns owns moves only
+// when the old gateway Service owns it (its annotations move with it); one
+// owned by another source is left alone, with a note.
+func TestPlanMovesExternalDNSOwnership(t *testing.T) {
+	f := newFakeR53()
+	txt := func(name, value string) r53types.ResourceRecordSet {
+		return r53types.ResourceRecordSet{Name: aws.String(name), Type: r53types.RRTypeTxt, TTL: aws.Int64(300),
+			ResourceRecords: []r53types.ResourceRecord{{Value: aws.String(`"` + value + `"`)}}}
+	}
+	f.zones["ZPUB"] = &fakeZone{name: "example.com.", records: []r53types.ResourceRecordSet{
+		alias("ours.example.com.", oldELB+"."),
+		txt("a-ours.example.com.", "heritage=external-dns,external-dns/owner=c1,external-dns/resource=service/istio-system/gw"),
+		alias("theirs.example.com.", oldELB+"."),
+		txt("theirs.example.com.", "heritage=external-dns,external-dns/owner=c1,external-dns/resource=ingress/shop/web"),
+		alias("plain.example.com.", oldELB+"."),
+		txt("plain.example.com.", "v=spf1 -all"),
+	}}
+	p, err := PlanMoves(context.Background(), f, []Zone{{ID: "ZPUB", Name: "example.com."}}, oldELB, LBTarget{DNSName: newNLB, HostedZoneID: "Z1"}, "service/istio-system/gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved []string
+	for _, m := range p.Moves {
+		moved = append(moved, m.Type+" "+m.Name)
+	}
+	want := []string{"A ours.example.com.", "AAAA ours.example.com.", "A plain.example.com.", "AAAA plain.example.com."}
+	if !slices.Equal(moved, want) {
+		t.Errorf("moves %q, want %q", moved, want)
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "theirs.example.com.") || !strings.Contains(p.Notes[0], "ingress/shop/web") {
+		t.Errorf("notes %q, want one naming theirs and its owner", p.Notes)
 	}
 }

@@ -106,7 +106,7 @@ type Names interface {
 	// PlanMoves reads the records that lead to from; text describes the
 	// moves, or, when no zone the plugin can reach holds such a record
 	// (plan has no moves), what to change by hand.
-	PlanMoves(ctx context.Context, from string, to *LoadBalancer) (plan *dnsx.MovePlan, text string, err error)
+	PlanMoves(ctx context.Context, from string, to *LoadBalancer, resource string) (plan *dnsx.MovePlan, text string, err error)
 	// ApplyMoves makes the moves planned last, journalled.
 	ApplyMoves(ctx context.Context) error
 }
@@ -244,7 +244,7 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 	moved := false // by this run, in Route 53: only then may the old Service go without asking
 	var movedAt time.Time
 	if r.Names != nil {
-		p, text, err := r.Names.PlanMoves(ctx, res.PreviousHostname, res.LoadBalancer)
+		p, text, err := r.Names.PlanMoves(ctx, res.PreviousHostname, res.LoadBalancer, "service/"+ref)
 		if err != nil {
 			return res, fmt.Errorf("both %s and %s serve; reading the records to move: %w; re-run `%s gateway --migrate` to go on", ref, newRef, err, o.Command)
 		}
@@ -256,6 +256,12 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 			moved, movedAt = true, time.Now()
 			res.Moves, res.NamesMovedAt = p.Moves, &movedAt
 			res.Actions = append(res.Actions, Action{Kind: "move-records", Target: res.PreviousHostname + " -> " + res.Hostname, Detail: fmt.Sprintf("%d alias record(s)", len(p.Moves)), Status: "applied"})
+		} else if earlier := r.movedEarlier(ctx, res.Hostname); len(earlier) > 0 {
+			// A re-run after the names moved: nothing is left at the old name.
+			r.Show(fmt.Sprintf("%d record(s) were moved to %s by an earlier run (the journal's dns-move layer); nothing more leads to %s", len(earlier), res.Hostname, res.PreviousHostname))
+			moved, movedAt = true, time.Now()
+			res.Moves = earlier
+			res.Actions = append(res.Actions, Action{Kind: "move-records", Target: res.PreviousHostname + " -> " + res.Hostname, Detail: fmt.Sprintf("%d alias record(s), moved by an earlier run", len(earlier)), Status: "unchanged"})
 		} else if text != "" {
 			r.Show(text)
 		}
@@ -711,4 +717,21 @@ func (r *Runner) waitName(ctx context.Context, name, nlb string, port int32, tim
 func isNotFound(err error) bool {
 	var dnsErr *net.DNSError
 	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}
+
+// movedEarlier are the record moves to host the journal holds as done.
+func (r *Runner) movedEarlier(ctx context.Context, host string) []dnsx.Move {
+	jr, err := r.Journal.Load(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []dnsx.Move
+	for _, e := range jr.Layer(dnsx.MoveLayer) {
+		if e.State != journal.Done || dnsx.NormalizeDNSName(e.Undo["to"]) != dnsx.NormalizeDNSName(host) {
+			continue
+		}
+		name, typ, _ := strings.Cut(e.Resource, " ")
+		out = append(out, dnsx.Move{ID: e.ID, Operation: e.Operation, ZoneID: e.Undo["zoneId"], ZoneName: e.Undo["zoneName"], Name: name, Type: typ, To: e.Undo["to"]})
+	}
+	return out
 }

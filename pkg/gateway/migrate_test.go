@@ -28,10 +28,15 @@ type fakeNames struct {
 	applied  int
 	// lbs, when set, learns the moved name (its DNS answers it).
 	lbs *fakeLBs
+	// none: no record leads to the old name (any more).
+	none bool
 }
 
-func (f *fakeNames) PlanMoves(_ context.Context, from string, to *LoadBalancer) (*dnsx.MovePlan, string, error) {
+func (f *fakeNames) PlanMoves(_ context.Context, from string, to *LoadBalancer, _ string) (*dnsx.MovePlan, string, error) {
 	f.from, f.to = from, to.DNSName
+	if f.none {
+		return &dnsx.MovePlan{}, "no alias record leads to " + from, nil
+	}
 	p := &dnsx.MovePlan{Moves: []dnsx.Move{
 		{Operation: dnsx.OpMoveAlias, ZoneName: "example.com.", Name: "shop.example.com.", Type: "A", From: from, To: to.DNSName},
 		{Operation: dnsx.OpAddTwin, ZoneName: "example.com.", Name: "shop.example.com.", Type: "AAAA", To: to.DNSName},
@@ -303,5 +308,36 @@ func TestMigrateMovesNoNameUntilTheNLBAnswersBothFamilies(t *testing.T) {
 	}
 	if _, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{}); err != nil {
 		t.Errorf("the old Service: %v", err)
+	}
+}
+
+// TestMigrateAgainAfterTheNamesMoved: a re-run finds no record at the old
+// name because an earlier run moved them (the journal says so): it says
+// that, not "change them by hand", and --retire-old goes on.
+func TestMigrateAgainAfterTheNamesMoved(t *testing.T) {
+	ctx := context.Background()
+	oldHost, newHost := "classic-1.us-east-1.elb.amazonaws.com", "nlb-2.elb.us-east-1.amazonaws.com"
+	kc, lbs := migrationWorld(oldHost, newHost)
+	lbs.aliases = map[string]string{"shop.example.com": newHost}
+	var shown bytes.Buffer
+	r := runner(kc, lbs, &shown)
+	r.Names = &fakeNames{none: true}
+	if err := r.Journal.PutAll(ctx, []journal.Entry{{ID: "dns-move/Z/shop.example.com./A", Layer: dnsx.MoveLayer, Operation: dnsx.OpMoveAlias,
+		Resource: "shop.example.com. A", State: journal.Done, Undo: map[string]string{"zoneId": "Z", "zoneName": "example.com.", "to": newHost + "."}}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Migrate(ctx, MigrateOptions{Options: Options{ServiceRef: "istio-system/gw", Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 5 * time.Second, Command: "kubectl dualstack"},
+		RetireOld: true})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, shown.String())
+	}
+	if !strings.Contains(shown.String(), "1 record(s) were moved to "+newHost+" by an earlier run") || strings.Contains(shown.String(), "no alias record leads to") {
+		t.Errorf("shown:\n%s", shown.String())
+	}
+	if len(res.Moves) != 1 || res.Moves[0].Name != "shop.example.com." {
+		t.Errorf("moves %+v", res.Moves)
+	}
+	if _, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old Service was not retired: %v", err)
 	}
 }

@@ -139,6 +139,11 @@ type gatewayJSON struct {
 	Actions []struct{ Kind, Target, Status string } `json:"actions"`
 	IPv6    []string                                `json:"ipv6"`
 	Changed bool                                    `json:"changed"`
+	// A migration's moved records and when they were all in Route 53.
+	Moves []struct {
+		Name, Type, From, To string
+	} `json:"moves"`
+	NamesMovedAt *time.Time `json:"namesMovedAt"`
 }
 
 func parseGateway(t *testing.T, r result) gatewayJSON {

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +36,8 @@ func TestGatewayMigrateWithoutDowntime(t *testing.T) {
 	before := recordLines(t, s.World.AWS)
 	time.Sleep(time.Second) // the sandbox DNS reads Route 53 every 200ms
 	url := fmt.Sprintf("http://%s:%d/", shop, s.Ingress.Port)
-	watch := startPlugin(t, kcfg, env, "probe", "watch", url, "--dns-server", s.DNSAddr(), "--interval", "50ms", "-o", "json")
+	reportDir := t.TempDir()
+	watch := startPlugin(t, kcfg, env, "probe", "watch", url, "--dns-server", s.DNSAddr(), "--interval", "50ms", "-o", "json", "--report-dir", reportDir)
 	watch.waitFor(t, "Probing 1 target(s)", 60*time.Second)
 	time.Sleep(2 * time.Second) // the name on the Classic ELB, for a while
 
@@ -56,6 +60,35 @@ func TestGatewayMigrateWithoutDowntime(t *testing.T) {
 	}
 	if v6.FirstSuccess == nil {
 		t.Errorf("IPv6 never answered through %s after the names moved", shop)
+	}
+	// IPv6 from the moment the names moved: every IPv6 request that began
+	// once the sandbox DNS could have read the moved records (it reads
+	// Route 53 every 200ms; allowed: 1s) succeeded.
+	if out.NamesMovedAt == nil || len(out.Moves) != 2 {
+		t.Fatalf("gateway -o json should carry the 2 moved records and when: %+v", out)
+	}
+	const propagation = time.Second
+	var after, failedAfter int
+	var firstOK time.Time
+	for _, row := range readSamples(t, reportDir) {
+		if row.family != "IPv6" || row.at.Before(*out.NamesMovedAt) {
+			continue
+		}
+		if row.ok && firstOK.IsZero() {
+			firstOK = row.at
+		}
+		if row.at.After(out.NamesMovedAt.Add(propagation)) {
+			after++
+			if !row.ok {
+				failedAfter++
+				t.Errorf("IPv6 request at +%s after the names moved failed: %s", row.at.Sub(*out.NamesMovedAt).Round(time.Millisecond), row.err)
+			}
+		}
+	}
+	t.Logf("IPv6 after the names moved: first success %s after; %d requests from +%s on, %d failed",
+		firstOK.Sub(*out.NamesMovedAt).Round(time.Millisecond), after, propagation, failedAfter)
+	if after == 0 || firstOK.IsZero() {
+		t.Errorf("no IPv6 request after the names moved (%d) or none succeeded", after)
 	}
 	if out.Hostname == "" || out.Hostname == oldHost {
 		t.Errorf("new hostname %q (old %q)", out.Hostname, oldHost)
@@ -339,4 +372,34 @@ func TestUpgradeMigratesTheGateway(t *testing.T) {
 	if strings.Contains(strings.Join(recordLines(t, s.World.AWS), "\n"), oldHost) {
 		t.Errorf("a record still leads to the retired ELB %s", oldHost)
 	}
+}
+
+type sample struct {
+	at     time.Time
+	family string
+	ok     bool
+	err    string
+}
+
+// readSamples reads a probe watch's samples.csv.
+func readSamples(t *testing.T, dir string) []sample {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "samples.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("samples.csv: %v (%d rows)", err, len(rows))
+	}
+	var out []sample
+	for _, r := range rows[1:] { // time, offsetSeconds, family, target, result, latencyMs, httpCode, remoteIP, error
+		at, err := time.Parse(time.RFC3339Nano, r[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sample{at: at, family: r[2], ok: r[4] == "ok", err: r[8]})
+	}
+	return out
 }
