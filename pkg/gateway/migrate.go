@@ -459,7 +459,17 @@ func (r *Runner) retire(ctx context.Context, old *corev1.Service, o Options) err
 		}
 		return fmt.Errorf("the names moved, but retiring %s failed: %w; both still serve: run `%s gateway --retire` to try again", ref, kube.Explain("deleting service "+ref, err), o.Command)
 	}
-	return setState(ctx, r.Journal, e, journal.Done, nil)
+	if err := setState(ctx, r.Journal, e, journal.Done, nil); err != nil {
+		return err
+	}
+	// The cloud controller's finalizer holds the Service until its ELB is deleted.
+	r.Progress.Start(fmt.Sprintf("waiting for %s and its Classic ELB to be deleted", ref))
+	err = waitGoneAfterDelete(ctx, r.Kube, old.Namespace, old.Name, o.Timeout, 30*time.Second)
+	r.Progress.Done("")
+	if err != nil {
+		return fmt.Errorf("%s is being deleted but still there after %s (%v): its load balancer's finalizer holds it; `kubectl -n %s get svc %s` shows it", ref, o.Timeout, err, old.Namespace, old.Name)
+	}
+	return nil
 }
 
 // undoMigration takes back one migration entry (the names are moved back

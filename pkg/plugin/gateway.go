@@ -77,15 +77,19 @@ is provisioned and its name resolves.
 
 --migrate moves it without downtime instead: a second Service
 <name>-dualstack (same selector, ports, annotations; a dual-stack NLB) is
-created next to the Classic one; once its name answers A and AAAA, every
-Route 53 alias record leading to the old load balancer is moved to the new
-one with its AAAA twin (zones as for 'dns': --hosted-zone, the cluster's DNS
-config, the VPC's private zones; without such records, the records to change
-are printed), and external-dns annotations move to the new Service. Both
-keep serving: --retire-old deletes the old Service --retire-after (the old
-name's TTL) later, or a later 'gateway --retire' does. 'gateway --revert'
-(or 'rollback') moves the names back and deletes the new Service. Every
-step is recorded in the journal.
+created next to the Classic one; once its name answers A and AAAA and a
+request per family through it is answered, every Route 53 alias record
+leading to the old load balancer is moved to the new one with its AAAA twin
+(zones as for 'dns': --hosted-zone, the cluster's DNS config, the VPC's
+private zones; without such records, the records to change are printed;
+records another external-dns source owns are left alone), and external-dns
+annotations move to the new Service. Both keep serving: --retire-old
+deletes the old Service once the moved names answer AAAA and a request per
+family, and --retire-after (the old answers' TTL) has passed since the
+move; or a later 'gateway --retire' does. 'gateway --revert' (or
+'rollback') moves the names back and deletes the new Service; after a
+retirement it first creates the old Service again (a new Classic ELB) and
+moves the names back to that one. Every step is recorded in the journal.
 
 A second run changes nothing. --print-istio-values prints the istiod and
 mesh settings that enable ISTIO_DUAL_STACK for the install method found.`,
@@ -116,7 +120,7 @@ mesh settings that enable ISTIO_DUAL_STACK for the install method found.`,
 	f.BoolVar(&o.RetireOld, "retire-old", false, "With --migrate: delete the old Service --retire-after after the names moved")
 	f.DurationVar(&o.RetireAfter, "retire-after", gateway.DefaultRetireAfter, "With --retire-old: how long the old Service keeps serving after the names moved (the old records' TTL)")
 	f.BoolVar(&o.Retire, "retire", false, "Delete the old Service a --migrate left serving")
-	f.BoolVar(&o.Revert, "revert", false, "Take back a --migrate: move the names back, restore the old Service's annotations, delete the new Service")
+	f.BoolVar(&o.Revert, "revert", false, "Take back a --migrate: create a retired old Service again, move the names back, restore its annotations, delete the new Service")
 	f.StringSliceVar(&o.HostedZones, "hosted-zone", nil, "With --migrate: the Route 53 hosted zone IDs whose alias records move (default: OpenShift's DNS config, else the private zones of the cluster's VPC)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the load balancer and DNS")
 	addDNSServerFlag(f, &o.DNSServer, "the load balancer's hostname")

@@ -363,9 +363,11 @@ func TestUpgradeMigratesTheGateway(t *testing.T) {
 	if r := plugin(t, kcfg, env, "upgrade", "--dns-server", s.DNSAddr(), "--measure=false", "-o", "json"); parseUpgrade(t, r).Outcome != "nothing-to-do" {
 		t.Errorf("a second upgrade:\n%s", r)
 	}
-	if r := plugin(t, kcfg, env, "gateway", "--retire", "--yes"); r.Code != 0 {
-		t.Fatalf("gateway --retire:\n%s", r)
+	rt := plugin(t, kcfg, env, "gateway", "--retire", "--yes")
+	if rt.Code != 0 {
+		t.Fatalf("gateway --retire:\n%s", rt)
 	}
+	t.Logf("gateway --retire:\n%s", rt)
 	if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, harness.IngressGatewayName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the old gateway Service after --retire: %v", err)
 	}
