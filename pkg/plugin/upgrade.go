@@ -64,6 +64,11 @@ type UpgradeOptions struct {
 	Measure   bool
 	JUnitFile string
 	ReportDir string
+	// MeasureInterval and MeasureTargets: how often, and which URLs
+	// besides the ingress, --measure probes.
+	MeasureInterval time.Duration
+	MeasureTargets  []string
+	measureSpecs    []probe.TargetSpec
 
 	inv     Invocation
 	factory *kube.Factory
@@ -91,6 +96,7 @@ func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *
 		Parallel:       4,
 		MaxUnavailable: 1,
 		Measure:        true,
+		MeasureInterval: measureInterval,
 		Mutation:       cli.NewMutationFlags(),
 		Output:         cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
 		inv:            inv, factory: factory, IOStreams: streams,
@@ -202,7 +208,9 @@ phase failed, 2 bad usage.`, inv.DisplayName),
 	f.BoolVar(&o.AllowControlPlaneRestart, "allow-control-plane-restart", false, "With --allow-instance-type-change: change control-plane instances too, one at a time (aws apply --allow-control-plane-restart)")
 	f.IntVar(&o.Parallel, "parallel", o.Parallel, "How many independent AWS changes to make at once (aws apply --parallel)")
 	f.StringVar(&o.PlanFile, "plan", "", "Apply exactly this plan, saved earlier with `upgrade --dry-run=client -o json > FILE`, after checking that the cluster and AWS still match it")
-	f.BoolVar(&o.Measure, "measure", o.Measure, "While the phases run, send a request per family to the ingress gateway every 200ms and report, per phase, what each family saw (when the ingress answers from here; --measure=false to skip)")
+	f.BoolVar(&o.Measure, "measure", o.Measure, "While the phases run, send a request per family to the ingress gateway every --measure-interval and report, per phase, what each family saw (when the ingress answers from here; --measure=false to skip)")
+	f.DurationVar(&o.MeasureInterval, "measure-interval", o.MeasureInterval, "With --measure: the time between requests to each target over each family")
+	f.StringArrayVar(&o.MeasureTargets, "measure-target", nil, "With --measure: also probe this URL (repeatable); a literal address is probed in its own family only, a name once per family")
 	f.StringVar(&o.JUnitFile, "junit-file", "", "Also write the result as JUnit XML to this file: a test case per phase and, with --measure, per phase and family")
 	f.StringVar(&o.ReportDir, "report-dir", "", "With --measure: write the availability timeline (timeline.png, timeline.svg, phases marked), every request (samples.csv) and the report (availability.json) into this directory")
 	o.Target.addFlags(cmd)
@@ -237,6 +245,9 @@ func (o *UpgradeOptions) Validate() error {
 	}
 	if dry == cli.DryRunServer {
 		return cli.Usagef("upgrade takes --dry-run=client (the plan only); for a server-side check run each command with --dry-run=server")
+	}
+	if err := o.validateMeasure(); err != nil {
+		return err
 	}
 	if err := o.Target.validate(); err != nil {
 		return err

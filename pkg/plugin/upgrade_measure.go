@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/cli-runtime/pkg/printers"
 
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/cli"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/convert"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/probe"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
@@ -23,6 +26,33 @@ const measureInterval = 200 * time.Millisecond
 type upgradeOutput struct {
 	*convert.Result
 	Availability *probe.WatchReport `json:"availability,omitempty"`
+}
+
+// validateMeasure checks --measure-interval and --measure-target.
+func (o *UpgradeOptions) validateMeasure() error {
+	if o.MeasureInterval < minInterval {
+		return cli.Usagef("--measure-interval must be at least %s, got %s", minInterval, o.MeasureInterval)
+	}
+	if len(o.MeasureTargets) > 0 && !o.Measure {
+		return cli.Usagef("--measure-target goes with --measure (it is on unless --measure=false)")
+	}
+	o.measureSpecs = nil
+	seen := map[string]bool{}
+	for _, a := range o.MeasureTargets {
+		spec, err := probe.ParseTargetSpec(a)
+		if err != nil {
+			return cli.Usagef("--measure-target: %v", err)
+		}
+		if spec.Kind != probe.TargetURL {
+			return cli.Usagef("--measure-target takes URLs (http://HOST[:PORT]/PATH); the ingress gateway is measured already, got %q", a)
+		}
+		if seen[a] {
+			return cli.Usagef("--measure-target %q is given twice", a)
+		}
+		seen[a] = true
+		o.measureSpecs = append(o.measureSpecs, spec)
+	}
+	return nil
 }
 
 // measurement is the prober running beside the phases.
@@ -45,11 +75,50 @@ func (o *UpgradeOptions) startMeasure(ctx context.Context, eng *convert.Engine) 
 		fmt.Fprintf(o.ErrOut, "Not measuring availability: %s (--measure=false skips this check).\n", why)
 		return nil
 	}
-	fl, err := probe.FollowIngress(runCtx, o.kube, "", "ingressgateway")
-	if err != nil {
-		return notMeasuring("no ingress gateway to probe: " + err.Error())
+	interval := o.MeasureInterval
+	if interval == 0 {
+		interval = measureInterval
 	}
 	httpProbe := probe.HTTPProbe{Resolver: resolver(o.DNSServer), Timeout: 2 * time.Second}
+	var extra []probe.WatchTarget
+	for _, spec := range o.measureSpecs {
+		extra = append(extra, probe.URLTarget(spec.URL, spec.Families, httpProbe))
+	}
+	start := func(targets []probe.WatchTarget) *measurement {
+		m := &measurement{watcher: &probe.Watcher{Targets: targets, Interval: interval}, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(m.done)
+			m.watcher.Run(runCtx)
+		}()
+		var mu sync.Mutex
+		eng.OnPhase = func(name string, start bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if start {
+				m.watcher.Begin(name)
+			} else {
+				m.watcher.End(name)
+			}
+		}
+		names := make([]string, 0, len(targets))
+		for _, t := range targets {
+			names = append(names, t.Name)
+		}
+		fmt.Fprintf(o.ErrOut, "Measuring availability: a request over each family to %s every %s (ingress Host: %s).\n", strings.Join(names, ", "), interval, DefaultWatchHost)
+		return m
+	}
+	// The URLs given are measured whether the ingress answers or not.
+	onlyExtra := func(why string) *measurement {
+		if len(extra) == 0 {
+			return notMeasuring(why)
+		}
+		fmt.Fprintf(o.ErrOut, "Not measuring the ingress gateway: %s.\n", why)
+		return start(extra)
+	}
+	fl, err := probe.FollowIngress(runCtx, o.kube, "", "ingressgateway")
+	if err != nil {
+		return onlyExtra("no ingress gateway to probe: " + err.Error())
+	}
 	target := fl.Target(DefaultWatchHost, "/", httpProbe)
 	// Reachable means an answer over either family, within a few tries:
 	// a cluster still IPv4-only answers over IPv4.
@@ -70,25 +139,9 @@ func (o *UpgradeOptions) startMeasure(ctx context.Context, eng *convert.Engine) 
 		}
 	}
 	if !reachable {
-		return notMeasuring(fmt.Sprintf("the ingress gateway %s/%s does not answer from here (%s)", fl.Namespace, fl.Name, why))
+		return onlyExtra(fmt.Sprintf("the ingress gateway %s/%s does not answer from here (%s)", fl.Namespace, fl.Name, why))
 	}
-	m := &measurement{watcher: &probe.Watcher{Targets: []probe.WatchTarget{target}, Interval: measureInterval}, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(m.done)
-		m.watcher.Run(runCtx)
-	}()
-	var mu sync.Mutex
-	eng.OnPhase = func(name string, start bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if start {
-			m.watcher.Begin(name)
-		} else {
-			m.watcher.End(name)
-		}
-	}
-	fmt.Fprintf(o.ErrOut, "Measuring availability: a request over each family to %s every %s (Host: %s).\n", target.Name, measureInterval, DefaultWatchHost)
-	return m
+	return start(append([]probe.WatchTarget{target}, extra...))
 }
 
 // stop ends the prober and reports what it saw; with --report-dir it
@@ -117,13 +170,27 @@ func printAvailability(w io.Writer, a *probe.WatchReport) error {
 	if a == nil || len(a.Targets) == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "\nAvailability of %s, a request per family every %dms, per phase:\n", a.Targets[0].Target, a.IntervalMs)
+	targets := []string{}
+	for _, l := range a.Targets {
+		if !slices.Contains(targets, l.Target) {
+			targets = append(targets, l.Target)
+		}
+	}
+	fmt.Fprintf(w, "\nAvailability of %s, a request per family every %dms, per phase:\n", strings.Join(targets, ", "), a.IntervalMs)
 	tw := printers.GetNewTabWriter(w)
-	fmt.Fprintln(tw, "PHASE\tFAMILY\tREQUESTS\tFAILURES\tLONGEST OUTAGE\tFIRST SUCCESS\tP50\tP99")
+	many := len(targets) > 1 // then a TARGET column
+	if many {
+		fmt.Fprintln(tw, "PHASE\tTARGET\tFAMILY\tREQUESTS\tFAILURES\tLONGEST OUTAGE\tFIRST SUCCESS\tP50\tP99")
+	} else {
+		fmt.Fprintln(tw, "PHASE\tFAMILY\tREQUESTS\tFAILURES\tLONGEST OUTAGE\tFIRST SUCCESS\tP50\tP99")
+	}
 	row := func(phase string, l probe.LaneStats) {
 		first := "never"
 		if l.FirstSuccess != nil {
 			first = fmt.Sprintf("+%.1fs", l.FirstSuccess.Sub(a.Start).Seconds())
+		}
+		if many {
+			phase += "\t" + l.Target
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1fs\t%s\t%.1fms\t%.1fms\n", phase, l.Family, l.Requests, l.Failures, l.LongestOutageSeconds, first, l.P50Ms, l.P99Ms)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +150,79 @@ func TestUpgradeWithoutReachableIngressDoesNotMeasure(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "Not measuring availability: no ingress gateway") || strings.Contains(out.String(), `"availability"`) {
 		t.Fatalf("stdout %s\nstderr %s", out, errOut)
+	}
+}
+
+// TestUpgradeMeasureTargetsBadInput: bad --measure-interval and
+// --measure-target values are refused with one line (exit 2) before
+// anything is contacted.
+func TestUpgradeMeasureTargetsBadInput(t *testing.T) {
+	for _, c := range []struct {
+		interval time.Duration
+		targets  []string
+		measure  bool
+		want     string
+	}{
+		{0, nil, true, "--measure-interval must be at least"},
+		{-time.Second, nil, true, "--measure-interval must be at least"},
+		{time.Millisecond, nil, true, "--measure-interval must be at least"},
+		{200 * time.Millisecond, []string{"ftp://example.com/"}, true, "--measure-target"},
+		{200 * time.Millisecond, []string{"svc/web"}, true, "takes URLs"},
+		{200 * time.Millisecond, []string{"http://[::1]:8080/", "http://[::1]:8080/"}, true, "given twice"},
+		{200 * time.Millisecond, []string{"http://[::1]:8080/"}, false, "goes with --measure"},
+	} {
+		o, _, _ := newTestUpgrade(true)
+		o.Measure, o.MeasureInterval, o.MeasureTargets = c.measure, c.interval, c.targets
+		err := o.validateMeasure()
+		var usage *cli.UsageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("interval %s, targets %q, measure %v: want one usage line with %q, got %v", c.interval, c.targets, c.measure, c.want, err)
+		}
+	}
+}
+
+// TestUpgradeMeasuresExtraTargets: --measure-target URLs are measured per
+// phase beside the ingress; without an ingress gateway, they alone are.
+// A literal IPv4 address is probed over IPv4 only; an unreachable URL is
+// a clear failure in the report, not an error of the upgrade.
+func TestUpgradeMeasuresExtraTargets(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer srv.Close()
+	dead, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String() + "/"
+	_ = dead.Close()
+	slow := &fakePhase{name: "aws", plan: change("vpc"), ran: new([]string), apply: func() { time.Sleep(600 * time.Millisecond) }}
+	o, out, errOut := newTestUpgrade(true, slow)
+	o.Output = cli.NewOutputFlags(cli.FormatJSON)
+	o.Measure, o.MeasureInterval = true, 50*time.Millisecond
+	o.MeasureTargets = []string{srv.URL + "/", deadURL}
+	if err := o.validateMeasure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if !strings.Contains(errOut.String(), "Not measuring the ingress gateway: no ingress gateway") {
+		t.Errorf("stderr should say the ingress is not measured:\n%s", errOut)
+	}
+	var res struct {
+		Availability probe.WatchReport `json:"availability"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lanes := map[string]probe.LaneStats{}
+	for _, l := range res.Availability.Targets {
+		lanes[l.Target+" "+string(l.Family)] = l
+	}
+	ok, bad := lanes[srv.URL+"/ IPv4"], lanes[deadURL+" IPv4"]
+	if len(lanes) != 2 || ok.Requests < 5 || ok.Failures != 0 || bad.Requests < 5 || bad.Failures != bad.Requests || !strings.Contains(bad.LastError, "refused") {
+		t.Errorf("lanes %+v", lanes)
+	}
+	if len(res.Availability.Phases) != 1 || res.Availability.Phases[0].Name != "aws" {
+		t.Errorf("phases %+v", res.Availability.Phases)
 	}
 }

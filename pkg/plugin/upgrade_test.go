@@ -79,6 +79,8 @@ type fakePhase struct {
 	plan func() convert.PhasePlan
 	ran  *[]string
 	fail bool
+	// apply, when set, runs as the phase is applied.
+	apply func()
 }
 
 func (p *fakePhase) Name() string { return p.name }
@@ -89,6 +91,9 @@ func (p *fakePhase) Plan(context.Context, *convert.Facts) (convert.PhasePlan, er
 
 func (p *fakePhase) Apply(context.Context, *convert.Facts, convert.PhasePlan, *convert.Run) (convert.Done, error) {
 	*p.ran = append(*p.ran, p.name)
+	if p.apply != nil {
+		p.apply()
+	}
 	if p.fail {
 		return convert.Done{}, errors.New(p.name + " timed out")
 	}
