@@ -91,15 +91,15 @@ type UpgradeOptions struct {
 // NewCmdUpgrade builds `upgrade`.
 func NewCmdUpgrade(inv Invocation, streams genericiooptions.IOStreams, factory *kube.Factory) *cobra.Command {
 	o := &UpgradeOptions{
-		Phases:         convert.DefaultPhases(),
-		Timeout:        10 * time.Minute,
-		Parallel:       4,
-		MaxUnavailable: 1,
-		Measure:        true,
+		Phases:          convert.DefaultPhases(),
+		Timeout:         10 * time.Minute,
+		Parallel:        4,
+		MaxUnavailable:  1,
+		Measure:         true,
 		MeasureInterval: measureInterval,
-		Mutation:       cli.NewMutationFlags(),
-		Output:         cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
-		inv:            inv, factory: factory, IOStreams: streams,
+		Mutation:        cli.NewMutationFlags(),
+		Output:          cli.NewOutputFlags(cli.FormatTable, cli.FormatJSON, cli.FormatYAML),
+		inv:             inv, factory: factory, IOStreams: streams,
 	}
 	cmd := &cobra.Command{
 		Use:   "upgrade",
