@@ -148,8 +148,9 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Result, error) {
 	recreate := lb != nil && lb.Type == "classic"
 	if recreate && !o.Recreate {
 		return nil, fmt.Errorf("%w: %s sits behind Classic ELB %s, and the load-balancer type of a Service cannot change in place. "+
-			"Re-run with --recreate to delete and re-create the Service as a dual-stack NLB (same ports, nodePorts, selector, labels and annotations; "+
-			"its hostname changes from %s, so update DNS records that point at it)", ErrClassic, ref, lb.Name, res.Hostname)
+			"Re-run with --migrate to create a dual-stack NLB Service next to it and move the DNS names to it without downtime, "+
+			"or with --recreate to delete and re-create the Service as a dual-stack NLB (same ports, nodePorts, selector, labels and annotations; "+
+			"an outage until the NLB is provisioned, and its hostname changes from %s, so update DNS records that point at it)", ErrClassic, ref, lb.Name, res.Hostname)
 	}
 	// Every precondition before any change: a re-created NLB goes into the
 	// subnets the Classic ELB uses, so they need IPv6 as much.

@@ -85,7 +85,7 @@ func gatewayCheck(svc *corev1.Service, command string) report.Check {
 	case lb == gateway.LBClassic && svc.Spec.Type == corev1.ServiceTypeLoadBalancer:
 		c.Status = report.Fail
 		c.Message += "; a Classic ELB cannot serve IPv6 in a VPC"
-		c.Remediation = command + " gateway --ingress-service " + ref + " --recreate (re-creates the Service as a dual-stack NLB; its hostname changes)"
+		c.Remediation = command + " gateway --ingress-service " + ref + " --migrate (a dual-stack NLB Service next to it, the DNS names moved without downtime; --recreate re-creates the Service instead: an outage, a new hostname)"
 	default:
 		c.Status = report.Fail
 		c.Remediation = command + " gateway --ingress-service " + ref

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	awsx "github.com/kubectl-dualstack/kubectl-dualstack/pkg/aws"
+	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/gateway"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/istio"
 	"github.com/kubectl-dualstack/kubectl-dualstack/pkg/report"
 )
@@ -20,7 +23,21 @@ func meshChecks(f *Facts, command string) []report.Check {
 	if f.Mesh == nil {
 		return nil
 	}
-	checks := istio.Checks(f.Mesh, f.Gateways, command)
+	// A gateway migration leaves the old Service serving next to its
+	// <name>-dualstack twin until it is retired: the twin is the gateway.
+	twinOf := map[string]string{}
+	for _, svc := range f.Gateways {
+		if from := svc.Labels[gateway.LabelMigratedFrom]; from != "" {
+			twinOf[svc.Namespace+"/"+from] = svc.Namespace + "/" + svc.Name
+		}
+	}
+	var current []corev1.Service
+	for _, svc := range f.Gateways {
+		if twinOf[svc.Namespace+"/"+svc.Name] == "" {
+			current = append(current, svc)
+		}
+	}
+	checks := istio.Checks(f.Mesh, current, command)
 	if f.Underlay == nil || f.Underlay.Inventory == nil {
 		return checks
 	}
@@ -36,10 +53,14 @@ func meshChecks(f *Facts, command string) []report.Check {
 			case !found:
 				c.Status = report.Warn
 				c.Message = fmt.Sprintf("%s: no load balancer of the cluster's VPC has the DNS name %s", ref, ing.Hostname)
+			case lb.Type == "classic" && twinOf[ref] != "":
+				c.Status = report.Warn
+				c.Message = fmt.Sprintf("%s: Classic ELB %s is migrated to %s and still serves what still resolves to %s", ref, lb.Name, twinOf[ref], ing.Hostname)
+				c.Remediation = command + " gateway --retire (once nothing uses " + ing.Hostname + ")"
 			case lb.Type == "classic":
 				c.Status = report.Fail
 				c.Message = fmt.Sprintf("%s: Classic ELB %s cannot serve IPv6 in a VPC", ref, lb.Name)
-				c.Remediation = command + " gateway --ingress-service " + ref + " --recreate"
+				c.Remediation = command + " gateway --ingress-service " + ref + " --migrate (no downtime; --recreate is faster, with an outage)"
 			case lb.IPAddressType == "dualstack":
 				c.Status = report.Pass
 				c.Message = fmt.Sprintf("%s: %s %s is dualstack", ref, strings.ToUpper(lbShort(lb.Type)), lb.Name)

@@ -219,9 +219,33 @@ func TestGatewayMigrateRevert(t *testing.T) {
 	s, _, shop := migrationSandbox(t)
 	kcfg, env := s.API.Kubeconfig, awsTLS.Env()
 	before := recordLines(t, s.World.AWS)
+
+	// Route 53 refuses: the new Service is created and serves, the records
+	// to change are printed, none is changed, and the old Service is not
+	// retired though --retire-old asked.
+	proxy := awsProxy(t)
+	proxy.Fail("ListResourceRecordSets", -1, harness.AWSFault{Status: 403, Code: "AccessDenied", Message: "not authorized to perform route53:ListResourceRecordSets"})
+	denied := plugin(t, kcfg, proxy.Env(env), "gateway", "--migrate", "--retire-old", "--retire-after", "0s", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s")
+	t.Logf("gateway --migrate with Route 53 refusing:\n%s", denied)
+	if all := denied.Stdout + denied.Stderr; denied.Code != 0 || !strings.Contains(all, "Route 53 refused") || !strings.Contains(all, "Point every DNS record") || !strings.Contains(all, "Not retiring") {
+		t.Errorf("with Route 53 refusing: want exit 0, the records to change printed and the old Service kept:\n%s", denied)
+	}
+	if after := recordLines(t, s.World.AWS); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("records changed though Route 53 refused")
+	}
+	for _, name := range []string{harness.IngressGatewayName, harness.IngressGatewayName + "-dualstack"} {
+		if _, err := s.API.Kube.CoreV1().Services(harness.IstioNamespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("service %s after the refused move: %v", name, err)
+		}
+	}
+
+	// Again with Route 53: the Service from the first run, the names moved.
 	r := plugin(t, kcfg, env, "gateway", "--migrate", "--yes", "--dns-server", s.DNSAddr(), "--timeout", "90s", "-o", "json")
 	if r.Code != 0 {
 		t.Fatalf("gateway --migrate:\n%s", r)
+	}
+	if !strings.Contains(r.Stdout+r.Stderr, "created by an earlier run") {
+		t.Errorf("the second run should take the first run's Service:\n%s", r)
 	}
 	if !strings.Contains(r.Stdout, "Both keep serving") && !strings.Contains(r.Stderr, "Both keep serving") {
 		t.Errorf("the plan should say both keep serving:\n%s", r)

@@ -267,7 +267,7 @@ func TestStatusOpenShiftOnAWSReportsMissingIPv6(t *testing.T) {
 		if ch.Name == "service-cidrs" && !strings.Contains(ch.Message, "172.30.0.0/16") {
 			t.Errorf("service check should name the range: %q", ch.Message)
 		}
-		if ch.Name == "ingress-gateway" && !strings.Contains(ch.Remediation, "kubectl dualstack gateway --ingress-service istio-system/istio-ingressgateway --recreate") {
+		if ch.Name == "ingress-gateway" && !strings.Contains(ch.Remediation, "kubectl dualstack gateway --ingress-service istio-system/istio-ingressgateway --migrate") {
 			t.Errorf("gateway fix: %q", ch.Remediation)
 		}
 	}
