@@ -182,12 +182,12 @@ func (r *Rollback) Apply(ctx context.Context, res *RollbackResult) error {
 			}
 		}
 	}
-	// The AAAA records first: the names stop answering IPv6 before
-	// anything they lead to loses it.
-	// The names a gateway migration moved go back to the old load balancer
-	// while it still serves (before the gateway layer deletes the new one).
-	// A retired old Service comes back first (behind a new Classic ELB):
-	// moved back before that, the records would lead to the deleted one.
+	// The names first: they stop leading to anything before it changes.
+	// A gateway migration's records go back to the old load balancer while
+	// it serves (before the gateway layer deletes the new one); a retired
+	// old Service comes back before them (behind a new Classic ELB), else
+	// they would lead to the deleted one. Then the AAAA records: the names
+	// stop answering IPv6 before anything they lead to loses it.
 	if r.hasRetired {
 		r.Progress.Start("Creating the retired gateway Service again")
 		gres, gerr := gateway.RestoreRetired(ctx, r.Clients.Kube, r.Journal, r.Timeout)

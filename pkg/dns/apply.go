@@ -41,7 +41,7 @@ func Apply(ctx context.Context, r awsx.Route53API, p *Plan, o ApplyOptions) ([]a
 	}
 	results := make([]awsx.Result, 0, len(p.Changes))
 	done := 0
-	for _, batch := range batches(p.Changes) {
+	for _, batch := range batches(p.Changes, func(c Change) string { return c.ZoneID }) {
 		entries := make([]journal.Entry, len(batch))
 		changes := make([]r53types.Change, len(batch))
 		for i, c := range batch {
@@ -97,14 +97,15 @@ func result(c Change, status, errText string) awsx.Result {
 		Parameters: map[string]string{"zone": c.ZoneName, "aliasTarget": c.AliasTarget}}
 }
 
-// batches splits the changes per zone (in plan order) and at MaxBatch.
-func batches(cs []Change) [][]Change {
-	var out [][]Change
+// batches splits items per zone (in plan order) and at MaxBatch: one
+// ChangeResourceRecordSets call each.
+func batches[T any](items []T, zone func(T) string) [][]T {
+	var out [][]T
 	idx := map[string]int{}
-	for _, c := range cs {
-		i, ok := idx[c.ZoneID]
+	for _, c := range items {
+		i, ok := idx[zone(c)]
 		if !ok || len(out[i]) == MaxBatch {
-			idx[c.ZoneID] = len(out)
+			idx[zone(c)] = len(out)
 			out = append(out, nil)
 			i = len(out) - 1
 		}

@@ -187,7 +187,7 @@ func ApplyMoves(ctx context.Context, r awsx.Route53API, p *MovePlan, o ApplyOpti
 	}
 	results := make([]awsx.Result, 0, len(p.Moves))
 	done := 0
-	for _, batch := range moveBatches(p.Moves) {
+	for _, batch := range batches(p.Moves, func(m Move) string { return m.ZoneID }) {
 		entries := make([]journal.Entry, len(batch))
 		changes := make([]r53types.Change, len(batch))
 		for i, m := range batch {
@@ -245,21 +245,6 @@ func ApplyMoves(ctx context.Context, r awsx.Route53API, p *MovePlan, o ApplyOpti
 func moveResult(m Move, status, errText string) awsx.Result {
 	return awsx.Result{Operation: m.Operation, Resource: m.Name + " " + m.Type, Status: status, Error: errText,
 		Parameters: map[string]string{"zone": m.ZoneName, "from": m.From, "to": m.To}}
-}
-
-func moveBatches(ms []Move) [][]Move {
-	var out [][]Move
-	idx := map[string]int{}
-	for _, m := range ms {
-		i, ok := idx[m.ZoneID]
-		if !ok || len(out[i]) == MaxBatch {
-			idx[m.ZoneID] = len(out)
-			out = append(out, nil)
-			i = len(out) - 1
-		}
-		out[i] = append(out[i], m)
-	}
-	return out
 }
 
 // HasMoves says whether the journal holds record moves rollback would take back.
