@@ -134,7 +134,7 @@ func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.Loa
 	zones := n.zones
 	p, err := dns.PlanMoves(ctx, n.account.AWS.Route53, zones, from, dns.LBTarget{DNSName: to.DNSName, HostedZoneID: to.CanonicalHostedZoneID}, resource)
 	if denied(err) {
-		return nil, fmt.Sprintf("Route 53 refused (%v): no record was moved.\n%s", awsx.Explain("route53:ListResourceRecordSets", err), dns.ManualMoves(from, to.DNSName)), nil
+		return nil, fmt.Sprintf("Route 53 refused (%v): no record was moved.\n%s", err, dns.ManualMoves(from, to.DNSName)), nil
 	}
 	if err != nil {
 		return nil, "", err
@@ -157,13 +157,17 @@ func (n *routeNames) PlanMoves(ctx context.Context, from string, to *gateway.Loa
 	return p, p.Describe(), nil
 }
 
-// denied says whether AWS refused a call for want of permission.
+// denied says whether AWS refused a call for want of permission (also
+// once awsx.Explain put it in words, which keeps no error code).
 func denied(err error) bool {
+	if err == nil {
+		return false
+	}
 	switch awsx.ErrorCode(err) {
 	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
 		return true
 	}
-	return false
+	return strings.Contains(err.Error(), ": access denied (")
 }
 
 func (n *routeNames) ApplyMoves(ctx context.Context) error {

@@ -133,6 +133,20 @@ func (r *Runner) Migrate(ctx context.Context, o MigrateOptions) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	if from := svc.Labels[LabelMigratedFrom]; from != "" {
+		// Found the migration's Service (Find prefers it): go on from the
+		// old one while it is there.
+		old, err := r.Kube.CoreV1().Services(svc.Namespace).Get(ctx, from, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			ref := svc.Namespace + "/" + from
+			return &Result{Service: ref, Hostname: hostname(svc), Actions: []Action{{Kind: OpMigrateService, Target: svc.Namespace + "/" + svc.Name,
+				Status: "unchanged", Detail: "migrated earlier; " + ref + " is retired"}}}, nil
+		case err != nil:
+			return nil, kube.Explain("reading service "+svc.Namespace+"/"+from, err)
+		}
+		svc = old
+	}
 	ref := svc.Namespace + "/" + svc.Name
 	res := &Result{Service: ref, PreviousHostname: hostname(svc)}
 	if res.PreviousHostname == "" {

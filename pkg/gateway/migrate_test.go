@@ -341,3 +341,36 @@ func TestMigrateAgainAfterTheNamesMoved(t *testing.T) {
 		t.Errorf("the old Service was not retired: %v", err)
 	}
 }
+
+// TestMigrateResumesFromTheNewService: with no --ingress-service, the
+// gateway found after a first run is the new Service; a re-run goes on
+// from the old one (here: retires it), and a run after that has nothing to do.
+func TestMigrateResumesFromTheNewService(t *testing.T) {
+	ctx := context.Background()
+	oldHost, newHost := "classic-1.us-east-1.elb.amazonaws.com", "nlb-2.elb.us-east-1.amazonaws.com"
+	kc, lbs := migrationWorld(oldHost, newHost)
+	var shown bytes.Buffer
+	r := runner(kc, lbs, &shown)
+	names := &fakeNames{lbs: lbs}
+	r.Names = names
+	o := MigrateOptions{Options: Options{Policy: corev1.IPFamilyPolicyRequireDualStack, Timeout: 5 * time.Second, Command: "kubectl dualstack"}}
+	if _, err := r.Migrate(ctx, o); err != nil {
+		t.Fatalf("first run: %v\n%s", err, shown.String())
+	}
+	o.RetireOld = true
+	shown.Reset()
+	res, err := r.Migrate(ctx, o)
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, shown.String())
+	}
+	if res.Service != "istio-system/gw" || !strings.Contains(shown.String(), "created by an earlier run") {
+		t.Errorf("second run: %+v\n%s", res, shown.String())
+	}
+	if _, err := kc.CoreV1().Services("istio-system").Get(ctx, "gw", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old Service was not retired: %v", err)
+	}
+	res, err = r.Migrate(ctx, o)
+	if err != nil || len(res.Actions) != 1 || res.Actions[0].Status != "unchanged" || !strings.Contains(res.Actions[0].Detail, "retired") {
+		t.Errorf("third run: %v %+v", err, res)
+	}
+}
