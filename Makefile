@@ -28,7 +28,7 @@ E2E_TIMEOUT  ?= 60m
 SHELL  := bash
 COUNTS := $(BIN_DIR)/test-counts
 
-.PHONY: all build install uninstall test test-start unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto clean
+.PHONY: all build install uninstall test test-start unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto node-deps clean
 .PHONY: docs release-snapshot release-check
 
 all: build
@@ -128,6 +128,21 @@ fmt:
 moto: ## moto_server $(MOTO_VERSION), unless one is on PATH already
 	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet 'moto[server]==$(MOTO_VERSION)'
 	@command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto; add pip's script directory to PATH"; exit 1; }
+
+# What test/node (a real node on this machine: containerd, runc, the bridge CNI)
+# needs, by Debian package name. Installed only when missing (as root, via apt-get).
+NODE_DEBS := containerd runc containernetworking-plugins iptables busybox-static
+
+node-deps: ## install the node's Debian packages ($(NODE_DEBS)) if any is missing
+	@missing=""; for p in $(NODE_DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "node-deps: $(NODE_DEBS) already installed"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "node-deps: missing:$$missing; installing needs root (apt-get)"; exit 1; fi; \
+	echo "==> node-deps: apt-get install$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+	dpkg-query -W -f='  $${Package} $${Version}\n' $(NODE_DEBS)
 
 clean:
 	rm -rf $(BIN_DIR) .sandbox
