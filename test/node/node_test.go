@@ -1,0 +1,339 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	start := time.Now()
+	code := m.Run()
+	if os.Getenv(helperEnv) == "" {
+		fmt.Printf("node tests: %s in all\n", time.Since(start).Round(time.Millisecond))
+	}
+	os.Exit(code)
+}
+
+func requireNode(t *testing.T) {
+	t.Helper()
+	if m := Missing(); len(m) > 0 {
+		t.Skipf("a real node needs %s: run `make node-deps` as root", strings.Join(m, ", "))
+	}
+}
+
+// upNode brings a node up for the test and tears it down after it, checking
+// that nothing of it is left on the machine.
+func upNode(t *testing.T, ctx context.Context) *Node {
+	t.Helper()
+	n, err := Up(ctx, Config{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := *n.rec
+	t.Cleanup(func() {
+		if err := n.Down(); err != nil {
+			t.Error(err)
+		}
+		assertGone(t, &rec)
+	})
+	return n
+}
+
+// assertGone checks that nothing a run created is left: processes, mounts,
+// bridge, iptables rules, cgroups, shim sockets, the temp dir, the record.
+func assertGone(t *testing.T, r *record) {
+	t.Helper()
+	if pids, err := r.processes(); err != nil || len(pids) > 0 {
+		t.Errorf("processes of run %s left: %v %v", r.ID, pids, err)
+	}
+	if mps, err := mountsUnder(r.Dir); err != nil || len(mps) > 0 {
+		t.Errorf("mounts of run %s left: %v %v", r.ID, mps, err)
+	}
+	if linkExists(r.Bridge) {
+		t.Errorf("bridge %s left", r.Bridge)
+	}
+	if rules, err := taggedRules(r.Comment); err != nil || len(rules) > 0 {
+		t.Errorf("iptables rules of run %s left: %v %v", r.ID, rules, err)
+	}
+	for _, root := range cgroupRoots() {
+		if _, err := os.Stat(filepath.Join(root, r.Cgroup)); err == nil {
+			t.Errorf("cgroup %s left", filepath.Join(root, r.Cgroup))
+		}
+	}
+	for _, id := range r.Container {
+		if p := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), Namespace, id); exists(p) {
+			t.Errorf("shim socket %s left", p)
+		}
+	}
+	for _, p := range []string{r.Dir, r.path()} {
+		if exists(p) {
+			t.Errorf("%s left", p)
+		}
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+var inetRE = regexp.MustCompile(`inet6? ([0-9a-f.:]+/[0-9]+) .*scope global`)
+
+// addrsInside lists the global addresses on eth0 as the container sees them.
+func addrsInside(t *testing.T, ctx context.Context, c *Container) []netip.Prefix {
+	t.Helper()
+	out, err := c.Exec(ctx, "ip", "-o", "addr", "show", "dev", "eth0")
+	if err != nil {
+		t.Fatalf("%s: %v", c.Name, err)
+	}
+	var got []netip.Prefix
+	for _, m := range inetRE.FindAllStringSubmatch(out, -1) {
+		got = append(got, netip.MustParsePrefix(m[1]))
+	}
+	return got
+}
+
+// ping sends one echo request from c to addr and reports whether a reply
+// came, retrying for a few seconds (neighbour discovery on a new link).
+func ping(ctx context.Context, c *Container, addr netip.Addr, tries int) error {
+	fam := "-4"
+	if addr.Is6() {
+		fam = "-6"
+	}
+	var err error
+	for i := 0; i < tries; i++ {
+		var out string
+		out, err = c.Exec(ctx, "ping", fam, "-c", "1", "-W", "1", addr.String())
+		if err == nil && strings.Contains(out, "1 packets received") {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("no reply: %s", out)
+		}
+	}
+	return err
+}
+
+func TestNodeContainersGetAnAddressPerRangeAndReachEachOther(t *testing.T) {
+	requireNode(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	n := upNode(t, ctx)
+	upTook := time.Since(start)
+
+	v4 := netip.MustParsePrefix(IPv4Range)
+	v6 := netip.MustParsePrefix(IPv6Range)
+
+	// While the node is up, its guard rules are in place (4: two per family).
+	if rules, err := taggedRules(n.rec.Comment); err != nil || len(rules) != 4 {
+		t.Fatalf("guard rules: %v %v", rules, err)
+	}
+
+	// IPv4-only: the first container gets one 10.244.0.x address.
+	t0 := time.Now()
+	c1, err := n.Run(ctx, "c1", BusyboxImageName, "sleep", "3600")
+	if err != nil {
+		t.Fatalf("run c1: %v\ncontainerd log:\n%s", err, n.ContainerdLog(30))
+	}
+	t.Logf("c1 (IPv4-only network) started in %s: CNI gave %v", time.Since(t0).Round(time.Millisecond), c1.IPs)
+	if len(c1.IPs) != 1 || !v4.Contains(c1.IPs[0].Addr()) {
+		t.Fatalf("c1 got %v, want one address in %s", c1.IPs, v4)
+	}
+	if got := addrsInside(t, ctx, c1); len(got) != 1 || got[0] != c1.IPs[0] {
+		t.Fatalf("inside c1 eth0 has %v, want %v", got, c1.IPs)
+	}
+
+	// The conversion: an IPv6 range is added; new containers get both.
+	if err := n.AddIPv6Range(); err != nil {
+		t.Fatal(err)
+	}
+	var cs []*Container
+	for _, name := range []string{"c2", "c3"} {
+		t0 := time.Now()
+		c, err := n.Run(ctx, name, BusyboxImageName, "sleep", "3600")
+		if err != nil {
+			t.Fatalf("run %s: %v\ncontainerd log:\n%s", name, err, n.ContainerdLog(30))
+		}
+		t.Logf("%s (dual-stack network) started in %s: CNI gave %v", name, time.Since(t0).Round(time.Millisecond), c.IPs)
+		a4, ok4 := c.Addr(4)
+		a6, ok6 := c.Addr(6)
+		if len(c.IPs) != 2 || !ok4 || !ok6 || !v4.Contains(a4) || !v6.Contains(a6) {
+			t.Fatalf("%s got %v, want one address in %s and one in %s", name, c.IPs, v4, v6)
+		}
+		inside := addrsInside(t, ctx, c)
+		if fmt.Sprint(inside) != fmt.Sprint(c.IPs) {
+			t.Fatalf("inside %s eth0 has %v, want %v", name, inside, c.IPs)
+		}
+		cs = append(cs, c)
+	}
+	c2, c3 := cs[0], cs[1]
+
+	// Each family, both ways, between the two dual-stack containers.
+	t0 = time.Now()
+	for _, pair := range [][2]*Container{{c2, c3}, {c3, c2}} {
+		for _, fam := range []int{4, 6} {
+			to, _ := pair[1].Addr(fam)
+			if err := ping(ctx, pair[0], to, 5); err != nil {
+				t.Errorf("%s -> %s (%s) IPv%d: %v", pair[0].Name, pair[1].Name, to, fam, err)
+			} else {
+				t.Logf("%s -> %s %s: reply", pair[0].Name, pair[1].Name, to)
+			}
+		}
+	}
+	// The container from before the conversion still reaches IPv4, and keeps
+	// its one family: it has no IPv6 address and no route to the new range.
+	c2v4, _ := c2.Addr(4)
+	c2v6, _ := c2.Addr(6)
+	if err := ping(ctx, c1, c2v4, 5); err != nil {
+		t.Errorf("c1 -> c2 %s: %v", c2v4, err)
+	}
+	if got := addrsInside(t, ctx, c1); len(got) != 1 {
+		t.Errorf("c1 after the conversion has %v, want its one IPv4 address", got)
+	}
+	if err := ping(ctx, c1, c2v6, 1); err == nil {
+		t.Errorf("c1 (created before the IPv6 range) reached %s over IPv6", c2v6)
+	}
+	t.Logf("pings took %s", time.Since(t0).Round(time.Millisecond))
+
+	// Removing a container releases its address and its network namespace.
+	if err := c1.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exists(c1.Netns) {
+		t.Errorf("netns %s still there after Remove", c1.Netns)
+	}
+	if exists(filepath.Join(n.Dir, "cni-ipam", "kds", c1.IPs[0].Addr().String())) {
+		t.Errorf("host-local still holds %s after Remove", c1.IPs[0].Addr())
+	}
+	t.Logf("node up in %s; test body %s", upTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+const helperEnv = "KDS_NODE_KILLED_RUN_HELPER"
+
+// TestNodeKilledRunHelper is the run that TestNodeKilledRunIsCleanedByTheNext
+// SIGKILLs: it brings a node up with a container running, says READY, waits.
+func TestNodeKilledRunHelper(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		t.Skip("helper process of TestNodeKilledRunIsCleanedByTheNext")
+	}
+	ctx := context.Background()
+	n, err := Up(ctx, Config{NoSignalHandler: true})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	if err := n.AddIPv6Range(); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	c, err := n.Run(ctx, "c1", BusyboxImageName, "sleep", "3600")
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Printf("READY %s %s\n", n.ID, c.IPs)
+	select {}
+}
+
+func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
+	requireNode(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNodeKilledRunHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "READY" {
+			id = f[1]
+			t.Logf("helper run: %s (after %s)", line, time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if strings.HasPrefix(line, "ERROR") {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("helper run: %s", line)
+		}
+	}
+	if id == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper run ended without READY: %v", sc.Err())
+	}
+	// Killed in the middle: no deferred cleanup, no signal handler.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	werr := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("helper did not die of SIGKILL: %v", werr)
+	}
+
+	// What it left: the record, the bridge, the rules, the cgroup, mounts, and
+	// live processes (containerd dies with its parent; a shim and the
+	// container do not).
+	r := &record{ID: id}
+	b, err := os.ReadFile(r.path())
+	if err != nil {
+		t.Fatalf("the killed run left no record: %v", err)
+	}
+	rs, err := readRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range rs {
+		if x.ID == id {
+			r = x
+		}
+	}
+	if r.Dir == "" {
+		t.Fatalf("record %s: %s", id, b)
+	}
+	time.Sleep(200 * time.Millisecond) // containerd's death signal
+	pids, _ := r.processes()
+	mps, _ := mountsUnder(r.Dir)
+	rules, _ := taggedRules(r.Comment)
+	t.Logf("the killed run %s left: processes %v, %d mounts, bridge %s present=%v, %d iptables rules",
+		id, pids, len(mps), r.Bridge, linkExists(r.Bridge), len(rules))
+	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 {
+		t.Fatalf("expected a killed run to leave processes, mounts, its bridge and rules; the test proves nothing otherwise")
+	}
+
+	// The next run cleans all of it and comes up.
+	t0 := time.Now()
+	n := upNode(t, ctx)
+	t.Logf("the next run came up, cleaning first, in %s", time.Since(t0).Round(time.Millisecond))
+	assertGone(t, r)
+	c, err := n.Run(ctx, "c1", BusyboxImageName, "sleep", "3600")
+	if err != nil {
+		t.Fatalf("run after cleaning: %v", err)
+	}
+	if a, ok := c.Addr(4); !ok || !netip.MustParsePrefix(IPv4Range).Contains(a) {
+		t.Fatalf("after cleaning, c1 got %v", c.IPs)
+	}
+	t.Logf("killed-run test body %s", time.Since(start).Round(time.Millisecond))
+}
