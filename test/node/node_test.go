@@ -36,7 +36,8 @@ func requireNode(t *testing.T) {
 // that nothing of it is left on the machine.
 func upNode(t *testing.T, ctx context.Context) *Node {
 	t.Helper()
-	n, err := Up(ctx, Config{Logf: t.Logf})
+	// KDS_NODE_SNAPSHOTTER=native runs the tests on containerd's other snapshotter.
+	n, err := Up(ctx, Config{Logf: t.Logf, Snapshotter: os.Getenv("KDS_NODE_SNAPSHOTTER")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,8 @@ func TestNodeKilledRunHelper(t *testing.T) {
 		t.Skip("helper process of TestNodeKilledRunIsCleanedByTheNext")
 	}
 	ctx := context.Background()
-	n, err := Up(ctx, Config{NoSignalHandler: true})
+	// "kill": the parent SIGKILLs it; "term": it tears down on SIGTERM.
+	n, err := Up(ctx, Config{NoSignalHandler: os.Getenv(helperEnv) == "kill", Snapshotter: os.Getenv("KDS_NODE_SNAPSHOTTER")})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -247,14 +249,13 @@ func TestNodeKilledRunHelper(t *testing.T) {
 	select {}
 }
 
-func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
-	requireNode(t)
+// startHelper runs TestNodeKilledRunHelper in a child process (mode "kill"
+// or "term") and returns once its node is up with a container running.
+func startHelper(t *testing.T, ctx context.Context, mode string) (*exec.Cmd, string) {
+	t.Helper()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNodeKilledRunHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -263,14 +264,12 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var id string
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "READY" {
-			id = f[1]
 			t.Logf("helper run: %s (after %s)", line, time.Since(start).Round(time.Millisecond))
-			break
+			return cmd, f[1]
 		}
 		if strings.HasPrefix(line, "ERROR") {
 			cmd.Process.Kill()
@@ -278,49 +277,63 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 			t.Fatalf("helper run: %s", line)
 		}
 	}
-	if id == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper run ended without READY: %v", sc.Err())
-	}
-	// Killed in the middle: no deferred cleanup, no signal handler.
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatalf("helper run ended without READY: %v", sc.Err())
+	return nil, ""
+}
+
+// diedOf checks that the helper ended by the signal.
+func diedOf(t *testing.T, cmd *exec.Cmd, sig syscall.Signal) {
+	t.Helper()
 	werr := cmd.Wait()
 	var ee *exec.ExitError
-	if !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("helper did not die of SIGKILL: %v", werr)
+	if !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != sig {
+		t.Fatalf("helper did not die of %v: %v", sig, werr)
 	}
+}
 
-	// What it left: the record, the bridge, the rules, the cgroup, mounts, and
-	// live processes (containerd dies with its parent; a shim and the
-	// container do not).
-	r := &record{ID: id}
-	b, err := os.ReadFile(r.path())
-	if err != nil {
-		t.Fatalf("the killed run left no record: %v", err)
-	}
+func readRecord(t *testing.T, id string) *record {
+	t.Helper()
 	rs, err := readRecords()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range rs {
-		if x.ID == id {
-			r = x
+	for _, r := range rs {
+		if r.ID == id {
+			return r
 		}
 	}
-	if r.Dir == "" {
-		t.Fatalf("record %s: %s", id, b)
+	t.Fatalf("no record of run %s in %s", id, StateDir)
+	return nil
+}
+
+func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
+	requireNode(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	cmd, id := startHelper(t, ctx, "kill")
+	// Killed in the middle: no deferred cleanup, no signal handler.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
 	}
+	diedOf(t, cmd, syscall.SIGKILL)
+
+	// What it left: the record, the bridge, the rules, the cgroup, mounts, the
+	// shim's socket, and live processes (containerd dies with its parent; the
+	// shim and the container do not).
+	r := readRecord(t, id)
 	time.Sleep(200 * time.Millisecond) // containerd's death signal
 	pids, _ := r.processes()
 	mps, _ := mountsUnder(r.Dir)
 	rules, _ := taggedRules(r.Comment)
-	t.Logf("the killed run %s left: processes %v, %d mounts, bridge %s present=%v, %d iptables rules",
-		id, pids, len(mps), r.Bridge, linkExists(r.Bridge), len(rules))
-	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 {
-		t.Fatalf("expected a killed run to leave processes, mounts, its bridge and rules; the test proves nothing otherwise")
+	shim := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), Namespace, r.Container[0])
+	t.Logf("the killed run %s left: processes %v, mounts %v, bridge %s present=%v, %d iptables rules, shim socket present=%v",
+		id, pids, mps, r.Bridge, linkExists(r.Bridge), len(rules), exists(shim))
+	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 || !exists(shim) {
+		t.Fatalf("expected a killed run to leave processes, mounts, its bridge, rules and a shim socket; the test proves nothing otherwise")
 	}
 
 	// The next run cleans all of it and comes up.
@@ -336,4 +349,56 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 		t.Fatalf("after cleaning, c1 got %v", c.IPs)
 	}
 	t.Logf("killed-run test body %s", time.Since(start).Round(time.Millisecond))
+}
+
+func TestNodeTearsDownOnSIGTERM(t *testing.T) {
+	requireNode(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd, id := startHelper(t, ctx, "term")
+	r := readRecord(t, id)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	diedOf(t, cmd, syscall.SIGTERM)
+	// Its own handler removed everything; no later run needed.
+	assertGone(t, r)
+	t.Logf("SIGTERM test body %s", time.Since(start).Round(time.Millisecond))
+}
+
+// A leftover that cannot be removed makes Up refuse with one line naming it,
+// and the record stays for the next try. The record here names "lo" as its
+// bridge: an interface no kernel lets anyone delete.
+func TestNodeRefusesWhenLeftoversCannotBeRemoved(t *testing.T) {
+	requireNode(t)
+	lock, err := lockState(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &record{ID: "00000000", OwnerPID: 999999, Started: time.Now().UTC(),
+		Dir: filepath.Join(os.TempDir(), "kds-node-00000000-nonexistent"), Bridge: "lo", Comment: "kds-00000000"}
+	err = r.save()
+	lock.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(r.path()) })
+
+	n, err := Up(context.Background(), Config{Logf: t.Logf, NoImages: true})
+	if err == nil {
+		n.Down()
+		t.Fatal("Up started with a leftover it could not remove")
+	}
+	msg := err.Error()
+	t.Logf("Up: %s", msg)
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, "refusing to start") || !strings.Contains(msg, "bridge lo") || !strings.Contains(msg, r.ID) {
+		t.Errorf("want one line that refuses and names bridge lo and run %s, got %q", r.ID, msg)
+	}
+	if !exists(r.path()) {
+		t.Errorf("the record of what could not be removed is gone")
+	}
+	if !linkExists("lo") {
+		t.Fatal("lo is gone") // cannot happen; the test would have no machine left
+	}
 }

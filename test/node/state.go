@@ -239,6 +239,11 @@ func (r *record) processes() ([]int, error) {
 
 func (r *record) ownsProcess(pid int, nsInodes []uint64) bool {
 	base := "/proc/" + strconv.Itoa(pid)
+	if zombie(base) {
+		// Dead already (it left its cgroups and namespaces); its new parent,
+		// PID 1 here, reaps it in its own time.
+		return false
+	}
 	if r.Dir != "" {
 		if cmd, err := os.ReadFile(base + "/cmdline"); err == nil && bytes.Contains(cmd, []byte(r.Dir+"/")) {
 			return true
@@ -268,6 +273,16 @@ func (r *record) ownsProcess(pid int, nsInodes []uint64) bool {
 		}
 	}
 	return false
+}
+
+func zombie(procDir string) bool {
+	b, err := os.ReadFile(procDir + "/stat")
+	if err != nil {
+		return true // gone
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
 }
 
 // isNsfs reports whether path is a bind-mounted namespace file (and not the
