@@ -250,7 +250,7 @@ func (n *Node) handleSignals() {
 	}()
 }
 
-// update changes the record under the lock and saves it.
+// update changes the record and saves it; the caller holds n.mu.
 func (n *Node) update(f func(r *record)) error {
 	f(n.rec)
 	return n.rec.save()
@@ -485,7 +485,10 @@ func (n *Node) startContainerd(ctx context.Context) error {
 	n.containerd = cmd
 	n.exited = make(chan struct{})
 	go func() { cmd.Wait(); close(n.exited) }()
-	if err := n.update(func(r *record) { r.Containerd = cmd.Process.Pid }); err != nil {
+	n.mu.Lock()
+	err = n.update(func(r *record) { r.Containerd = cmd.Process.Pid })
+	n.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(30 * time.Second)

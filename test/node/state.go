@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,9 +103,44 @@ func readRecords() ([]*record, error) {
 		if err := json.Unmarshal(b, r); err != nil || r.ID == "" || r.path() != m {
 			return nil, fmt.Errorf("unreadable node record %s (remove it by hand after checking what it names): %v", m, err)
 		}
+		if err := r.valid(); err != nil {
+			return nil, fmt.Errorf("node record %s %v: not touching what it names (check and remove it by hand)", m, err)
+		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+var idRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
+
+// valid checks that everything a record names carries the run's ID, as Up
+// names things, so that cleaning a damaged or foreign record can never
+// remove anything else (a directory, an interface, a cgroup, rules).
+func (r *record) valid() error {
+	k := "kds-" + r.ID
+	switch {
+	case !idRE.MatchString(r.ID):
+		return fmt.Errorf("has id %q, not 8 hex digits", r.ID)
+	case !filepath.IsAbs(r.Dir) || filepath.Clean(r.Dir) != r.Dir || filepath.Base(r.Dir) != "kds-node-"+r.ID:
+		return fmt.Errorf("names dir %q, not an absolute .../kds-node-%s", r.Dir, r.ID)
+	case r.Bridge != "" && r.Bridge != k:
+		return fmt.Errorf("names bridge %q, not %s", r.Bridge, k)
+	case r.Cgroup != "" && r.Cgroup != "/"+k:
+		return fmt.Errorf("names cgroup %q, not /%s", r.Cgroup, k)
+	case r.Comment != "" && r.Comment != k:
+		return fmt.Errorf("names iptables comment %q, not %s", r.Comment, k)
+	}
+	for _, ns := range r.Netns {
+		if filepath.Dir(ns) != filepath.Join(r.Dir, "netns") {
+			return fmt.Errorf("names netns %q outside %s/netns", ns, r.Dir)
+		}
+	}
+	for _, c := range r.Container {
+		if !strings.HasPrefix(c, k+"-") {
+			return fmt.Errorf("names container %q, not %s-...", c, k)
+		}
+	}
+	return nil
 }
 
 // cleanLeftovers removes what earlier, dead runs left. It returns one line
