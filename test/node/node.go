@@ -359,7 +359,7 @@ func (n *Node) bridgePlugin() map[string]any {
 func (n *Node) writeCNIConfig() error {
 	b, err := json.MarshalIndent(map[string]any{
 		"cniVersion": cniVersion,
-		"name":       "kds",
+		"name":       n.Bridge, // kds-<ID>: also what libcni names its cache files after
 		"plugins":    []any{n.bridgePlugin()},
 	}, "", "  ")
 	if err != nil {
@@ -657,7 +657,7 @@ func (n *Node) Run(ctx context.Context, name, image string, args ...string) (*Co
 	if _, err := cni(ctx, "ADD", c.ID, c.Netns, "lo", map[string]any{"cniVersion": cniVersion, "name": "lo", "type": "loopback"}); err != nil {
 		return nil, err
 	}
-	plugin["cniVersion"], plugin["name"] = cniVersion, "kds"
+	plugin["cniVersion"], plugin["name"] = cniVersion, n.Bridge
 	out, err := cni(ctx, "ADD", c.ID, c.Netns, "eth0", plugin)
 	if err != nil {
 		return nil, err
@@ -732,7 +732,7 @@ func (c *Container) Remove(ctx context.Context) error {
 	n.mu.Lock()
 	plugin := n.bridgePlugin()
 	n.mu.Unlock()
-	plugin["cniVersion"], plugin["name"] = cniVersion, "kds"
+	plugin["cniVersion"], plugin["name"] = cniVersion, n.Bridge
 	if _, err := cni(ctx, "DEL", c.ID, c.Netns, "eth0", plugin); err != nil {
 		return err
 	}

@@ -216,7 +216,7 @@ func TestNodeContainersGetAnAddressPerRangeAndReachEachOther(t *testing.T) {
 	if exists(c1.Netns) {
 		t.Errorf("netns %s still there after Remove", c1.Netns)
 	}
-	if exists(filepath.Join(n.Dir, "cni-ipam", "kds", c1.IPs[0].Addr().String())) {
+	if exists(filepath.Join(n.Dir, "cni-ipam", n.Bridge, c1.IPs[0].Addr().String())) {
 		t.Errorf("host-local still holds %s after Remove", c1.IPs[0].Addr())
 	}
 	t.Logf("node up in %s; test body %s", upTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
@@ -443,4 +443,35 @@ func TestNodeRefusesARecordNamingForeignThings(t *testing.T) {
 	r := &record{ID: id, OwnerPID: 999999, Started: time.Now().UTC(), Dir: filepath.Join(os.TempDir(), "kds-node-"+id), Bridge: "eth0"}
 	writeRecord(t, r)
 	wantRefusal(t, r, r.path(), `bridge "eth0"`, "not touching")
+}
+
+// One node at a time on a machine: a second Up waits for the first to go
+// down, and gives up with a clear error after its LockTimeout.
+func TestNodeOneAtATime(t *testing.T) {
+	requireNode(t)
+	ctx := context.Background()
+	n := upNode(t, ctx)
+	start := time.Now()
+	second, err := Up(ctx, Config{LockTimeout: 500 * time.Millisecond, NoImages: true})
+	if err == nil {
+		second.Down()
+		t.Fatal("a second node came up while the first was up")
+	}
+	if !strings.Contains(err.Error(), "another test node holds") || time.Since(start) < 500*time.Millisecond {
+		t.Fatalf("second Up after %s: %v", time.Since(start), err)
+	}
+	t.Logf("second Up: %v", err)
+	// Once the first is down, the next one comes up.
+	if err := n.Down(); err != nil {
+		t.Fatal(err)
+	}
+	third, err := Up(ctx, Config{LockTimeout: 5 * time.Second, NoImages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := *third.rec
+	if err := third.Down(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, &rec)
 }
