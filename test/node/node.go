@@ -73,6 +73,10 @@ type Node struct {
 	Socket      string // containerd's gRPC socket
 	Snapshotter string
 	CNIConfDir  string // holds the node's one conflist (the CRI plugin's conf_dir)
+	// CgroupRoot is the cgroup every container of the node goes under
+	// (cgroupfs, in each hierarchy): ctr's --cgroup parent, a CRI pod's
+	// cgroup_parent, a kubelet's --cgroup-root. Cleanup removes it.
+	CgroupRoot string
 
 	logf       func(string, ...any)
 	lock       *os.File
@@ -148,6 +152,7 @@ func Up(ctx context.Context, cfg Config) (n *Node, err error) {
 		Socket:      filepath.Join(dir, "containerd.sock"),
 		Snapshotter: cfg.Snapshotter,
 		CNIConfDir:  filepath.Join(dir, "net.d"),
+		CgroupRoot:  "/kds-" + id,
 		logf:        logf,
 		lock:        lock,
 		ranges:      []string{IPv4Range},
@@ -438,6 +443,9 @@ disabled_plugins = [
   disable_apparmor = true
   netns_mounts_under_state_dir = true
   systemd_cgroup = false
+  # This machine has no CAP_SYS_RESOURCE, so no process may lower an
+  # oom_score_adj; the CRI would set -998 on a sandbox and runc fail.
+  restrict_oom_score_adj = true
 
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %[8]q
@@ -680,7 +688,7 @@ func (n *Node) Run(ctx context.Context, name, image string, args ...string) (*Co
 	runArgs := []string{"run", "--detach", "--null-io",
 		"--snapshotter", n.Snapshotter,
 		"--runc-root", filepath.Join(n.Dir, "runc"),
-		"--cgroup", n.rec.Cgroup + "/" + c.ID,
+		"--cgroup", n.CgroupRoot + "/" + c.ID,
 		"--with-ns", "network:" + c.Netns,
 		"--fifo-dir", filepath.Join(n.Dir, "fifo"),
 		image, c.ID}
