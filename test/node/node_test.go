@@ -42,20 +42,24 @@ func upNode(t *testing.T, ctx context.Context) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := *n.rec
 	t.Cleanup(func() {
+		rec := *n.rec
+		tasks := rec.tasks() // read from containerd's state before it goes
 		if err := n.Down(); err != nil {
 			t.Error(err)
 		}
-		assertGone(t, &rec)
+		assertGone(t, &rec, tasks)
 	})
 	return n
 }
 
 // assertGone checks that nothing a run created is left: processes, mounts,
 // bridge, iptables rules, cgroups, shim sockets, the temp dir, the record.
-func assertGone(t *testing.T, r *record) {
+func assertGone(t *testing.T, r *record, tasks []task) {
 	t.Helper()
+	if len(tasks) == 0 {
+		tasks = r.tasks()
+	}
 	if pids, err := r.processes(); err != nil || len(pids) > 0 {
 		t.Errorf("processes of run %s left: %v %v", r.ID, pids, err)
 	}
@@ -73,10 +77,13 @@ func assertGone(t *testing.T, r *record) {
 			t.Errorf("cgroup %s left", filepath.Join(root, r.Cgroup))
 		}
 	}
-	for _, id := range r.Container {
-		if p := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), Namespace, id); exists(p) {
-			t.Errorf("shim socket %s left", p)
+	for _, tk := range tasks {
+		if p := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), tk.ns, tk.id); exists(p) {
+			t.Errorf("shim socket %s (task %s) left", p, tk.id)
 		}
+	}
+	if files := r.cniCacheFiles(tasks); len(files) > 0 {
+		t.Errorf("CNI cache files left: %v", files)
 	}
 	for _, p := range []string{r.Dir, r.path()} {
 		if exists(p) {
@@ -246,7 +253,18 @@ func TestNodeKilledRunHelper(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	fmt.Printf("READY %s %s\n", n.ID, c.IPs)
+	// And a pod sandbox through the CRI, as a kubelet would make it.
+	cc, err := dialCRI(n.Socket)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	pod, err := cc.runPod(ctx, n, "pod1")
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Printf("READY %s %s pod %s\n", n.ID, c.IPs, pod.ips)
 	select {}
 }
 
@@ -330,18 +348,27 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 	pids, _ := r.processes()
 	mps, _ := mountsUnder(r.Dir)
 	rules, _ := taggedRules(r.Comment)
-	shim := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), Namespace, r.Container[0])
-	t.Logf("the killed run %s left: processes %v, mounts %v, bridge %s present=%v, %d iptables rules, shim socket present=%v",
-		id, pids, mps, r.Bridge, linkExists(r.Bridge), len(rules), exists(shim))
-	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 || !exists(shim) {
-		t.Fatalf("expected a killed run to leave processes, mounts, its bridge, rules and a shim socket; the test proves nothing otherwise")
+	tasks := r.tasks()
+	var shims []string
+	for _, tk := range tasks {
+		if p := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), tk.ns, tk.id); exists(p) {
+			shims = append(shims, p)
+		}
+	}
+	cniCache := r.cniCacheFiles(tasks)
+	t.Logf("the killed run %s left: processes %v, mounts %v, bridge %s present=%v, %d iptables rules, %d tasks, shim sockets %v, CNI cache %v",
+		id, pids, mps, r.Bridge, linkExists(r.Bridge), len(rules), len(tasks), shims, cniCache)
+	// A ctr container and a CRI pod sandbox: two tasks, two shims, and the
+	// CRI's CNI cache (the pod's eth0 on kds-<id>, its lo on cni-loopback).
+	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 || len(tasks) != 2 || len(shims) != 2 || len(cniCache) != 2 {
+		t.Fatalf("expected a killed run to leave processes, mounts, its bridge, rules, two shim sockets and two CNI cache files; the test proves nothing otherwise")
 	}
 
 	// The next run cleans all of it and comes up.
 	t0 := time.Now()
 	n := upNode(t, ctx)
 	t.Logf("the next run came up, cleaning first, in %s", time.Since(t0).Round(time.Millisecond))
-	assertGone(t, r)
+	assertGone(t, r, tasks)
 	c, err := n.Run(ctx, "c1", BusyboxImageName, "sleep", "3600")
 	if err != nil {
 		t.Fatalf("run after cleaning: %v", err)
@@ -359,12 +386,13 @@ func TestNodeTearsDownOnSIGTERM(t *testing.T) {
 	defer cancel()
 	cmd, id := startHelper(t, ctx, "term")
 	r := readRecord(t, id)
+	tasks := r.tasks()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	diedOf(t, cmd, syscall.SIGTERM)
 	// Its own handler removed everything; no later run needed.
-	assertGone(t, r)
+	assertGone(t, r, tasks)
 	t.Logf("SIGTERM test body %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -473,5 +501,5 @@ func TestNodeOneAtATime(t *testing.T) {
 	if err := third.Down(); err != nil {
 		t.Fatal(err)
 	}
-	assertGone(t, &rec)
+	assertGone(t, &rec, nil)
 }

@@ -196,14 +196,20 @@ func (r *record) cleanup() error {
 			fail("cgroup "+r.Cgroup, err)
 		}
 	}
-	// 6. Shim sockets containerd 1.6 keeps outside its state dir.
-	for _, id := range r.Container {
-		p := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), Namespace, id)
+	// 6. What containerd and libcni keep outside Dir, for every task the run
+	// had (ctr's, recorded, and the CRI's pod sandboxes and containers, found
+	// in containerd's state): shim sockets, and CNI result caches.
+	tasks := r.tasks()
+	for _, t := range tasks {
+		p := shimSocketPath(filepath.Join(r.Dir, "containerd.sock"), t.ns, t.id)
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			fail("shim socket "+p, err)
 		}
 	}
 	removeIfEmpty("/run/containerd/s", "/run/containerd")
+	if err := r.removeCNICache(tasks); err != nil {
+		fail("CNI cache", err)
+	}
 	// 7. The temp dir.
 	if r.Dir != "" && len(errs) == 0 {
 		if err := os.RemoveAll(r.Dir); err != nil {
@@ -216,6 +222,63 @@ func (r *record) cleanup() error {
 	if err := os.Remove(r.path()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	return nil
+}
+
+type task struct{ ns, id string }
+
+// tasks lists the run's task IDs: the recorded containers and every task
+// containerd has a bundle for in its state dir.
+func (r *record) tasks() []task {
+	seen := map[task]bool{}
+	var out []task
+	add := func(t task) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for _, id := range r.Container {
+		add(task{Namespace, id})
+	}
+	if r.Dir != "" {
+		bundles, _ := filepath.Glob(filepath.Join(r.Dir, "state", "io.containerd.runtime.v2.task", "*", "*"))
+		for _, b := range bundles {
+			add(task{filepath.Base(filepath.Dir(b)), filepath.Base(b)})
+		}
+	}
+	return out
+}
+
+// CNICacheDir is where libcni (in containerd's CRI) caches each attachment's
+// result, as <network>-<container ID>-<ifname>; containerd 1.6 has no setting
+// to move it.
+const CNICacheDir = "/var/lib/cni/results"
+
+// cniCacheFiles lists the cache files of the run: its network is named after
+// it (kds-<ID>), the CRI's loopback network is not, so those go by task ID.
+func (r *record) cniCacheFiles(tasks []task) []string {
+	var out []string
+	if r.Bridge != "" {
+		m, _ := filepath.Glob(filepath.Join(CNICacheDir, r.Bridge+"-*"))
+		out = append(out, m...)
+	}
+	for _, t := range tasks {
+		p := filepath.Join(CNICacheDir, "cni-loopback-"+t.id+"-lo")
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *record) removeCNICache(tasks []task) error {
+	for _, p := range r.cniCacheFiles(tasks) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	removeIfEmpty(CNICacheDir, filepath.Dir(CNICacheDir))
 	return nil
 }
 
