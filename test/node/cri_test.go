@@ -192,5 +192,23 @@ func TestNodeCRIPodGetsBothFamilies(t *testing.T) {
 			t.Logf("pod -> c1 %s: reply", to)
 		}
 	}
+	// Every socket the node's processes listen on in the host's network
+	// namespace is on loopback: here the CRI's streaming server (exec,
+	// attach, port-forward), which containerd starts with its CRI plugin.
+	pids, err := n.rec.processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := listeners(t, pids)
+	t.Logf("listening: %v", ls)
+	if len(ls) == 0 {
+		t.Error("no listener found: the CRI streaming server should be one")
+	}
+	for _, l := range ls {
+		_, addr, _ := strings.Cut(l, " ")
+		if ap, err := netip.ParseAddrPort(addr); err != nil || !ap.Addr().IsLoopback() {
+			t.Errorf("the node listens on %s, not on loopback", l)
+		}
+	}
 	t.Logf("CRI test body %s", time.Since(start).Round(time.Millisecond))
 }

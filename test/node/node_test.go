@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -502,4 +504,51 @@ func TestNodeOneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertGone(t, &rec, nil)
+}
+
+// listeners returns the TCP and UDP sockets the processes listen on (TCP in
+// LISTEN state, UDP bound), as "proto addr:port".
+func listeners(t *testing.T, pids []int) []string {
+	t.Helper()
+	inodes := map[string]bool{}
+	for _, pid := range pids {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if err == nil && strings.HasPrefix(l, "socket:[") {
+				inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+			}
+		}
+	}
+	var out []string
+	for _, proto := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		b, err := os.ReadFile("/proc/net/" + proto)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || !inodes[f[9]] || (strings.HasPrefix(proto, "tcp") && f[3] != "0A") {
+				continue
+			}
+			out = append(out, proto+" "+procNetAddr(t, f[1]))
+		}
+	}
+	return out
+}
+
+// procNetAddr decodes /proc/net/tcp's "0100007F:1F90" (little-endian words).
+func procNetAddr(t *testing.T, s string) string {
+	hexIP, hexPort, _ := strings.Cut(s, ":")
+	port, _ := strconv.ParseUint(hexPort, 16, 16)
+	raw, err := hex.DecodeString(hexIP)
+	if err != nil {
+		t.Fatalf("bad address %q", s)
+	}
+	for i := 0; i+4 <= len(raw); i += 4 {
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	ip, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
 }
