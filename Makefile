@@ -28,7 +28,7 @@ E2E_TIMEOUT  ?= 60m
 SHELL  := bash
 COUNTS := $(BIN_DIR)/test-counts
 
-.PHONY: all build install uninstall test test-start unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto clean
+.PHONY: all build install uninstall test test-start unit e2e krew-validate bench fuzz faults demo sandbox vet lint fmt moto node-deps node-test clean
 .PHONY: docs release-snapshot release-check
 
 all: build
@@ -77,7 +77,7 @@ release-snapshot: ## goreleaser --snapshot: every platform's archive in dist/ (c
 docs: ## the command reference in docs/commands/ (checked in: a unit test fails when it is stale) and man pages in bin/man/man1
 	go run ./hack/gendocs -markdown docs/commands -man $(BIN_DIR)/man/man1
 
-e2e: moto ## the built binary against a real kube-apiserver and moto (first build is slow: ~15 min cold)
+e2e: moto node-deps ## the built binary against a real kube-apiserver and moto, and test/node's real node (first build is slow: ~15 min cold)
 	@echo "==> [5/5] e2e: the plugin binary through the real kubectl against a real kube-apiserver and moto (a line per test as it ends)"
 	@set -o pipefail; cd test && go test -json -count=1 -timeout $(E2E_TIMEOUT) -ldflags "$(KUBE_LDFLAGS)" ./... | go run ./cmd/testsum -stage e2e -tests -counts $(COUNTS)
 
@@ -128,6 +128,24 @@ fmt:
 moto: ## moto_server $(MOTO_VERSION), unless one is on PATH already
 	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet 'moto[server]==$(MOTO_VERSION)'
 	@command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto; add pip's script directory to PATH"; exit 1; }
+
+# What test/node (a real node on this machine: containerd, runc, the bridge CNI)
+# needs, by Debian package name. Installed only when missing (as root, via apt-get).
+NODE_DEBS := containerd runc containernetworking-plugins iptables iproute2 busybox-static
+
+node-deps: ## install the node's Debian packages ($(NODE_DEBS)) if any is missing
+	@missing=""; for p in $(NODE_DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "node-deps: $(NODE_DEBS) already installed"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "node-deps: missing:$$missing; installing needs root (apt-get)"; exit 1; fi; \
+	echo "==> node-deps: apt-get install$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+	dpkg-query -W -f='  $${Package} $${Version}\n' $(NODE_DEBS)
+
+node-test: node-deps ## test/node alone: containerd, runc and the bridge CNI on this machine, as root (~5 s)
+	cd test && go test -count=1 -v ./node/
 
 clean:
 	rm -rf $(BIN_DIR) .sandbox

@@ -1,0 +1,220 @@
+package node
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// An image built from local files, written as an OCI image layout archive
+// (what `ctr images import` reads), with one uncompressed layer.
+type Image struct {
+	Name       string // full reference, e.g. kds.local/busybox:1.35.0
+	Entrypoint []string
+	Cmd        []string
+	Env        []string
+	files      []layerFile
+}
+
+type layerFile struct {
+	name     string // without a leading slash
+	mode     int64
+	data     []byte
+	linkname string // symlink target when non-empty
+	dir      bool
+}
+
+// AddFile puts a regular file in the image.
+func (img *Image) AddFile(name string, mode int64, data []byte) {
+	img.files = append(img.files, layerFile{name: strings.TrimPrefix(name, "/"), mode: mode, data: data})
+}
+
+// AddSymlink puts a symbolic link in the image.
+func (img *Image) AddSymlink(name, target string) {
+	img.files = append(img.files, layerFile{name: strings.TrimPrefix(name, "/"), mode: 0o777, linkname: target})
+}
+
+// AddDir puts a directory in the image.
+func (img *Image) AddDir(name string, mode int64) {
+	img.files = append(img.files, layerFile{name: strings.TrimPrefix(name, "/"), mode: mode, dir: true})
+}
+
+// layerTime is every entry's modification time: the same files give the same
+// layer digest on every run.
+var layerTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// layer returns the uncompressed layer tar, parent directories included, in a
+// stable order.
+func (img *Image) layer() ([]byte, error) {
+	entries := map[string]layerFile{}
+	for _, f := range img.files {
+		for dir := path.Dir(f.name); dir != "." && dir != "/"; dir = path.Dir(dir) {
+			if _, ok := entries[dir]; !ok {
+				entries[dir] = layerFile{name: dir, mode: 0o755, dir: true}
+			}
+		}
+		entries[f.name] = f
+	}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range names {
+		f := entries[n]
+		h := &tar.Header{Name: f.name, Mode: f.mode, ModTime: layerTime, Format: tar.FormatPAX, Uname: "root", Gname: "root"}
+		switch {
+		case f.dir:
+			h.Typeflag, h.Name = tar.TypeDir, f.name+"/"
+		case f.linkname != "":
+			h.Typeflag, h.Linkname = tar.TypeSymlink, f.linkname
+		default:
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write(f.data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+func describe(mediaType string, b []byte) descriptor {
+	sum := sha256.Sum256(b)
+	return descriptor{MediaType: mediaType, Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(b))}
+}
+
+// WriteArchive writes the image as an OCI image layout tar to w. The index
+// names the image with containerd's io.containerd.image.name annotation (and
+// the OCI ref name with its tag), so the import needs no --base-name.
+func (img *Image) WriteArchive(w io.Writer) error {
+	layer, err := img.layer()
+	if err != nil {
+		return err
+	}
+	layerDesc := describe("application/vnd.oci.image.layer.v1.tar", layer)
+	config, err := json.Marshal(map[string]any{
+		"created":      layerTime,
+		"architecture": runtime.GOARCH,
+		"os":           "linux",
+		"config": map[string]any{
+			"Entrypoint": img.Entrypoint,
+			"Cmd":        img.Cmd,
+			"Env":        img.Env,
+			"WorkingDir": "/",
+		},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{layerDesc.Digest}},
+		"history": []map[string]any{{"created": layerTime, "created_by": "kubectl-dualstack test/node"}},
+	})
+	if err != nil {
+		return err
+	}
+	configDesc := describe("application/vnd.oci.image.config.v1+json", config)
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        configDesc,
+		"layers":        []descriptor{layerDesc},
+	})
+	if err != nil {
+		return err
+	}
+	manifestDesc := describe("application/vnd.oci.image.manifest.v1+json", manifest)
+	tag := img.Name[strings.LastIndex(img.Name, ":")+1:]
+	manifestDesc.Annotations = map[string]string{
+		"io.containerd.image.name":          img.Name,
+		"org.opencontainers.image.ref.name": tag,
+	}
+	index, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     []descriptor{manifestDesc},
+	})
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	put := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: layerTime, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	blob := func(d descriptor) string { return "blobs/sha256/" + strings.TrimPrefix(d.Digest, "sha256:") }
+	for _, d := range []struct {
+		name string
+		b    []byte
+	}{
+		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{"index.json", index},
+		{blob(manifestDesc), manifest},
+		{blob(configDesc), config},
+		{blob(layerDesc), layer},
+	} {
+		if err := put(d.name, d.b); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// BusyboxImage is a static busybox with a symlink per applet in /bin
+// (sh, ping, ping6, ip, nc, sleep, ...), as in the busybox image.
+func BusyboxImage(name, busyboxPath string, applets []string) (*Image, error) {
+	bin, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Name: name, Cmd: []string{"sh"}, Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}
+	img.AddFile("bin/busybox", 0o755, bin)
+	for _, a := range applets {
+		if a != "" && a != "busybox" && !strings.Contains(a, "/") {
+			img.AddSymlink("bin/"+a, "busybox")
+		}
+	}
+	for _, d := range []string{"tmp", "root", "proc", "sys", "dev", "etc", "var"} {
+		img.AddDir(d, 0o755)
+	}
+	img.AddDir("tmp", 0o1777)
+	img.AddFile("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"))
+	img.AddFile("etc/group", 0o644, []byte("root:x:0:\nnobody:x:65534:\n"))
+	return img, nil
+}
+
+// PauseImage holds one static binary as its entrypoint, like
+// registry.k8s.io/pause.
+func PauseImage(name, pausePath string) (*Image, error) {
+	bin, err := os.ReadFile(pausePath)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Name: name, Entrypoint: []string{"/pause"}}
+	img.AddFile("pause", 0o755, bin)
+	return img, nil
+}
