@@ -49,7 +49,7 @@ install: build ## install every name in INSTALL_DIR (default: $(go env GOPATH)/b
 uninstall:
 	rm -f $(addprefix $(INSTALL_DIR)/,$(PLUGINS) $(COMPLETION_SHIM))
 
-test: test-start vet unit krew-validate release-check e2e ## everything CI runs (20 min warm, ~37 min cold on 2 cores)
+test: test-start vet unit krew-validate release-check e2e ## everything CI runs (24 min warm, ~41 min cold on 2 cores)
 	@cd test && go run ./cmd/testsum -total $(COUNTS)
 
 test-start:
