@@ -54,7 +54,7 @@ test: test-start vet unit krew-validate release-check e2e ## everything CI runs 
 
 test-start:
 	@mkdir -p $(BIN_DIR) && echo "start $$(date +%s)" > $(COUNTS)
-	@echo "==> make test: vet, unit (~2 min), krew-validate (~1 min), release-check (~15 s warm, a few min cold), e2e (~16 min warm; its first build compiles the kube-apiserver: ~15 min more)"
+	@echo "==> make test: vet, unit (~2 min), krew-validate (~1 min), release-check (~15 s warm, a few min cold), e2e (~20 min warm; its first build compiles the kube-apiserver: ~15 min more)"
 
 unit: ## main module tests, with the race detector
 	@echo "==> [2/5] unit: the main module's tests with the race detector"
