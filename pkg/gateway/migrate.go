@@ -527,9 +527,6 @@ func undoMigration(ctx context.Context, kc kubernetes.Interface, e journal.Entry
 			return "", fmt.Errorf("removing the external-dns annotations from %s/%s: %w", ns, e.Undo["newName"], err)
 		}
 		return "", nil
-	case OpRetireService:
-		_, msg, err := recreateRetired(ctx, kc, e, timeout)
-		return msg, err
 	}
 	return "", fmt.Errorf("unknown gateway operation %q in the journal", e.Operation)
 }
@@ -568,36 +565,9 @@ func recreateRetired(ctx context.Context, kc kubernetes.Interface, e journal.Ent
 // Redirects: the moved records can only go back once the old gateway
 // serves again. First step of a migration's rollback.
 func RestoreRetired(ctx context.Context, kc kubernetes.Interface, j Journal, timeout time.Duration) ([]RollbackResult, error) {
-	jr, err := j.Load(ctx)
+	results, err := rollback(ctx, kc, j, timeout, func(e journal.Entry) bool { return e.Operation == OpRetireService })
 	if err != nil {
-		return nil, err
-	}
-	var results []RollbackResult
-	var failed []string
-	for _, e := range Undoable(jr) {
-		if e.Operation != OpRetireService {
-			continue
-		}
-		r := RollbackResult{Operation: e.Operation, Resource: e.Resource}
-		host, msg, err := recreateRetired(ctx, kc, e, timeout)
-		if err == nil && host == "" {
-			err = fmt.Errorf("service %s/%s has no load balancer hostname to move the records back to; re-run the rollback once it has one", e.Undo["namespace"], e.Undo["name"])
-		}
-		if err != nil {
-			r.Status, r.Message = "failed", err.Error()
-			failed = append(failed, e.Resource+": "+err.Error())
-			results = append(results, r)
-			continue
-		}
-		r.Status, r.Message = "undone", msg
-		if err := setState(ctx, j, e, journal.Undone, map[string]string{"recreatedHostname": host, "rollbackNote": msg}); err != nil {
-			r.Status, r.Message = "failed", "created again but not recorded: "+err.Error()
-			failed = append(failed, e.Resource+": "+r.Message)
-		}
-		results = append(results, r)
-	}
-	if len(failed) > 0 {
-		return results, fmt.Errorf("putting the retired gateway back: %s; nothing else was rolled back", strings.Join(failed, "; "))
+		return results, fmt.Errorf("putting the retired gateway back: %w; nothing else was rolled back", err)
 	}
 	return results, nil
 }

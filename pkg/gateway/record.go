@@ -238,11 +238,25 @@ func rollback(ctx context.Context, kc kubernetes.Interface, j Journal, timeout t
 	var failed []string
 	for _, e := range slices.DeleteFunc(Undoable(jr), func(e journal.Entry) bool { return !which(e) }) {
 		r := RollbackResult{Operation: e.Operation, Resource: e.Resource}
-		msg, err := undoOne(ctx, kc, j, e, timeout)
+		var msg string
+		var restored map[string]string // a retired Service created again: its new hostname
+		if e.Operation == OpRetireService {
+			var host string
+			host, msg, err = recreateRetired(ctx, kc, e, timeout)
+			if err == nil && host == "" {
+				err = fmt.Errorf("service %s/%s has no load balancer hostname to move the records back to; re-run the rollback once it has one", e.Undo["namespace"], e.Undo["name"])
+			}
+			restored = map[string]string{"recreatedHostname": host, "rollbackNote": msg}
+		} else {
+			msg, err = undoOne(ctx, kc, j, e, timeout)
+		}
 		switch {
 		case err != nil:
 			r.Status, r.Message = "failed", err.Error()
 			failed = append(failed, e.Resource+": "+err.Error())
+		case restored != nil:
+			r.Status, r.Message = "undone", msg
+			err = setState(ctx, j, e, journal.Undone, restored)
 		case msg != "":
 			r.Status, r.Message = "skipped", msg
 			err = setState(ctx, j, e, journal.Undone, map[string]string{"rollbackNote": msg})
@@ -275,7 +289,7 @@ func undoOne(ctx context.Context, kc kubernetes.Interface, j Journal, e journal.
 		return "", err
 	}
 	switch e.Operation {
-	case OpMigrateService, OpMoveExternalDNS, OpRetireService:
+	case OpMigrateService, OpMoveExternalDNS:
 		return undoMigration(ctx, kc, e, timeout)
 	case OpPatchService:
 		if apierrors.IsNotFound(err) || cur.UID != uid {

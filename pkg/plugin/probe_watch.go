@@ -147,20 +147,31 @@ func (o *probeWatchOptions) Validate(args []string) error {
 	if len(args) == 0 {
 		args = []string{probe.TargetIngress}
 	}
-	o.specs = nil
+	specs, err := parseTargetSpecs(args, "target")
+	o.specs = specs
+	return err
+}
+
+// parseTargetSpecs parses each target (what names them in errors), once
+// each: a bad or repeated one is a usage error.
+func parseTargetSpecs(args []string, what string) ([]probe.TargetSpec, error) {
+	var specs []probe.TargetSpec
 	seen := map[string]bool{}
 	for _, a := range args {
 		spec, err := probe.ParseTargetSpec(a)
 		if err != nil {
-			return cli.Usagef("%v", err)
+			if what == "target" {
+				return nil, cli.Usagef("%v", err)
+			}
+			return nil, cli.Usagef("%s: %v", what, err)
 		}
 		if seen[a] {
-			return cli.Usagef("target %q is given twice", a)
+			return nil, cli.Usagef("%s %q is given twice", what, a)
 		}
 		seen[a] = true
-		o.specs = append(o.specs, spec)
+		specs = append(specs, spec)
 	}
-	return nil
+	return specs, nil
 }
 
 // Run sets up the targets, probes until --duration or Ctrl-C, cleans up

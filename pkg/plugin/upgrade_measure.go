@@ -36,22 +36,16 @@ func (o *UpgradeOptions) validateMeasure() error {
 	if len(o.MeasureTargets) > 0 && !o.Measure {
 		return cli.Usagef("--measure-target goes with --measure (it is on unless --measure=false)")
 	}
-	o.measureSpecs = nil
-	seen := map[string]bool{}
-	for _, a := range o.MeasureTargets {
-		spec, err := probe.ParseTargetSpec(a)
-		if err != nil {
-			return cli.Usagef("--measure-target: %v", err)
-		}
-		if spec.Kind != probe.TargetURL {
-			return cli.Usagef("--measure-target takes URLs (http://HOST[:PORT]/PATH); the ingress gateway is measured already, got %q", a)
-		}
-		if seen[a] {
-			return cli.Usagef("--measure-target %q is given twice", a)
-		}
-		seen[a] = true
-		o.measureSpecs = append(o.measureSpecs, spec)
+	specs, err := parseTargetSpecs(o.MeasureTargets, "--measure-target")
+	if err != nil {
+		return err
 	}
+	for i, spec := range specs {
+		if spec.Kind != probe.TargetURL {
+			return cli.Usagef("--measure-target takes URLs (http://HOST[:PORT]/PATH); the ingress gateway is measured already, got %q", o.MeasureTargets[i])
+		}
+	}
+	o.measureSpecs = specs
 	return nil
 }
 
