@@ -1,7 +1,11 @@
 // Command testsum reads `go test -json` on stdin and prints what a person
 // watching `make test` needs: each package's result as go test prints it,
 // with -tests a line per finished test (so a long e2e stage is not
-// silent), the output of every failed test, and a closing count. With
+// silent), the output of every failed test, and a closing count. The
+// closing count is preceded by a recap of each failure: only the lines the
+// failing tests wrote from their own _test.go files (t.Fatal, t.Error,
+// t.Log), so the cause is at the end of a long log, above the count, and not
+// buried in thousands of lines of kube-apiserver logging. With
 // -counts FILE it adds this stage's counts to FILE; -total FILE prints the
 // closing line of the whole run from that file instead of reading stdin.
 package main
@@ -13,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -27,7 +32,16 @@ type event struct {
 	Output  string
 }
 
-type counts struct{ Run, Pass, Fail, Skip int }
+type counts struct {
+	Run, Pass, Fail, Skip int
+	failures              []failure // in the order they ended
+}
+
+// failure is a failed test and the lines it wrote from its _test.go files.
+type failure struct {
+	Name  string // package's last element and test
+	Lines []string
+}
 
 func main() {
 	stage := flag.String("stage", "tests", "the stage's name, for the closing line")
@@ -39,6 +53,7 @@ func main() {
 		os.Exit(printTotal(*total))
 	}
 	c, failedBuild := summarize(os.Stdin, os.Stdout, *perTest)
+	printRecap(os.Stdout, c.failures)
 	fmt.Printf("--- %s: %d tests run, %d passed, %d skipped, %d failed\n", *stage, c.Run, c.Pass, c.Skip, c.Fail)
 	if *countsFile != "" {
 		f, err := os.OpenFile(*countsFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -105,6 +120,8 @@ func summarize(in io.Reader, out io.Writer, perTest bool) (counts, bool) {
 					c.Fail++
 				}
 				fmt.Fprintf(out, "=== FAIL %s %s (%.1fs)\n%s", e.Package, e.Test, e.Elapsed, strings.Join(outputs[key], ""))
+				pkg := e.Package[strings.LastIndex(e.Package, "/")+1:]
+				c.failures = append(c.failures, failure{Name: pkg + " " + e.Test, Lines: ownLines(outputs[key])})
 			}
 			if top && perTest && e.Action != "fail" {
 				fmt.Fprintf(out, "    %s %s (%.1fs)\n", strings.ToUpper(e.Action), e.Test, e.Elapsed)
@@ -113,6 +130,57 @@ func summarize(in io.Reader, out io.Writer, perTest bool) (counts, bool) {
 		}
 	}
 	return c, failedBuild
+}
+
+// testLine matches the start of a line a test wrote with t.Log, t.Error or
+// t.Fatal from one of its own files: "    gateway_test.go:199: ...".
+var testLine = regexp.MustCompile(`^\s+[\w.-]+_test\.go:\d+: `)
+
+// recapLines bounds the lines recapped per failed test.
+const recapLines = 40
+
+// ownLines keeps the lines a test wrote from its _test.go files, each with
+// its continuation lines (the more indented ones that follow it), and drops
+// the rest (what the components it started logged through t.Log from their
+// own files).
+func ownLines(output []string) []string {
+	var out []string
+	in := false
+	for _, chunk := range output {
+		for _, l := range strings.Split(strings.TrimRight(chunk, "\n"), "\n") {
+			switch {
+			case testLine.MatchString(l):
+				in = true
+			case in && strings.HasPrefix(l, "        "):
+			default:
+				in = false
+			}
+			if in {
+				out = append(out, l)
+			}
+		}
+	}
+	if len(out) > recapLines {
+		out = append(out[:recapLines], fmt.Sprintf("        ... %d more lines in the output above", len(out)-recapLines))
+	}
+	return out
+}
+
+// printRecap prints each failed test with its own lines.
+func printRecap(w io.Writer, failures []failure) {
+	if len(failures) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "--- failed tests, with the lines they wrote themselves (the whole output is above):\n")
+	for _, f := range failures {
+		fmt.Fprintf(w, "  %s\n", f.Name)
+		if len(f.Lines) == 0 {
+			fmt.Fprintf(w, "        (no line from a _test.go file: see its output above)\n")
+		}
+		for _, l := range f.Lines {
+			fmt.Fprintln(w, l)
+		}
+	}
 }
 
 func printTotal(path string) int {
