@@ -82,6 +82,7 @@ type Node struct {
 	lock       *os.File
 	containerd *exec.Cmd
 	exited     chan struct{}
+	kubelet    *Kubelet
 	stopSig    func()
 
 	mu      sync.Mutex
@@ -214,6 +215,9 @@ func (n *Node) Down() error {
 	start := time.Now()
 	if n.stopSig != nil {
 		n.stopSig()
+	}
+	if n.kubelet != nil {
+		n.kubelet.stop()
 	}
 	if n.containerd != nil && n.containerd.Process != nil {
 		n.containerd.Process.Signal(syscall.SIGTERM)

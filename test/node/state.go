@@ -40,6 +40,18 @@ type record struct {
 	// reader's information; cleanup finds processes by what they reference
 	// (Dir, the cgroup, the netns), not by a PID that may have been reused.
 	Containerd int `json:"containerdPID,omitempty"`
+	Kubelet    int `json:"kubeletPID,omitempty"`
+	// Sysctls are the kernel settings a kubelet changes, as they were
+	// before it started (restored by cleanup).
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// KubeChains is set before a kubelet (or kube-proxy) starts: they make
+	// iptables chains named KUBE-* in the host's tables, which cleanup
+	// removes with the rules that jump to them. A node starts these
+	// components only when no KUBE-* chain exists (KubeChainsPresent).
+	KubeChains bool `json:"kubeChains,omitempty"`
+	// DevicePluginSocket is the kubelet's device plugin socket, at a fixed
+	// path outside Dir.
+	DevicePluginSocket string `json:"devicePluginSocket,omitempty"`
 }
 
 func (r *record) path() string { return filepath.Join(StateDir, r.ID+".json") }
@@ -174,6 +186,16 @@ func (r *record) cleanup() error {
 	if err := r.killProcesses(10 * time.Second); err != nil {
 		fail("processes", err)
 	}
+	// 1b. The kernel settings a kubelet changed, and the container log
+	// links it makes in a fixed place.
+	if len(r.Sysctls) > 0 {
+		if err := restoreSysctls(r.Sysctls); err != nil {
+			fail("kernel settings", err)
+		}
+	}
+	if err := r.removeContainerLogLinks(); err != nil {
+		fail("container log links", err)
+	}
 	// 2. Mounts under Dir: container rootfs (overlay), netns bind mounts.
 	if err := unmountUnder(r.Dir); err != nil {
 		fail("mounts", err)
@@ -189,6 +211,19 @@ func (r *record) cleanup() error {
 		if err := deleteTaggedRules(r.Comment); err != nil {
 			fail("iptables rules "+r.Comment, err)
 		}
+	}
+	// 4b. The chains Kubernetes components made, and the kubelet's socket
+	// outside Dir.
+	if r.KubeChains {
+		if err := deleteKubeChains(); err != nil {
+			fail("iptables KUBE-* chains", err)
+		}
+	}
+	if r.DevicePluginSocket != "" {
+		if err := os.Remove(r.DevicePluginSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
+			fail("device plugin socket", err)
+		}
+		removeIfEmpty(filepath.Dir(r.DevicePluginSocket), filepath.Dir(filepath.Dir(r.DevicePluginSocket)))
 	}
 	// 5. cgroups.
 	if r.Cgroup != "" {
@@ -562,6 +597,79 @@ func deleteTaggedRules(comment string) error {
 	return nil
 }
 
+// kubeChainPrefix names the chains kubelet and kube-proxy make.
+const kubeChainPrefix = "KUBE-"
+
+// kubeChains lists, per front end and table, the KUBE-* chains and the
+// rules (as -S prints them) that jump to one from a built-in chain.
+func kubeChains() (chains map[[3]string]bool, jumps [][]string, err error) {
+	chains = map[[3]string]bool{}
+	for _, tool := range iptablesTools {
+		if _, err := exec.LookPath(tool); err != nil {
+			continue
+		}
+		for _, table := range []string{"filter", "nat", "mangle", "raw"} {
+			b, err := exec.Command(tool, "-w", "-t", table, "-S").Output()
+			if err != nil {
+				continue // a table this kernel does not have
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				f := strings.Fields(line)
+				switch {
+				case len(f) >= 2 && f[0] == "-N" && strings.HasPrefix(f[1], kubeChainPrefix):
+					chains[[3]string{tool, table, f[1]}] = true
+				case len(f) >= 2 && f[0] == "-A" && !strings.HasPrefix(f[1], kubeChainPrefix) && strings.Contains(line, " -j "+kubeChainPrefix):
+					args, err := splitRule(line[3:])
+					if err != nil {
+						return nil, nil, err
+					}
+					jumps = append(jumps, append([]string{tool, "-w", "-t", table, "-D"}, args...))
+				}
+			}
+		}
+	}
+	return chains, jumps, nil
+}
+
+// KubeChainsPresent names the KUBE-* chains on this machine (kubelet's or
+// kube-proxy's): a node starts neither while any exists, since it could
+// not tell them from its own when it cleans up.
+func KubeChainsPresent() ([]string, error) {
+	chains, _, err := kubeChains()
+	var out []string
+	for c := range chains {
+		out = append(out, c[0]+" -t "+c[1]+" "+c[2])
+	}
+	sort.Strings(out)
+	return out, err
+}
+
+// deleteKubeChains removes the rules that jump to KUBE-* chains from
+// built-in ones, then flushes every KUBE-* chain, then deletes them.
+func deleteKubeChains() error {
+	chains, jumps, err := kubeChains()
+	if err != nil {
+		return err
+	}
+	var cmds [][]string
+	cmds = append(cmds, jumps...)
+	for c := range chains {
+		cmds = append(cmds, []string{c[0], "-w", "-t", c[1], "-F", c[2]})
+	}
+	for c := range chains {
+		cmds = append(cmds, []string{c[0], "-w", "-t", c[1], "-X", c[2]})
+	}
+	for _, c := range cmds {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	if left, err := KubeChainsPresent(); err != nil || len(left) > 0 {
+		return fmt.Errorf("still there after deleting: %v (%v)", left, err)
+	}
+	return nil
+}
+
 // cgroupRoots are the mounted cgroup hierarchies (cgroup v1 controllers,
 // named hierarchies and the unified one).
 func cgroupRoots() []string {
@@ -631,4 +739,33 @@ func removeCgroups(rel string) error {
 func shimSocketPath(grpcAddress, ns, id string) string {
 	d := sha256.Sum256([]byte(filepath.Join(grpcAddress, ns, id)))
 	return fmt.Sprintf("/run/containerd/s/%x", d)
+}
+
+// ContainerLogsDir is where a kubelet links each container's log (a fixed
+// path in the kubelet), named <pod>_<namespace>_<container>-<ID>.log.
+const ContainerLogsDir = "/var/log/containers"
+
+// removeContainerLogLinks removes the links in ContainerLogsDir that point
+// into the run's Dir, and the directory when that leaves it empty.
+func (r *record) removeContainerLogLinks() error {
+	if r.Dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(ContainerLogsDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(ContainerLogsDir, e.Name())
+		if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, r.Dir+"/") {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	removeIfEmpty(ContainerLogsDir)
+	return nil
 }

@@ -1,0 +1,207 @@
+package e2e
+
+// A real node under the in-process kube-apiserver (issue 19): containerd,
+// runc and the bridge CNI from test/node, and a real kubelet built from the
+// same Kubernetes release as the API server. Pods here are real containers
+// with the addresses the CNI gave them.
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/component-base/version"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/harness"
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/node"
+)
+
+type realNode struct {
+	api     *harness.APIServer
+	node    *node.Node
+	kubelet *node.Kubelet
+}
+
+// upRealNode starts an API server (IPv4-only Service range, kubelets
+// reached at their InternalIP), a node and its kubelet, and waits for the
+// Node to be Ready.
+func upRealNode(t *testing.T, ctx context.Context) *realNode {
+	t.Helper()
+	if m := node.Missing(); len(m) > 0 {
+		t.Skipf("a real node needs %s: run `make node-deps` as root", strings.Join(m, ", "))
+	}
+	api, err := harness.StartAPIServer(t, harness.APIServerOptions{
+		ServiceCIDRs: "10.96.0.0/16",
+		ExtraFlags:   []string{"--kubelet-preferred-address-types=InternalIP"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	// The kubelet reports the release the API server is built from (the
+	// Makefile's KUBE_LDFLAGS, read back from this test binary).
+	bin, err := node.Build(ctx, binDir, node.KubeletPackage, node.VersionLDFlags(version.Get().GitVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubelet built in %s", time.Since(t0).Round(time.Millisecond))
+	kernelBefore := kernelSettings(t)
+	n, err := node.Up(ctx, node.Config{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Down(); err != nil {
+			t.Error(err)
+		}
+		// What the kubelet changed outside the node's dir is put back.
+		if after := kernelSettings(t); after != kernelBefore {
+			t.Errorf("kernel settings after the node: %s; before: %s", after, kernelBefore)
+		}
+		if left, err := node.KubeChainsPresent(); err != nil || len(left) > 0 {
+			t.Errorf("iptables chains left: %v (%v)", left, err)
+		}
+		if _, err := os.Stat(node.DevicePluginSocket); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the kubelet's device plugin socket is left: %v", err)
+		}
+	})
+	t0 = time.Now()
+	k, err := n.StartKubelet(ctx, node.KubeletConfig{Binary: bin, Kubeconfig: api.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn := &realNode{api: api, node: n, kubelet: k}
+	var exited string
+	err = harness.WaitFor(ctx, 2*time.Minute, "node "+k.NodeName+" Ready", func(ctx context.Context) (bool, error) {
+		if gone, log := k.Exited(); gone {
+			exited = log
+			return true, nil
+		}
+		nd, err := api.Kube.CoreV1().Nodes().Get(ctx, k.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range nd.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if exited != "" {
+		t.Fatalf("the kubelet exited: %s", exited)
+	}
+	if err != nil {
+		t.Fatalf("%v\nkubelet log:\n%s", err, k.LogTail(40))
+	}
+	t.Logf("node %s Ready %s after the kubelet started", k.NodeName, time.Since(t0).Round(time.Millisecond))
+	return rn
+}
+
+// kernelSettings reads the settings a kubelet changes.
+func kernelSettings(t *testing.T) string {
+	t.Helper()
+	var out []string
+	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops"} {
+		b, err := os.ReadFile("/proc/sys/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, k+"="+strings.TrimSpace(string(b)))
+	}
+	return strings.Join(out, " ")
+}
+
+// sleeper is a busybox pod bound to the node (there is no scheduler).
+func (rn *realNode) sleeper(ns, name string) *corev1.Pod {
+	no := false
+	var grace int64 = 1
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{
+			NodeName:                      rn.kubelet.NodeName,
+			AutomountServiceAccountToken:  &no,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: "main", Image: node.BusyboxImageName, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+}
+
+// runPod creates the pod and waits until it runs, returning it.
+func runPod(t *testing.T, ctx context.Context, kc kubernetes.Interface, rn *realNode, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	if _, err := kc.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got *corev1.Pod
+	err := harness.WaitFor(ctx, time.Minute, "pod "+pod.Name+" running", func(ctx context.Context) (bool, error) {
+		p, err := kc.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		got = p
+		return p.Status.Phase == corev1.PodRunning && len(p.Status.PodIPs) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("%v: %+v\nkubelet log:\n%s", err, got.Status, rn.kubelet.LogTail(30))
+	}
+	return got
+}
+
+func podAddrs(p *corev1.Pod) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TestRealNodeKubeletRunsPods: a real kubelet registers the node and runs
+// pods through containerd. Before the node's IPv6 range exists a pod gets
+// one IPv4 address from 10.244.0.0/24; after it, a pod created anew gets
+// both families, and the pod created before keeps its one (the known
+// real-world fact the workloads phase exists for).
+func TestRealNodeKubeletRunsPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rn := upRealNode(t, ctx)
+	kc := rn.api.Kube
+	if err := harness.EnsureNamespace(ctx, kc, "apps", nil); err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := netip.MustParsePrefix(node.IPv4Range), netip.MustParsePrefix(node.IPv6Range)
+
+	before := runPod(t, ctx, kc, rn, rn.sleeper("apps", "before"))
+	if a := podAddrs(before); len(a) != 1 || !v4.Contains(a[0]) {
+		t.Fatalf("pod before the IPv6 range: podIPs %v, want one address in %s", before.Status.PodIPs, v4)
+	}
+	t.Logf("pod before: %v", before.Status.PodIPs)
+
+	if err := rn.node.AddIPv6Range(); err != nil {
+		t.Fatal(err)
+	}
+	after := runPod(t, ctx, kc, rn, rn.sleeper("apps", "after"))
+	if a := podAddrs(after); len(a) != 2 || !v4.Contains(a[0]) || !v6.Contains(a[1]) {
+		t.Fatalf("pod after the IPv6 range: podIPs %v, want one in %s and one in %s", after.Status.PodIPs, v4, v6)
+	}
+	t.Logf("pod after: %v", after.Status.PodIPs)
+	again, err := kc.CoreV1().Pods("apps").Get(ctx, "before", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Status.PodIPs) != 1 {
+		t.Fatalf("the pod created before the IPv6 range now has %v; a running pod keeps its addresses", again.Status.PodIPs)
+	}
+}
