@@ -73,7 +73,8 @@ type KubeletConfig struct {
 	// Binary is the kubelet to run (Build(ctx, dir, KubeletPackage)).
 	Binary string
 	// Kubeconfig is the file with the API server and the credentials the
-	// kubelet registers the node with.
+	// kubelet registers the node with. Empty: a standalone kubelet, which
+	// runs only the static pods in Kubelet.ManifestDir.
 	Kubeconfig string
 	// ClusterDNS is the cluster DNS Service's addresses (pods' resolv.conf),
 	// ClusterDomain its domain (default cluster.local).
@@ -92,6 +93,8 @@ type Kubelet struct {
 	// it there, as the node's InternalIP.
 	Address string
 	Log     string
+	// ManifestDir is its static pod path: a pod manifest written there runs.
+	ManifestDir string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -105,8 +108,8 @@ func (n *Node) NodeName() string { return "kds-" + n.ID }
 // exist yet: wait for it to be Ready). Down stops it and restores the kernel
 // settings it changed.
 func (n *Node) StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, error) {
-	if cfg.Binary == "" || cfg.Kubeconfig == "" {
-		return nil, errors.New("node: a kubelet needs a binary and a kubeconfig")
+	if cfg.Binary == "" {
+		return nil, errors.New("node: a kubelet needs its binary")
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
@@ -175,21 +178,25 @@ func (n *Node) StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, e
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(cfg.Binary,
+	args := []string{
 		"--config", confPath,
-		"--kubeconfig", cfg.Kubeconfig,
 		"--root-dir", filepath.Join(dir, "root"),
 		"--cert-dir", filepath.Join(dir, "pki"),
 		"--hostname-override", n.NodeName(),
 		"--node-ip", strings.Join(cfg.NodeIPs, ","),
 		"--v", "2",
-	)
+	}
+	if cfg.Kubeconfig != "" {
+		args = append(args, "--kubeconfig", cfg.Kubeconfig)
+	}
+	cmd := exec.Command(cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	k := &Kubelet{NodeName: n.NodeName(), Address: net.JoinHostPort(host, strconv.Itoa(port)), Log: logPath, cmd: cmd, exited: make(chan struct{})}
+	k := &Kubelet{NodeName: n.NodeName(), Address: net.JoinHostPort(host, strconv.Itoa(port)), Log: logPath,
+		ManifestDir: filepath.Join(dir, "manifests"), cmd: cmd, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(k.exited) }()
 	n.kubelet = k
 	if err := n.update(func(r *record) { r.Kubelet = cmd.Process.Pid }); err != nil {

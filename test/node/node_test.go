@@ -14,14 +14,20 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestMain(m *testing.M) {
 	start := time.Now()
 	code := m.Run()
+	if binDirPath != "" {
+		os.RemoveAll(binDirPath)
+	}
 	if os.Getenv(helperEnv) == "" {
 		fmt.Printf("node tests: %s in all\n", time.Since(start).Round(time.Millisecond))
 	}
@@ -86,6 +92,19 @@ func assertGone(t *testing.T, r *record, tasks []task) {
 	}
 	if files := r.cniCacheFiles(tasks); len(files) > 0 {
 		t.Errorf("CNI cache files left: %v", files)
+	}
+	if r.KubeChains {
+		if left, err := KubeChainsPresent(); err != nil || len(left) > 0 {
+			t.Errorf("the kubelet's iptables chains left: %v %v", left, err)
+		}
+	}
+	for k, v := range r.Sysctls {
+		if b, err := os.ReadFile("/proc/sys/" + k); err != nil || strings.TrimSpace(string(b)) != v {
+			t.Errorf("kernel setting %s is %q, was %q before the kubelet (%v)", k, strings.TrimSpace(string(b)), v, err)
+		}
+	}
+	if r.DevicePluginSocket != "" && exists(r.DevicePluginSocket) {
+		t.Errorf("the kubelet's socket %s left", r.DevicePluginSocket)
 	}
 	for _, p := range []string{r.Dir, r.path()} {
 		if exists(p) {
@@ -266,17 +285,99 @@ func TestNodeKilledRunHelper(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
+	// And a kubelet (standalone: there is no API server here) running a
+	// static pod: its iptables chains, kernel settings and socket, and a pod
+	// of its own, are left too when the run is killed.
+	if bin := os.Getenv(kubeletEnv); bin != "" {
+		k, err := n.StartKubelet(ctx, KubeletConfig{Binary: bin})
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+		if err := runStaticPod(ctx, k, cc, "static1"); err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+	}
 	fmt.Printf("READY %s %s pod %s\n", n.ID, c.IPs, pod.ips)
 	select {}
 }
 
+// kubeletEnv passes the kubelet binary the parent built to the helper run.
+const kubeletEnv = "KDS_NODE_KUBELET"
+
+// kubeletBinary builds the kubelet once per test process (a link, when
+// the e2e tests built it already).
+func kubeletBinary(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	t0 := time.Now()
+	bin, err := Build(ctx, binDir(t), KubeletPackage, VersionLDFlags("v1.37.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubelet built in %s", time.Since(t0).Round(time.Millisecond))
+	return bin
+}
+
+var (
+	binDirOnce sync.Once
+	binDirPath string
+	binDirErr  error
+)
+
+// binDir is a directory for built binaries that lives as long as the test
+// process (removed by TestMain).
+func binDir(t *testing.T) string {
+	binDirOnce.Do(func() { binDirPath, binDirErr = os.MkdirTemp("", "kds-node-bin-") })
+	if binDirErr != nil {
+		t.Fatal(binDirErr)
+	}
+	return binDirPath
+}
+
+// runStaticPod writes a static pod manifest for the kubelet and waits until
+// containerd's CRI runs its container.
+func runStaticPod(ctx context.Context, k *Kubelet, cc *criClient, name string) error {
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %s
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+`, name, BusyboxImageName)
+	if err := os.WriteFile(filepath.Join(k.ManifestDir, name+".yaml"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if gone, log := k.Exited(); gone {
+			return fmt.Errorf("the kubelet exited: %s", log)
+		}
+		r, err := cc.rt.ListContainers(ctx, &cri.ListContainersRequest{Filter: &cri.ContainerFilter{
+			State:         &cri.ContainerStateValue{State: cri.ContainerState_CONTAINER_RUNNING},
+			LabelSelector: map[string]string{"io.kubernetes.pod.name": name + "-" + k.NodeName},
+		}})
+		if err == nil && len(r.Containers) > 0 {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("static pod %s not running after 90s; kubelet log:\n%s", name, k.LogTail(20))
+}
+
 // startHelper runs TestNodeKilledRunHelper in a child process (mode "kill"
 // or "term") and returns once its node is up with a container running.
-func startHelper(t *testing.T, ctx context.Context, mode string) (*exec.Cmd, string) {
+func startHelper(t *testing.T, ctx context.Context, mode, kubelet string) (*exec.Cmd, string) {
 	t.Helper()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNodeKilledRunHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, kubeletEnv+"="+kubelet)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -335,7 +436,7 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	cmd, id := startHelper(t, ctx, "kill")
+	cmd, id := startHelper(t, ctx, "kill", kubeletBinary(t, ctx))
 	// Killed in the middle: no deferred cleanup, no signal handler.
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -358,12 +459,23 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 		}
 	}
 	cniCache := r.cniCacheFiles(tasks)
-	t.Logf("the killed run %s left: processes %v, mounts %v, bridge %s present=%v, %d iptables rules, %d tasks, shim sockets %v, CNI cache %v",
-		id, pids, mps, r.Bridge, linkExists(r.Bridge), len(rules), len(tasks), shims, cniCache)
-	// A ctr container and a CRI pod sandbox: two tasks, two shims, and the
-	// CRI's CNI cache (the pod's eth0 on kds-<id>, its lo on cni-loopback).
-	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 || len(tasks) != 2 || len(shims) != 2 || len(cniCache) != 2 {
-		t.Fatalf("expected a killed run to leave processes, mounts, its bridge, rules, two shim sockets and two CNI cache files; the test proves nothing otherwise")
+	chains, _ := KubeChainsPresent()
+	var changed []string
+	for k, v := range r.Sysctls {
+		if b, _ := os.ReadFile("/proc/sys/" + k); strings.TrimSpace(string(b)) != v {
+			changed = append(changed, k)
+		}
+	}
+	t.Logf("the killed run %s left: processes %v, mounts %v, bridge %s present=%v, %d iptables rules, %d tasks, shim sockets %v, CNI cache %v, the kubelet's chains %v, kernel settings changed %v, its socket present=%v",
+		id, pids, mps, r.Bridge, linkExists(r.Bridge), len(rules), len(tasks), shims, cniCache, chains, changed, exists(r.DevicePluginSocket))
+	// A ctr container, a CRI pod sandbox and the kubelet's static pod (its
+	// sandbox and container): four tasks, three shims (a pod's containers
+	// share its sandbox's), and the CRI's CNI cache (each pod's eth0 on
+	// kds-<id>, its lo on cni-loopback); the kubelet's chains, the kernel
+	// settings it changed, and its socket.
+	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 || len(tasks) != 4 || len(shims) != 3 || len(cniCache) != 4 ||
+		len(chains) == 0 || len(changed) == 0 || !exists(r.DevicePluginSocket) {
+		t.Fatalf("expected a killed run to leave processes, mounts, its bridge, rules, four tasks, three shim sockets, four CNI cache files, the kubelet's chains, changed kernel settings and its socket; the test proves nothing otherwise")
 	}
 
 	// The next run cleans all of it and comes up.
@@ -386,7 +498,7 @@ func TestNodeTearsDownOnSIGTERM(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd, id := startHelper(t, ctx, "term")
+	cmd, id := startHelper(t, ctx, "term", kubeletBinary(t, ctx))
 	r := readRecord(t, id)
 	tasks := r.tasks()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
