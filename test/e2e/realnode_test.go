@@ -8,14 +8,20 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/version"
 
@@ -203,5 +209,169 @@ func TestRealNodeKubeletRunsPods(t *testing.T) {
 	}
 	if len(again.Status.PodIPs) != 1 {
 		t.Fatalf("the pod created before the IPv6 range now has %v; a running pod keeps its addresses", again.Status.PodIPs)
+	}
+}
+
+// startControllerManager runs the real kube-controller-manager with the
+// controllers a workload needs.
+func startControllerManager(t *testing.T, ctx context.Context, rn *realNode) *harness.ControllerManager {
+	t.Helper()
+	bin, err := node.Build(ctx, binDir, harness.ControllerManagerPackage, node.VersionLDFlags(version.Get().GitVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := harness.StartControllerManager(t, rn.api, bin, t.TempDir(), "deployment", "replicaset", "endpointslice", "disruption")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+// TestRealNodeWorkloadsRecreatesRealPods: the workloads command on real
+// pods. A Deployment's pods (made by the real ReplicaSet controller, run
+// by the kubelet) start IPv4-only; the node gets its IPv6 range, as a
+// conversion gives it; `workloads` evicts them through the budget the real
+// disruption controller keeps, and the Deployment's new pods come back
+// from the CNI with 10.244.0.x and fd10:244::x, listed so by the real
+// EndpointSlice controller.
+func TestRealNodeWorkloadsRecreatesRealPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rn := upRealNode(t, ctx)
+	cm := startControllerManager(t, ctx, rn)
+	kc := rn.api.Kube
+	const ns = "apps"
+	if err := harness.EnsureNamespace(ctx, kc, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	replicas := int32(2)
+	tmpl := rn.sleeper(ns, "web")
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: tmpl.Labels}, Spec: tmpl.Spec},
+		},
+	}
+	if _, err := kc.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	one := intstr.FromInt32(1)
+	if _, err := kc.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: &one, Selector: dep.Spec.Selector},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := netip.MustParsePrefix(node.IPv4Range), netip.MustParsePrefix(node.IPv6Range)
+
+	// Two running pods, IPv4 only, and the budget's status from the
+	// disruption controller.
+	before := waitPods(t, ctx, rn, cm, ns, "app=web", 2, 1)
+	for _, p := range before {
+		if a := podAddrs(p); !v4.Contains(a[0]) {
+			t.Fatalf("pod %s: podIPs %v, want one in %s", p.Name, p.Status.PodIPs, v4)
+		}
+	}
+	if err := harness.WaitFor(ctx, time.Minute, "the budget's status", func(ctx context.Context) (bool, error) {
+		p, err := kc.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && p.Status.ObservedGeneration == p.Generation && p.Status.CurrentHealthy == 2 && p.Status.DisruptionsAllowed == 1, err
+	}); err != nil {
+		t.Fatalf("%v\nkube-controller-manager log:\n%s", err, cm.LogTail(20))
+	}
+	wantSlice(t, ctx, kc, ns, "web", before)
+
+	if err := rn.node.AddIPv6Range(); err != nil {
+		t.Fatal(err)
+	}
+	r := plugin(t, rn.api.Kubeconfig, nil, "workloads", "--include-namespaces", ns, "--yes", "--timeout", "3m", "-o", "json")
+	w := parseWorkloads(t, r)
+	t.Logf("workloads: outcome %q, %s", w.Outcome, w.Message)
+	if r.Code != 0 {
+		t.Fatalf("workloads:\n%s\nkubelet log:\n%s", r, rn.kubelet.LogTail(20))
+	}
+	after := waitPods(t, ctx, rn, cm, ns, "app=web", 2, 2)
+	old := map[types.UID]bool{}
+	for _, p := range before {
+		old[p.UID] = true
+	}
+	for _, p := range after {
+		a := podAddrs(p)
+		if old[p.UID] || len(a) != 2 || !v4.Contains(a[0]) || !v6.Contains(a[1]) {
+			t.Fatalf("after workloads, pod %s (re-created: %v) has podIPs %v; want a new pod with one address in %s and one in %s",
+				p.Name, !old[p.UID], p.Status.PodIPs, v4, v6)
+		}
+		t.Logf("re-created pod %s: %v", p.Name, p.Status.PodIPs)
+	}
+	wantSlice(t, ctx, kc, ns, "web", after)
+}
+
+// waitPods waits until the selector matches exactly n running pods with
+// families addresses each, and returns them.
+func waitPods(t *testing.T, ctx context.Context, rn *realNode, cm *harness.ControllerManager, ns, selector string, n, families int) []*corev1.Pod {
+	t.Helper()
+	var got []*corev1.Pod
+	var last string
+	err := harness.WaitFor(ctx, 2*time.Minute, fmt.Sprintf("%d running pods %s with %d address(es)", n, selector, families), func(ctx context.Context) (bool, error) {
+		l, err := rn.api.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		got = got[:0]
+		var states []string
+		for i := range l.Items {
+			p := &l.Items[i]
+			states = append(states, fmt.Sprintf("%s %s %v deleting=%v", p.Name, p.Status.Phase, p.Status.PodIPs, p.DeletionTimestamp != nil))
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && len(p.Status.PodIPs) == families {
+				got = append(got, p)
+			}
+		}
+		last = strings.Join(states, "; ")
+		return len(got) == n && len(l.Items) == n, nil
+	})
+	if err != nil {
+		t.Fatalf("%v; pods: %s\nkube-controller-manager log:\n%s\nkubelet log:\n%s", err, last, cm.LogTail(15), rn.kubelet.LogTail(15))
+	}
+	return got
+}
+
+// wantSlice checks that the Service's EndpointSlices (the real controller's)
+// list exactly the pods' addresses, per family.
+func wantSlice(t *testing.T, ctx context.Context, kc kubernetes.Interface, ns, svc string, pods []*corev1.Pod) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, p := range pods {
+		for _, ip := range p.Status.PodIPs {
+			if netip.MustParseAddr(ip.IP).Is4() { // an IPv4-only Service: IPv4 slices
+				want[ip.IP] = true
+			}
+		}
+	}
+	var have map[string]bool
+	err := harness.WaitFor(ctx, time.Minute, "the EndpointSlices of "+svc, func(ctx context.Context) (bool, error) {
+		l, err := kc.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + svc})
+		if err != nil {
+			return false, err
+		}
+		have = map[string]bool{}
+		for _, s := range l.Items {
+			for _, e := range s.Endpoints {
+				for _, a := range e.Addresses {
+					have[a] = true
+				}
+			}
+		}
+		return maps.Equal(have, want), nil
+	})
+	if err != nil {
+		t.Fatalf("%v: have %v, want %v", err, have, want)
 	}
 }
