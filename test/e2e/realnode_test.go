@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -40,11 +41,17 @@ type realNode struct {
 // Node to be Ready.
 func upRealNode(t *testing.T, ctx context.Context) *realNode {
 	t.Helper()
+	return upRealNodeWith(t, ctx, "10.96.0.0/16")
+}
+
+// upRealNodeWith is upRealNode with the API server's Service ranges.
+func upRealNodeWith(t *testing.T, ctx context.Context, serviceCIDRs string) *realNode {
+	t.Helper()
 	if m := node.Missing(); len(m) > 0 {
 		t.Skipf("a real node needs %s: run `make node-deps` as root", strings.Join(m, ", "))
 	}
 	api, err := harness.StartAPIServer(t, harness.APIServerOptions{
-		ServiceCIDRs: "10.96.0.0/16",
+		ServiceCIDRs: serviceCIDRs,
 		ExtraFlags:   []string{"--kubelet-preferred-address-types=InternalIP"},
 	})
 	if err != nil {
@@ -111,11 +118,11 @@ func upRealNode(t *testing.T, ctx context.Context) *realNode {
 	return rn
 }
 
-// kernelSettings reads the settings a kubelet changes.
+// kernelSettings reads the settings a kubelet and kube-proxy change.
 func kernelSettings(t *testing.T) string {
 	t.Helper()
 	var out []string
-	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops"} {
+	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/all/route_localnet"} {
 		b, err := os.ReadFile("/proc/sys/" + k)
 		if err != nil {
 			t.Fatal(err)
@@ -373,5 +380,73 @@ func wantSlice(t *testing.T, ctx context.Context, kc kubernetes.Interface, ns, s
 	})
 	if err != nil {
 		t.Fatalf("%v: have %v, want %v", err, have, want)
+	}
+}
+
+// TestRealNodeServiceRoutesPerFamily: a ClusterIP per family, routed by the
+// real kube-proxy (iptables mode) to a real pod through the EndpointSlices
+// of the real controller, asked from another pod with kubectl exec (the API
+// server, the kubelet's server and containerd's streaming, all real).
+func TestRealNodeServiceRoutesPerFamily(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rn := upRealNodeWith(t, ctx, "10.96.0.0/16,fd11::/108")
+	if err := rn.node.AddIPv6Range(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.node.SetServiceCIDRs("10.96.0.0/16", "fd11::/108"); err != nil {
+		t.Fatal(err)
+	}
+	cm := startControllerManager(t, ctx, rn)
+	bin, err := node.Build(ctx, binDir, node.KubeProxyPackage, node.VersionLDFlags(version.Get().GitVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := rn.node.StartKubeProxy(ctx, node.KubeProxyConfig{Binary: bin, Kubeconfig: rn.api.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := rn.api.Kube
+	const ns = "apps"
+	if err := harness.EnsureNamespace(ctx, kc, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	server := rn.sleeper(ns, "web")
+	server.Spec.Containers[0].Command = []string{"sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"}
+	runPod(t, ctx, kc, rn, server)
+	runPod(t, ctx, kc, rn, rn.sleeper(ns, "client"))
+	policy := corev1.IPFamilyPolicyRequireDualStack
+	svc, err := kc.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, IPFamilyPolicy: &policy,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Spec.ClusterIPs) != 2 {
+		t.Fatalf("service web got ClusterIPs %v", svc.Spec.ClusterIPs)
+	}
+	// busybox's nc, not its wget: the static wget crashes (SIGSEGV) in a root
+	// with nothing but busybox, where nc speaks HTTP/1.0 well enough.
+	for _, ip := range svc.Spec.ClusterIPs {
+		url := "http://" + net.JoinHostPort(ip, "80") + "/"
+		var r result
+		err := harness.WaitFor(ctx, time.Minute, "an answer from "+url, func(ctx context.Context) (bool, error) {
+			if gone, log := kp.Exited(); gone {
+				return false, fmt.Errorf("kube-proxy exited: %s", log)
+			}
+			r = runCmd(t, rn.api.Kubeconfig, nil, "kubectl", "exec", "-n", ns, "client", "--",
+				"sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$0" 80`, ip)
+			return r.Code == 0 && strings.HasPrefix(r.Stdout, "HTTP/1.") && strings.Contains(strings.SplitN(r.Stdout, "\n", 2)[0], " 200 "), nil
+		})
+		if err != nil {
+			t.Fatalf("%v\nlast try:\n%s\nkube-proxy log:\n%s\ncontroller-manager log:\n%s", err, r, kp.LogTail(15), cm.LogTail(10))
+		}
+		_, body, _ := strings.Cut(r.Stdout, "\r\n\r\n")
+		if got := strings.TrimSpace(body); got != "web" {
+			t.Fatalf("%s answered %q, want the web pod's hostname:\n%s", url, got, r.Stdout)
+		}
+		t.Logf("client -> %s: 200, %q", url, strings.TrimSpace(body))
 	}
 }

@@ -122,26 +122,10 @@ func (n *Node) StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, e
 	if n.kubelet != nil {
 		return nil, errors.New("node: the kubelet is started already")
 	}
-	// The kubelet makes KUBE-* chains in the host's iptables; the node
-	// removes them at the end, so none may be there before.
-	if present, err := KubeChainsPresent(); err != nil {
-		return nil, fmt.Errorf("node: listing iptables chains: %w", err)
-	} else if len(present) > 0 {
-		return nil, fmt.Errorf("node: refusing to start a kubelet: this machine has Kubernetes iptables chains already (%s); a kubelet or kube-proxy runs here, or ran and left them: remove them first", strings.Join(present, ", "))
+	if err := n.claimHost(kubeletSysctls, "a kubelet"); err != nil {
+		return nil, err
 	}
-	// The kernel settings first, into the record: a run killed after the
-	// kubelet changed them still has them put back.
-	saved := map[string]string{}
-	for _, k := range kubeletSysctls {
-		b, err := os.ReadFile("/proc/sys/" + k)
-		if err != nil {
-			return nil, fmt.Errorf("node: reading %s: %w", k, err)
-		}
-		saved[k] = strings.TrimSpace(string(b))
-	}
-	if err := n.update(func(r *record) {
-		r.Sysctls, r.KubeChains, r.DevicePluginSocket = saved, true, DevicePluginSocket
-	}); err != nil {
+	if err := n.update(func(r *record) { r.DevicePluginSocket = DevicePluginSocket }); err != nil {
 		return nil, err
 	}
 
@@ -307,6 +291,36 @@ func freePort(host string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// claimHost is what a Kubernetes component (who names it) needs before it
+// starts on the host: no KUBE-* chains but the node's own (it removes them
+// all at the end), and the kernel settings in keys recorded as they are, so
+// cleanup puts them back whatever the component changes. The caller holds
+// n.mu.
+func (n *Node) claimHost(keys []string, who string) error {
+	if !n.rec.KubeChains {
+		if present, err := KubeChainsPresent(); err != nil {
+			return fmt.Errorf("node: listing iptables chains: %w", err)
+		} else if len(present) > 0 {
+			return fmt.Errorf("node: refusing to start %s: this machine has Kubernetes iptables chains already (%s); a kubelet or kube-proxy runs here, or ran and left them: remove them first", who, strings.Join(present, ", "))
+		}
+	}
+	saved := map[string]string{}
+	for k, v := range n.rec.Sysctls {
+		saved[k] = v
+	}
+	for _, k := range keys {
+		if _, ok := saved[k]; ok {
+			continue // recorded before an earlier component changed it
+		}
+		b, err := os.ReadFile("/proc/sys/" + k)
+		if err != nil {
+			return fmt.Errorf("node: reading %s: %w", k, err)
+		}
+		saved[k] = strings.TrimSpace(string(b))
+	}
+	return n.update(func(r *record) { r.Sysctls, r.KubeChains = saved, true })
 }
 
 // restoreSysctls puts back the kernel settings recorded before a kubelet

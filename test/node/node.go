@@ -83,14 +83,17 @@ type Node struct {
 	containerd *exec.Cmd
 	exited     chan struct{}
 	kubelet    *Kubelet
+	kubeProxy  *KubeProxy
 	stopSig    func()
 
-	mu      sync.Mutex
-	rec     *record
-	ranges  []string
-	execSeq int
-	down    bool
-	downErr error
+	mu     sync.Mutex
+	rec    *record
+	ranges []string
+	// serviceCIDRs get a route in pods created after SetServiceCIDRs.
+	serviceCIDRs []string
+	execSeq      int
+	down         bool
+	downErr      error
 }
 
 // Missing lists what the node needs and this machine lacks (`make node-deps`
@@ -215,6 +218,9 @@ func (n *Node) Down() error {
 	start := time.Now()
 	if n.stopSig != nil {
 		n.stopSig()
+	}
+	if n.kubeProxy != nil {
+		n.kubeProxy.stop()
 	}
 	if n.kubelet != nil {
 		n.kubelet.stop()
@@ -349,17 +355,21 @@ func (n *Node) bridgePlugin() map[string]any {
 	for _, r := range n.ranges {
 		ranges = append(ranges, []map[string]string{{"subnet": r, "gateway": gatewayOf(r)}})
 	}
+	ipam := map[string]any{
+		"type":    "host-local",
+		"dataDir": filepath.Join(n.Dir, "cni-ipam"),
+		"ranges":  ranges,
+	}
+	if routes := n.serviceRoutes(); len(routes) > 0 {
+		ipam["routes"] = routes
+	}
 	return map[string]any{
 		"type":        "bridge",
 		"bridge":      n.Bridge,
 		"isGateway":   false,
 		"ipMasq":      false,
 		"hairpinMode": true,
-		"ipam": map[string]any{
-			"type":    "host-local",
-			"dataDir": filepath.Join(n.Dir, "cni-ipam"),
-			"ranges":  ranges,
-		},
+		"ipam":        ipam,
 	}
 }
 

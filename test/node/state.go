@@ -41,6 +41,7 @@ type record struct {
 	// (Dir, the cgroup, the netns), not by a PID that may have been reused.
 	Containerd int `json:"containerdPID,omitempty"`
 	Kubelet    int `json:"kubeletPID,omitempty"`
+	KubeProxy  int `json:"kubeProxyPID,omitempty"`
 	// Sysctls are the kernel settings a kubelet changes, as they were
 	// before it started (restored by cleanup).
 	Sysctls map[string]string `json:"sysctls,omitempty"`

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// KubeProxyPackage is the kube-proxy the node runs (a tool directive in
+// test/go.mod, like the kubelet).
+const KubeProxyPackage = "k8s.io/kubernetes/cmd/kube-proxy"
+
+// forwardingSysctls are what Service routing needs on the host: a pod's
+// packet to a ClusterIP reaches the host through the bridge, is DNATed to
+// a pod and forwarded back out of it. route_localnet is listed because
+// kube-proxy may set it; it is configured not to.
+var forwardingSysctls = []string{
+	"net/ipv4/ip_forward",
+	"net/ipv6/conf/all/forwarding",
+	"net/ipv4/conf/all/route_localnet",
+}
+
+// KubeProxyConfig tunes StartKubeProxy.
+type KubeProxyConfig struct {
+	// Binary is the kube-proxy to run (Build(ctx, dir, KubeProxyPackage)).
+	Binary string
+	// Kubeconfig is the file with the API server and credentials.
+	Kubeconfig string
+}
+
+// KubeProxy is the node's kube-proxy, a child process.
+type KubeProxy struct {
+	Log    string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// SetServiceCIDRs gives pods created from now on a route to each Service
+// range of a family they have an address in, through the bridge's gateway
+// address: a ClusterIP is reached through the host, where kube-proxy's
+// rules translate it. Pods created before keep their routes.
+func (n *Node) SetServiceCIDRs(cidrs ...string) error {
+	for _, c := range cidrs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return fmt.Errorf("node: service CIDR: %w", err)
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.serviceCIDRs = append([]string(nil), cidrs...)
+	return n.writeCNIConfig()
+}
+
+// serviceRoutes are the CNI routes for the Service ranges whose family has
+// a pod range; the caller holds n.mu.
+func (n *Node) serviceRoutes() []map[string]string {
+	var out []map[string]string
+	for _, c := range n.serviceCIDRs {
+		is4 := netip.MustParsePrefix(c).Addr().Is4()
+		for _, r := range n.ranges {
+			if netip.MustParsePrefix(r).Addr().Is4() == is4 {
+				out = append(out, map[string]string{"dst": c, "gw": gatewayOf(r)})
+			}
+		}
+	}
+	return out
+}
+
+// StartKubeProxy starts kube-proxy (iptables mode) for the node. The host
+// forwards from then on, but only between the bridge's ports: when
+// forwarding was off before, a rule tagged with the run's comment drops
+// every other forwarded packet, so the machine routes nothing it did not
+// before. kube-proxy masquerades all Service traffic (--masquerade-all):
+// the backend answers the host, which undoes the translation; without it
+// a reply between two pods on the same bridge would skip the host (no
+// br_netfilter here). Conntrack limits and timeouts are left as they are.
+func (n *Node) StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubeProxy, error) {
+	if cfg.Binary == "" || cfg.Kubeconfig == "" {
+		return nil, errors.New("node: kube-proxy needs its binary and a kubeconfig")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.kubeProxy != nil {
+		return nil, errors.New("node: kube-proxy is started already")
+	}
+	if err := n.claimHost(forwardingSysctls, "kube-proxy"); err != nil {
+		return nil, err
+	}
+	if n.rec.Sysctls["net/ipv4/ip_forward"] == "0" || n.rec.Sysctls["net/ipv6/conf/all/forwarding"] == "0" {
+		for _, tool := range iptablesTools {
+			args := []string{"-w", "-t", "filter", "-I", "FORWARD", "1", "!", "-i", n.Bridge, "!", "-o", n.Bridge,
+				"-m", "comment", "--comment", n.rec.Comment, "-j", "DROP"}
+			if _, err := run(ctx, tool, args...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		if err := os.WriteFile("/proc/sys/"+k, []byte("1"), 0o644); err != nil {
+			return nil, fmt.Errorf("node: %s: %w", k, err)
+		}
+	}
+
+	dir := filepath.Join(n.Dir, "kube-proxy")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var clusterCIDRs []string
+	for _, r := range n.ranges {
+		clusterCIDRs = append(clusterCIDRs, r)
+	}
+	conf := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %[1]q
+mode: iptables
+hostnameOverride: %[2]q
+clusterCIDR: %[3]q
+bindAddress: 127.0.0.1
+healthzBindAddress: ""
+metricsBindAddress: ""
+iptables:
+  masqueradeAll: true
+  localhostNodePorts: false
+  syncPeriod: 5s
+  minSyncPeriod: 0s
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, cfg.Kubeconfig, n.NodeName(), strings.Join(clusterCIDRs, ","))
+	confPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(n.Dir, "kube-proxy.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(cfg.Binary, "--config", confPath, "--v", "2")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &KubeProxy{Log: logPath, cmd: cmd, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.exited) }()
+	n.kubeProxy = p
+	if err := n.update(func(r *record) { r.KubeProxy = cmd.Process.Pid }); err != nil {
+		return p, err
+	}
+	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, cmd.Process.Pid, strings.Join(clusterCIDRs, ","))
+	return p, nil
+}
+
+// Exited reports whether kube-proxy ended, with the end of its log.
+func (p *KubeProxy) Exited() (bool, string) {
+	select {
+	case <-p.exited:
+		return true, fmt.Sprintf("%v; its log ends:\n%s", p.cmd.ProcessState, tail(p.Log, 30))
+	default:
+		return false, ""
+	}
+}
+
+// LogTail returns the last lines of kube-proxy's log.
+func (p *KubeProxy) LogTail(lines int) string { return tail(p.Log, lines) }
+
+func (p *KubeProxy) stop() {
+	if p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
