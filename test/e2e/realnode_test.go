@@ -19,6 +19,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,8 +45,9 @@ func upRealNode(t *testing.T, ctx context.Context) *realNode {
 	return upRealNodeWith(t, ctx, "10.96.0.0/16")
 }
 
-// upRealNodeWith is upRealNode with the API server's Service ranges.
-func upRealNodeWith(t *testing.T, ctx context.Context, serviceCIDRs string) *realNode {
+// upRealNodeWith is upRealNode with the API server's Service ranges and
+// the cluster DNS addresses the kubelet gives pods.
+func upRealNodeWith(t *testing.T, ctx context.Context, serviceCIDRs string, clusterDNS ...string) *realNode {
 	t.Helper()
 	if m := node.Missing(); len(m) > 0 {
 		t.Skipf("a real node needs %s: run `make node-deps` as root", strings.Join(m, ", "))
@@ -86,7 +88,7 @@ func upRealNodeWith(t *testing.T, ctx context.Context, serviceCIDRs string) *rea
 		}
 	})
 	t0 = time.Now()
-	k, err := n.StartKubelet(ctx, node.KubeletConfig{Binary: bin, Kubeconfig: api.Kubeconfig})
+	k, err := n.StartKubelet(ctx, node.KubeletConfig{Binary: bin, Kubeconfig: api.Kubeconfig, ClusterDNS: clusterDNS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,14 +385,17 @@ func wantSlice(t *testing.T, ctx context.Context, kc kubernetes.Interface, ns, s
 	}
 }
 
-// TestRealNodeServiceRoutesPerFamily: a ClusterIP per family, routed by the
+// TestRealNodeServiceAndDNSPerFamily: a ClusterIP per family, routed by the
 // real kube-proxy (iptables mode) to a real pod through the EndpointSlices
 // of the real controller, asked from another pod with kubectl exec (the API
-// server, the kubelet's server and containerd's streaming, all real).
-func TestRealNodeServiceRoutesPerFamily(t *testing.T) {
+// server, the kubelet's server and containerd's streaming, all real); and
+// the Service's name answered by CoreDNS per family (A and AAAA, the real
+// ClusterIPs), over the cluster DNS Service's IPv4 and IPv6 addresses.
+func TestRealNodeServiceAndDNSPerFamily(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	rn := upRealNodeWith(t, ctx, "10.96.0.0/16,fd11::/108")
+	dnsIPs := []string{"10.96.0.10", "fd11::a"}
+	rn := upRealNodeWith(t, ctx, "10.96.0.0/16,fd11::/108", dnsIPs...)
 	if err := rn.node.AddIPv6Range(); err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +412,15 @@ func TestRealNodeServiceRoutesPerFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	kc := rn.api.Kube
+	dnsBin, err := node.BuildCoreDNS(ctx, binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coredns, err := rn.node.StartCoreDNS(ctx, dnsBin, rn.api.Kubeconfig, "sandbox", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeDNS(t, ctx, kc, dnsIPs, coredns.Addrs)
 	const ns = "apps"
 	if err := harness.EnsureNamespace(ctx, kc, ns, nil); err != nil {
 		t.Fatal(err)
@@ -448,5 +462,69 @@ func TestRealNodeServiceRoutesPerFamily(t *testing.T) {
 			t.Fatalf("%s answered %q, want the web pod's hostname:\n%s", url, got, r.Stdout)
 		}
 		t.Logf("client -> %s: 200, %q", url, strings.TrimSpace(body))
+	}
+
+	// The Service's name, per family, from the cluster DNS over each of its
+	// addresses.
+	const name = "web.apps.svc.cluster.local"
+	for _, server := range dnsIPs {
+		for i, typ := range []string{"A", "AAAA"} {
+			var r result
+			err := harness.WaitFor(ctx, 30*time.Second, typ+" "+name+" from "+server, func(ctx context.Context) (bool, error) {
+				r = runCmd(t, rn.api.Kubeconfig, nil, "kubectl", "exec", "-n", ns, "client", "--", "nslookup", "-type="+typ, name, server)
+				return r.Code == 0 && strings.Contains(r.Stdout, "Address: "+svc.Spec.ClusterIPs[i]), nil
+			})
+			if err != nil {
+				t.Fatalf("%v\nlast try:\n%s\nCoreDNS log:\n%s", err, r, coredns.LogTail(10))
+			}
+			t.Logf("%s %s from %s: %s", typ, name, server, svc.Spec.ClusterIPs[i])
+		}
+	}
+	// And through the pod's own resolv.conf (the kubelet's clusterDNS).
+	if r := runCmd(t, rn.api.Kubeconfig, nil, "kubectl", "exec", "-n", ns, "client", "--", "cat", "/etc/resolv.conf"); r.Code != 0 ||
+		!strings.Contains(r.Stdout, "nameserver "+dnsIPs[0]) || !strings.Contains(r.Stdout, "search apps.svc.cluster.local") {
+		t.Fatalf("the client's resolv.conf:\n%s", r)
+	}
+	// (busybox's nslookup asks every search domain and exits 1 when one has
+	// no such name, even after the first answered.)
+	if r := runCmd(t, rn.api.Kubeconfig, nil, "kubectl", "exec", "-n", ns, "client", "--", "nslookup", "-type=AAAA", "web"); !strings.Contains(r.Stdout, "Name:\tweb.apps.svc.cluster.local\nAddress: "+svc.Spec.ClusterIPs[1]) {
+		t.Fatalf("AAAA web through the pod's search path:\n%s", r)
+	}
+}
+
+// kubeDNS makes kube-system/kube-dns: a dual-stack Service at ips with no
+// selector, and an EndpointSlice per family naming the node's CoreDNS.
+func kubeDNS(t *testing.T, ctx context.Context, kc kubernetes.Interface, ips, endpoints []string) {
+	t.Helper()
+	if err := harness.EnsureNamespace(ctx, kc, "kube-system", nil); err != nil {
+		t.Fatal(err)
+	}
+	policy := corev1.IPFamilyPolicyRequireDualStack
+	if _, err := kc.CoreV1().Services("kube-system").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: "kube-system"},
+		Spec: corev1.ServiceSpec{ClusterIP: ips[0], ClusterIPs: ips, IPFamilyPolicy: &policy, Ports: []corev1.ServicePort{
+			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
+			{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
+	dns, dnsTCP, port := "dns", "dns-tcp", int32(53)
+	for _, ep := range endpoints {
+		host, _, _ := net.SplitHostPort(ep)
+		family, suffix := discoveryv1.AddressTypeIPv4, "ipv4"
+		if netip.MustParseAddr(host).Is6() {
+			family, suffix = discoveryv1.AddressTypeIPv6, "ipv6"
+		}
+		if _, err := kc.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "kube-dns-" + suffix, Namespace: "kube-system", Labels: map[string]string{
+				discoveryv1.LabelServiceName: "kube-dns", discoveryv1.LabelManagedBy: "kubectl-dualstack-e2e"}},
+			AddressType: family,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{host}}},
+			Ports:       []discoveryv1.EndpointPort{{Name: &dns, Protocol: &udp, Port: &port}, {Name: &dnsTCP, Protocol: &tcp, Port: &port}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

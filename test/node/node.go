@@ -84,6 +84,7 @@ type Node struct {
 	exited     chan struct{}
 	kubelet    *Kubelet
 	kubeProxy  *KubeProxy
+	coreDNS    *CoreDNS
 	stopSig    func()
 
 	mu     sync.Mutex
@@ -218,6 +219,9 @@ func (n *Node) Down() error {
 	start := time.Now()
 	if n.stopSig != nil {
 		n.stopSig()
+	}
+	if n.coreDNS != nil {
+		n.coreDNS.stop()
 	}
 	if n.kubeProxy != nil {
 		n.kubeProxy.stop()
