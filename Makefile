@@ -131,7 +131,7 @@ moto: ## moto_server $(MOTO_VERSION), unless one is on PATH already
 
 # What test/node (a real node on this machine: containerd, runc, the bridge CNI)
 # needs, by Debian package name. Installed only when missing (as root, via apt-get).
-NODE_DEBS := containerd runc containernetworking-plugins iptables iproute2 busybox-static
+NODE_DEBS := containerd runc containernetworking-plugins iptables iproute2 busybox-static curl
 
 node-deps: ## install the node's Debian packages ($(NODE_DEBS)) if any is missing
 	@missing=""; for p in $(NODE_DEBS); do \

@@ -210,3 +210,16 @@ func TestDeployFinishesAnAbandonedNamespace(t *testing.T) {
 		t.Fatalf("a kept namespace must be refused: %v", err)
 	}
 }
+
+// Without an ingress gateway and without an error finding one, the check
+// says so (it once printed "no ingress gateway: <nil>").
+func TestNoIngressSaysWhatIsMissing(t *testing.T) {
+	c := (&Validator{}).noIngress()
+	if c.Status != report.Fail || c.Message != "no ingress gateway Service was found" || !strings.Contains(c.Remediation, "--checks") {
+		t.Errorf("no ingress, no error: %+v", c)
+	}
+	c = (&Validator{IngressErr: errors.New("two gateways: a/x, b/y")}).noIngress()
+	if c.Message != "no ingress gateway: two gateways: a/x, b/y" {
+		t.Errorf("no ingress, an error: %+v", c)
+	}
+}

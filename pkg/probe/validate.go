@@ -43,6 +43,13 @@ const CheckDNSNames = "dns-names"
 // KnownChecks are the names --checks takes.
 var KnownChecks = append(slices.Clone(AllChecks), CheckDNSNames)
 
+// ServiceSettle is how long curl-service asks again while the connection
+// is refused: a Service's proxying follows its pods' readiness by a moment.
+const ServiceSettle = 10 * time.Second
+
+// curlCouldNotConnect is curl's exit code for a refused or failed connect.
+const curlCouldNotConnect = 7
+
 // Attempts is how often a check whose result was lost is tried.
 const Attempts = 3
 
@@ -375,11 +382,24 @@ func (v *Validator) sleepRef(d *Deployment) PodRef {
 func (v *Validator) curlService(ctx context.Context, d *Deployment, f Family) report.Check {
 	url := fmt.Sprintf("http://%s:%d/get", HTTPBinName, HTTPBinPort)
 	var res CurlResult
-	if lost := v.retry(ctx, func() (err error) {
-		res, err = Curl(ctx, v.Exec, v.sleepRef(d), f, url, v.Curl)
-		return err
-	}); lost != nil {
-		return inconclusive(lost)
+	// A refused connection right after the pods got Ready may be the
+	// Service's proxy not programmed yet (EndpointSlice controller, then
+	// kube-proxy): it is asked again, a second apart, for ServiceSettle.
+	settled := time.Now().Add(ServiceSettle)
+	for {
+		if lost := v.retry(ctx, func() (err error) {
+			res, err = Curl(ctx, v.Exec, v.sleepRef(d), f, url, v.Curl)
+			return err
+		}); lost != nil {
+			return inconclusive(lost)
+		}
+		if res.ExitCode != curlCouldNotConnect || !time.Now().Before(settled) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 	fix := "check that httpbin's Service has a cluster IP of this family and its pod listens on it (kubectl -n " + d.Namespace + " get svc,endpointslices)"
 	v.sawAnswerFrom(res.RemoteIP)
@@ -484,6 +504,9 @@ func (v *Validator) dnsNames(ctx context.Context, f Family) report.Check {
 }
 
 func (v *Validator) noIngress() report.Check {
+	if v.IngressErr == nil {
+		return fail("name the ingress gateway with --ingress-service namespace/name, or leave this check out (--checks)", "no ingress gateway Service was found")
+	}
 	return fail("name the ingress gateway with --ingress-service namespace/name", "no ingress gateway: %v", v.IngressErr)
 }
 

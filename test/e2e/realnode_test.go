@@ -7,12 +7,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -509,22 +511,160 @@ func kubeDNS(t *testing.T, ctx context.Context, kc kubernetes.Interface, ips, en
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
-	dns, dnsTCP, port := "dns", "dns-tcp", int32(53)
 	for _, ep := range endpoints {
-		host, _, _ := net.SplitHostPort(ep)
-		family, suffix := discoveryv1.AddressTypeIPv4, "ipv4"
-		if netip.MustParseAddr(host).Is6() {
-			family, suffix = discoveryv1.AddressTypeIPv6, "ipv6"
-		}
-		if _, err := kc.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, &discoveryv1.EndpointSlice{
-			ObjectMeta: metav1.ObjectMeta{Name: "kube-dns-" + suffix, Namespace: "kube-system", Labels: map[string]string{
-				discoveryv1.LabelServiceName: "kube-dns", discoveryv1.LabelManagedBy: "kubectl-dualstack-e2e"}},
-			AddressType: family,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{host}}},
-			Ports:       []discoveryv1.EndpointPort{{Name: &dns, Protocol: &udp, Port: &port}, {Name: &dnsTCP, Protocol: &tcp, Port: &port}},
-		}, metav1.CreateOptions{}); err != nil {
+		if _, err := kc.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, dnsSlice(ep), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// dnsSlice is kube-dns's EndpointSlice of ep's family, naming CoreDNS at ep.
+func dnsSlice(ep string) *discoveryv1.EndpointSlice {
+	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
+	dns, dnsTCP, port := "dns", "dns-tcp", int32(53)
+	host, _, _ := net.SplitHostPort(ep)
+	family, suffix := discoveryv1.AddressTypeIPv4, "ipv4"
+	if netip.MustParseAddr(host).Is6() {
+		family, suffix = discoveryv1.AddressTypeIPv6, "ipv6"
+	}
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns-" + suffix, Namespace: "kube-system", Labels: map[string]string{
+			discoveryv1.LabelServiceName: "kube-dns", discoveryv1.LabelManagedBy: "kubectl-dualstack-e2e"}},
+		AddressType: family,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{host}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &dns, Protocol: &udp, Port: &port}, {Name: &dnsTCP, Protocol: &tcp, Port: &port}},
+	}
+}
+
+// TestRealNodeValidateProvesTheNetwork: `validate --no-mesh` on the real
+// node, with images built here (curl and getent from this machine, go-httpbin)
+// and every component real: the scheduler places its pods, the kubelet runs
+// them, kube-proxy routes its Services, CoreDNS answers their names. With
+// the node's pod network still IPv4-only it fails on IPv6 and names the
+// cause; once the node has its IPv6 range it passes, and the report holds
+// the real addresses.
+func TestRealNodeValidateProvesTheNetwork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	dnsIPs := []string{"10.96.0.10", "fd11::a"}
+	rn := upRealNodeWith(t, ctx, "10.96.0.0/16,fd11::/108", dnsIPs...)
+	if err := rn.node.SetServiceCIDRs("10.96.0.0/16", "fd11::/108"); err != nil {
+		t.Fatal(err)
+	}
+	bins := map[string]string{}
+	for _, pkg := range []string{harness.ControllerManagerPackage, harness.SchedulerPackage, node.KubeProxyPackage} {
+		b, err := node.Build(ctx, binDir, pkg, node.VersionLDFlags(version.Get().GitVersion))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bins[pkg] = b
+	}
+	httpbin, err := node.BuildStatic(ctx, binDir, "github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.node.ImportValidateImages(ctx, httpbin); err != nil {
+		t.Fatal(err)
+	}
+	dnsBin, err := node.BuildCoreDNS(ctx, binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The namespace controller too (validate deletes its namespace at the
+	// end), and node lifecycle (it takes away the not-ready taint the
+	// kubelet registers the node with, or nothing is scheduled).
+	if _, err := harness.StartControllerManager(t, rn.api, bins[harness.ControllerManagerPackage], t.TempDir(),
+		"deployment", "replicaset", "endpointslice", "disruption", "namespace", "serviceaccount", "nodelifecycle"); err != nil {
+		t.Fatal(err)
+	}
+	sched, err := harness.StartScheduler(t, rn.api, bins[harness.SchedulerPackage], t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rn.node.StartKubeProxy(ctx, node.KubeProxyConfig{Binary: bins[node.KubeProxyPackage], Kubeconfig: rn.api.Kubeconfig}); err != nil {
+		t.Fatal(err)
+	}
+
+	validate := func() (result, validateJSON) {
+		r := plugin(t, rn.api.Kubeconfig, nil, "validate", "--no-mesh", "--checks", "pod-ips,service-ips,curl-service,dns-service",
+			"--curl-image", node.CurlImageName, "--httpbin-image", node.HTTPBinImageName, "--timeout", "90s", "-o", "json")
+		var v validateJSON
+		if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
+			t.Fatalf("validate -o json is not JSON: %v\n%s\nkube-scheduler log:\n%s\nkubelet log:\n%s", err, r, sched.LogTail(20), rn.kubelet.LogTail(20))
+		}
+		return r, v
+	}
+
+	// Before: the pod network has no IPv6 range. (CoreDNS listens on the
+	// IPv4 gateway only, as a cluster DNS of an IPv4 cluster would.)
+	coredns, err := rn.node.StartCoreDNS(ctx, dnsBin, rn.api.Kubeconfig, "sandbox", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeDNS(t, ctx, rn.api.Kube, dnsIPs, coredns.Addrs)
+	r, v := validate()
+	t.Logf("validate before the IPv6 range: exit %d, %+v", r.Code, v.Summary)
+	for _, c := range v.Checks {
+		t.Logf("  %s %s %s: %s", c.Name, c.Family, c.Status, c.Message)
+	}
+	want := map[string]string{
+		"pod-ips/IPv4": "PASS", "service-ips/IPv4": "PASS", "curl-service/IPv4": "PASS", "dns-service/IPv4": "PASS",
+		"pod-ips/IPv6": "FAIL", "service-ips/IPv6": "PASS", "curl-service/IPv6": "FAIL", "dns-service/IPv6": "PASS",
+	}
+	if r.Code != 1 || !maps.Equal(v.verdicts(), want) || !strings.Contains(v.message("pod-ips/IPv6"), "no IPv6 pod IP") {
+		t.Fatalf("validate before the IPv6 range: want exit 1 with %v:\n%s", want, r)
+	}
+	// The addresses in the report are the real ones.
+	v4, v6 := netip.MustParsePrefix(node.IPv4Range), netip.MustParsePrefix(node.IPv6Range)
+	realAddrs := func(key string, in ...netip.Prefix) {
+		t.Helper()
+		msg := v.message(key)
+		n := 0
+		for _, w := range strings.FieldsFunc(msg, func(r rune) bool { return r == ' ' || r == ',' || r == ';' || r == '(' || r == ')' }) {
+			if a, err := netip.ParseAddr(w); err == nil {
+				n++
+				if !slices.ContainsFunc(in, func(p netip.Prefix) bool { return p.Contains(a) }) {
+					t.Errorf("%s names %s, not in %v: %q", key, a, in, msg)
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s names no address: %q", key, msg)
+		}
+	}
+	svc4, svc6 := netip.MustParsePrefix("10.96.0.0/16"), netip.MustParsePrefix("fd11::/108")
+	realAddrs("pod-ips/IPv4", v4)
+	realAddrs("service-ips/IPv4", svc4)
+	realAddrs("service-ips/IPv6", svc6)
+	realAddrs("dns-service/IPv4", svc4)
+	realAddrs("dns-service/IPv6", svc6)
+
+	// The conversion's node side: the pod range gets IPv6, and the cluster
+	// DNS listens on it too. validate re-deploys its pods, which get both.
+	if err := rn.node.AddIPv6Range(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.node.StopCoreDNS(); err != nil {
+		t.Fatal(err)
+	}
+	coredns, err = rn.node.StartCoreDNS(ctx, dnsBin, rn.api.Kubeconfig, "sandbox", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rn.api.Kube.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, dnsSlice(coredns.Addrs[1]), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, v = validate()
+	t.Logf("validate after the IPv6 range: exit %d, %+v", r.Code, v.Summary)
+	for _, c := range v.Checks {
+		t.Logf("  %s %s %s: %s", c.Name, c.Family, c.Status, c.Message)
+	}
+	if r.Code != 0 || v.Summary.Fail != 0 || v.Summary.Pass != 8 {
+		t.Fatalf("validate after the IPv6 range: want exit 0 and 8 PASS:\n%s", r)
+	}
+	realAddrs("pod-ips/IPv4", v4)
+	realAddrs("pod-ips/IPv6", v6)
+	realAddrs("curl-service/IPv4", v4, svc4)
+	realAddrs("curl-service/IPv6", v6, svc6)
+	realAddrs("dns-service/IPv6", svc6)
 }

@@ -17,11 +17,23 @@ import (
 // in-process kube-apiserver is built from.
 const ControllerManagerPackage = "k8s.io/kubernetes/cmd/kube-controller-manager"
 
+// SchedulerPackage is the real kube-scheduler (a tool directive too).
+const SchedulerPackage = "k8s.io/kubernetes/cmd/kube-scheduler"
+
+// StartScheduler runs kube-scheduler against the API server (no leader
+// election, no serving port) until t's cleanups run: pods that name no node
+// get the real node.
+func StartScheduler(t ktesting.TB, api *APIServer, binary, dir string) (*ControllerManager, error) {
+	return startChild(t, "kube-scheduler", binary, dir,
+		"--kubeconfig", api.Kubeconfig, "--leader-elect=false", "--secure-port=0", "--v=2")
+}
+
 // ControllerManager is a kube-controller-manager child process running the
 // controllers the in-process API server lacks, for a test world with a real
 // node: Deployments and ReplicaSets make real pods, EndpointSlices list
 // their real addresses, PodDisruptionBudgets get their status from the
-// disruption controller. None of it is simulated.
+// disruption controller. None of it is simulated. (kube-scheduler runs as
+// one too.)
 type ControllerManager struct {
 	Log    string
 	cmd    *exec.Cmd
@@ -32,13 +44,7 @@ type ControllerManager struct {
 // named controllers, no leader election and no serving port (nothing
 // listens), until t's cleanups run.
 func StartControllerManager(t ktesting.TB, api *APIServer, binary, dir string, controllers ...string) (*ControllerManager, error) {
-	logPath := filepath.Join(dir, "kube-controller-manager.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	cmd := exec.Command(binary,
+	return startChild(t, "kube-controller-manager", binary, dir,
 		"--kubeconfig", api.Kubeconfig,
 		"--controllers", strings.Join(controllers, ","),
 		"--leader-elect=false",
@@ -48,6 +54,18 @@ func StartControllerManager(t ktesting.TB, api *APIServer, binary, dir string, c
 		"--concurrent-replicaset-syncs=2",
 		"--v=2",
 	)
+}
+
+// startChild runs a component as a child process that dies with this one,
+// logging to dir/<name>.log, and stops it in t's cleanups.
+func startChild(t ktesting.TB, name, binary, dir string, args ...string) (*ControllerManager, error) {
+	logPath := filepath.Join(dir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -68,7 +86,7 @@ func StartControllerManager(t ktesting.TB, api *APIServer, binary, dir string, c
 	// budgets getting a status) show that its controllers work.
 	select {
 	case <-c.exited:
-		return nil, fmt.Errorf("kube-controller-manager exited: %s", tailFile(logPath, 20))
+		return nil, fmt.Errorf("%s exited: %s", name, tailFile(logPath, 20))
 	case <-time.After(time.Second):
 	}
 	return c, nil

@@ -119,6 +119,19 @@ func (n *Node) StartCoreDNS(ctx context.Context, binary, kubeconfig, kubeContext
 	return c, nil
 }
 
+// StopCoreDNS stops the node's CoreDNS (to start it again on the
+// addresses the node has now, as a conversion reconfigures the cluster DNS).
+func (n *Node) StopCoreDNS() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.coreDNS == nil {
+		return errors.New("node: CoreDNS is not running")
+	}
+	n.coreDNS.stop()
+	n.coreDNS = nil
+	return nil
+}
+
 // LogTail returns the last lines of CoreDNS's log.
 func (c *CoreDNS) LogTail(lines int) string { return tail(c.Log, lines) }
 

@@ -3,12 +3,15 @@ package node
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -22,6 +25,7 @@ type Image struct {
 	Entrypoint []string
 	Cmd        []string
 	Env        []string
+	User       string // numeric, as Kubernetes' runAsNonRoot checks it
 	files      []layerFile
 }
 
@@ -126,6 +130,7 @@ func (img *Image) WriteArchive(w io.Writer) error {
 			"Entrypoint": img.Entrypoint,
 			"Cmd":        img.Cmd,
 			"Env":        img.Env,
+			"User":       img.User,
 			"WorkingDir": "/",
 		},
 		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{layerDesc.Digest}},
@@ -217,4 +222,109 @@ func PauseImage(name, pausePath string) (*Image, error) {
 	img := &Image{Name: name, Entrypoint: []string{"/pause"}}
 	img.AddFile("pause", 0o755, bin)
 	return img, nil
+}
+
+// NonRootUser is the user the validate images run as (nobody).
+const NonRootUser = "65534"
+
+// CurlImage is what validate's sleep pod needs: busybox (sleep, sh) with
+// the machine's curl and getent and every shared library they load (ldd's
+// list, and the loader), run as nobody.
+func CurlImage(ctx context.Context, name, busyboxPath string, applets []string) (*Image, error) {
+	img, err := BusyboxImage(name, busyboxPath, applets)
+	if err != nil {
+		return nil, err
+	}
+	img.User = NonRootUser
+	seen := map[string]bool{}
+	for _, bin := range []string{"curl", "getent"} {
+		p, err := exec.LookPath(bin)
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		img.AddFile("usr/bin/"+bin, 0o755, b)
+		out, err := run(ctx, "ldd", p)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			// "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or
+			// "/lib64/ld-linux-x86-64.so.2 (0x...)"
+			f := strings.Fields(line)
+			var lib string
+			switch {
+			case len(f) >= 3 && f[1] == "=>":
+				lib = f[2]
+			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+				lib = f[0]
+			}
+			if lib == "" || seen[lib] {
+				continue
+			}
+			seen[lib] = true
+			real, err := filepath.EvalSymlinks(lib)
+			if err != nil {
+				return nil, err
+			}
+			b, err := os.ReadFile(real)
+			if err != nil {
+				return nil, err
+			}
+			// The file under the path the binaries ask for (a link in the
+			// image would need its target's path too).
+			img.AddFile(lib, 0o755, b)
+		}
+	}
+	img.AddFile("etc/nsswitch.conf", 0o644, []byte("hosts: files dns\npasswd: files\ngroup: files\n"))
+	img.AddFile("etc/hosts", 0o644, []byte("127.0.0.1 localhost\n::1 localhost\n"))
+	return img, nil
+}
+
+// BinaryImage holds one static binary as its entrypoint, run as nobody
+// (validate's httpbin).
+func BinaryImage(name, binPath string) (*Image, error) {
+	bin, err := os.ReadFile(binPath)
+	if err != nil {
+		return nil, err
+	}
+	base := path.Base(binPath)
+	img := &Image{Name: name, Entrypoint: []string{"/" + base}, User: NonRootUser}
+	img.AddFile(base, 0o755, bin)
+	img.AddDir("tmp", 0o1777)
+	return img, nil
+}
+
+// The images validate's scenario runs as on the node (--curl-image and
+// --httpbin-image), imported by ImportValidateImages.
+const (
+	CurlImageName    = "kds.local/curl:kds"
+	HTTPBinImageName = "kds.local/httpbin:kds"
+)
+
+// ImportValidateImages builds validate's images (the curl image from this
+// machine's curl and getent, the httpbin image from the go-httpbin binary
+// at httpbinBin) and imports them.
+func (n *Node) ImportValidateImages(ctx context.Context, httpbinBin string) error {
+	applets, err := run(ctx, BusyboxPath, "--list")
+	if err != nil {
+		return err
+	}
+	curl, err := CurlImage(ctx, CurlImageName, BusyboxPath, strings.Fields(string(applets)))
+	if err != nil {
+		return err
+	}
+	httpbin, err := BinaryImage(HTTPBinImageName, httpbinBin)
+	if err != nil {
+		return err
+	}
+	for _, img := range []*Image{curl, httpbin} {
+		if err := n.Import(ctx, img); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -31,13 +31,26 @@ var (
 // ldflags go to the linker (a release's version, as the Makefile sets it for
 // the kube-apiserver: VersionLDFlags).
 func Build(ctx context.Context, dir, pkg, ldflags string) (string, error) {
+	return build(ctx, dir, pkg, ldflags, false)
+}
+
+// BuildStatic is Build without cgo: a binary an image can hold alone.
+func BuildStatic(ctx context.Context, dir, pkg string) (string, error) {
+	return build(ctx, dir, pkg, "-s -w", true)
+}
+
+func build(ctx context.Context, dir, pkg, ldflags string, static bool) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := buildCache[pkg]; ok {
 		return p, nil
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
-	if b, err := run(ctx, "go", "build", "-ldflags", ldflags, "-o", out, pkg); err != nil {
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", out, pkg)
+	if static {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s: %v %s", pkg, err, b)
 	}
 	buildCache[pkg] = out
