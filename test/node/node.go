@@ -6,10 +6,17 @@
 // locally from binaries (a pause image, a static busybox image) imported
 // with containerd's ctr. No registry is used.
 //
+// On it run the real Kubernetes node components as child processes
+// (StartKubelet, StartKubeProxy, StartCoreDNS), built by Build from the test
+// module's tool directives.
+//
 // Everything it creates stays on the machine: the bridge carries only the
-// pod ranges and the host's gateway addresses on it, host forwarding is left
-// as it is, and iptables rules drop anything forwarded between the bridge
-// and any other interface. Teardown (Down, also from a signal) and the next
+// pod ranges and the host's gateway addresses on it, and iptables rules drop
+// anything forwarded between the bridge and any other interface. Host
+// forwarding is left as it is until kube-proxy starts (it needs it); then,
+// when it was off, a rule drops everything forwarded but from the bridge to
+// the bridge. What the components change on the host is recorded first and
+// put back by the same cleanup. Teardown (Down, also from a signal) and the next
 // run's leftover check share one cleanup path driven by a record in
 // StateDir, written before each thing it names is created.
 package node
@@ -104,7 +111,7 @@ func Missing() []string {
 	if os.Geteuid() != 0 {
 		out = append(out, "root (running as uid "+fmt.Sprint(os.Geteuid())+")")
 	}
-	for _, bin := range []string{"containerd", "ctr", "containerd-shim-runc-v2", "runc", "iptables", "ip6tables", "ip", "unshare", "go"} {
+	for _, bin := range []string{"containerd", "ctr", "containerd-shim-runc-v2", "runc", "iptables", "ip6tables", "ip", "unshare", "go", "curl", "getent", "ldd"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			out = append(out, bin)
 		}
