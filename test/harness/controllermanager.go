@@ -2,14 +2,13 @@ package harness
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"k8s.io/kubernetes/test/utils/ktesting"
+
+	"github.com/kubectl-dualstack/kubectl-dualstack/test/node"
 )
 
 // ControllerManagerPackage is the real kube-controller-manager, built from
@@ -34,11 +33,7 @@ func StartScheduler(t ktesting.TB, api *APIServer, binary, dir string) (*Control
 // their real addresses, PodDisruptionBudgets get their status from the
 // disruption controller. None of it is simulated. (kube-scheduler runs as
 // one too.)
-type ControllerManager struct {
-	Log    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+type ControllerManager struct{ *node.Process }
 
 // StartControllerManager runs binary against the API server with only the
 // named controllers, no leader election and no serving port (nothing
@@ -59,50 +54,16 @@ func StartControllerManager(t ktesting.TB, api *APIServer, binary, dir string, c
 // startChild runs a component as a child process that dies with this one,
 // logging to dir/<name>.log, and stops it in t's cleanups.
 func startChild(t ktesting.TB, name, binary, dir string, args ...string) (*ControllerManager, error) {
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	p, err := node.StartProcess(name, filepath.Join(dir, name+".log"), "", binary, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(binary, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &ControllerManager{Log: logPath, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(c.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-c.exited
-		}
-	})
+	t.Cleanup(func() { p.Stop(10 * time.Second) })
 	// Bad flags end it at once; the tests' own waits (pods appearing,
 	// budgets getting a status) show that its controllers work.
-	select {
-	case <-c.exited:
-		return nil, fmt.Errorf("%s exited: %s", name, tailFile(logPath, 20))
-	case <-time.After(time.Second):
+	time.Sleep(time.Second)
+	if gone, log := p.Exited(); gone {
+		return nil, fmt.Errorf("%s exited: %s", name, log)
 	}
-	return c, nil
-}
-
-// LogTail returns the last lines of its log.
-func (c *ControllerManager) LogTail(lines int) string { return tailFile(c.Log, lines) }
-
-func tailFile(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
+	return &ControllerManager{p}, nil
 }

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -41,10 +39,8 @@ func BuildCoreDNS(ctx context.Context, dir string) (string, error) {
 // without selector points (ClusterDNSEndpoints). Names outside the cluster
 // domain get no answer: nothing is forwarded off the machine.
 type CoreDNS struct {
-	Addrs  []string // ip:53 it listens on
-	Log    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	Addrs []string // ip:53 it listens on
+	*Process
 }
 
 // StartCoreDNS runs CoreDNS with kubeconfig's context for the cluster
@@ -79,30 +75,18 @@ func (n *Node) StartCoreDNS(ctx context.Context, binary, kubeconfig, kubeContext
 	if err := os.WriteFile(path, []byte(corefile), 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(n.Dir, "coredns.log")
-	logFile, err := os.Create(logPath)
+	proc, err := StartProcess("CoreDNS", filepath.Join(n.Dir, "coredns.log"), dir, binary, "-conf", path)
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(binary, "-conf", path)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &CoreDNS{Addrs: addrs, Log: logPath, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(c.exited) }()
+	c := &CoreDNS{Addrs: addrs, Process: proc}
 	n.coreDNS = c
 	// Serving once it listens on every address over TCP (UDP comes with it).
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		for {
-			select {
-			case <-c.exited:
-				return c, fmt.Errorf("node: CoreDNS exited: %s", tail(logPath, 20))
-			default:
+			if gone, log := c.Exited(); gone {
+				return c, fmt.Errorf("node: CoreDNS exited: %s", log)
 			}
 			conn, err := net.DialTimeout("tcp", a, time.Second)
 			if err == nil {
@@ -110,7 +94,7 @@ func (n *Node) StartCoreDNS(ctx context.Context, binary, kubeconfig, kubeContext
 				break
 			}
 			if time.Now().After(deadline) {
-				return c, fmt.Errorf("node: CoreDNS not listening on %s after 30s: %s", a, tail(logPath, 20))
+				return c, fmt.Errorf("node: CoreDNS not listening on %s after 30s: %s", a, c.LogTail(20))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -127,23 +111,7 @@ func (n *Node) StopCoreDNS() error {
 	if n.coreDNS == nil {
 		return errors.New("node: CoreDNS is not running")
 	}
-	n.coreDNS.stop()
+	n.coreDNS.Stop(5 * time.Second)
 	n.coreDNS = nil
 	return nil
-}
-
-// LogTail returns the last lines of CoreDNS's log.
-func (c *CoreDNS) LogTail(lines int) string { return tail(c.Log, lines) }
-
-func (c *CoreDNS) stop() {
-	if c.cmd.Process == nil {
-		return
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(5 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
 }

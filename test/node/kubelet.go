@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 )
 
 // KubeletPackage is the kubelet the node runs, built from the test module
@@ -105,12 +103,9 @@ type Kubelet struct {
 	// bridge's IPv4 gateway address and a free port. The API server reaches
 	// it there, as the node's InternalIP.
 	Address string
-	Log     string
 	// ManifestDir is its static pod path: a pod manifest written there runs.
 	ManifestDir string
-
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*Process
 }
 
 // NodeName is the name the node registers as: kds-<ID>.
@@ -169,12 +164,6 @@ func (n *Node) StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, e
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(n.Dir, "kubelet.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
 	args := []string{
 		"--config", confPath,
 		"--root-dir", filepath.Join(dir, "root"),
@@ -186,48 +175,18 @@ func (n *Node) StartKubelet(ctx context.Context, cfg KubeletConfig) (*Kubelet, e
 	if cfg.Kubeconfig != "" {
 		args = append(args, "--kubeconfig", cfg.Kubeconfig)
 	}
-	cmd := exec.Command(cfg.Binary, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	proc, err := StartProcess("kubelet", filepath.Join(n.Dir, "kubelet.log"), "", cfg.Binary, args...)
+	if err != nil {
 		return nil, err
 	}
-	k := &Kubelet{NodeName: n.NodeName(), Address: net.JoinHostPort(host, strconv.Itoa(port)), Log: logPath,
-		ManifestDir: filepath.Join(dir, "manifests"), cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(k.exited) }()
+	k := &Kubelet{NodeName: n.NodeName(), Address: net.JoinHostPort(host, strconv.Itoa(port)),
+		ManifestDir: filepath.Join(dir, "manifests"), Process: proc}
 	n.kubelet = k
-	if err := n.update(func(r *record) { r.Kubelet = cmd.Process.Pid }); err != nil {
+	if err := n.update(func(r *record) { r.Kubelet = proc.Pid() }); err != nil {
 		return k, err
 	}
-	n.logf("node %s: kubelet started (pid %d, server %s)", n.ID, cmd.Process.Pid, k.Address)
+	n.logf("node %s: kubelet started (pid %d, server %s)", n.ID, proc.Pid(), k.Address)
 	return k, nil
-}
-
-// Exited reports whether the kubelet process ended, with the end of its log.
-func (k *Kubelet) Exited() (bool, string) {
-	select {
-	case <-k.exited:
-		return true, fmt.Sprintf("%v; its log ends:\n%s", k.cmd.ProcessState, tail(k.Log, 30))
-	default:
-		return false, ""
-	}
-}
-
-// LogTail returns the last lines of the kubelet's log.
-func (k *Kubelet) LogTail(lines int) string { return tail(k.Log, lines) }
-
-// stop ends the kubelet (SIGTERM, then SIGKILL after 10s); the caller holds n.mu.
-func (k *Kubelet) stop() {
-	if k.cmd.Process == nil {
-		return
-	}
-	k.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-k.exited:
-	case <-time.After(10 * time.Second):
-		k.cmd.Process.Kill()
-		<-k.exited
-	}
 }
 
 // kubeletConfig renders the KubeletConfiguration: cgroupfs under the node's

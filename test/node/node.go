@@ -227,14 +227,10 @@ func (n *Node) Down() error {
 	if n.stopSig != nil {
 		n.stopSig()
 	}
-	if n.coreDNS != nil {
-		n.coreDNS.stop()
-	}
-	if n.kubeProxy != nil {
-		n.kubeProxy.stop()
-	}
-	if n.kubelet != nil {
-		n.kubelet.stop()
+	for _, p := range []*Process{n.coreDNS.process(), n.kubeProxy.process(), n.kubelet.process()} {
+		if p != nil {
+			p.Stop(10 * time.Second)
+		}
 	}
 	if n.containerd != nil && n.containerd.Process != nil {
 		n.containerd.Process.Signal(syscall.SIGTERM)

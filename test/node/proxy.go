@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // KubeProxyPackage is the kube-proxy the node runs (a tool directive in
@@ -36,11 +33,7 @@ type KubeProxyConfig struct {
 }
 
 // KubeProxy is the node's kube-proxy, a child process.
-type KubeProxy struct {
-	Log    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+type KubeProxy struct{ *Process }
 
 // SetServiceCIDRs gives pods created from now on a route to each Service
 // range of a family they have an address in, through the bridge's gateway
@@ -141,50 +134,15 @@ conntrack:
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(n.Dir, "kube-proxy.log")
-	logFile, err := os.Create(logPath)
+	proc, err := StartProcess("kube-proxy", filepath.Join(n.Dir, "kube-proxy.log"), "", cfg.Binary, "--config", confPath, "--v", "2")
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(cfg.Binary, "--config", confPath, "--v", "2")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &KubeProxy{Log: logPath, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }()
+	p := &KubeProxy{proc}
 	n.kubeProxy = p
-	if err := n.update(func(r *record) { r.KubeProxy = cmd.Process.Pid }); err != nil {
+	if err := n.update(func(r *record) { r.KubeProxy = proc.Pid() }); err != nil {
 		return p, err
 	}
-	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, cmd.Process.Pid, strings.Join(clusterCIDRs, ","))
+	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, proc.Pid(), strings.Join(clusterCIDRs, ","))
 	return p, nil
-}
-
-// Exited reports whether kube-proxy ended, with the end of its log.
-func (p *KubeProxy) Exited() (bool, string) {
-	select {
-	case <-p.exited:
-		return true, fmt.Sprintf("%v; its log ends:\n%s", p.cmd.ProcessState, tail(p.Log, 30))
-	default:
-		return false, ""
-	}
-}
-
-// LogTail returns the last lines of kube-proxy's log.
-func (p *KubeProxy) LogTail(lines int) string { return tail(p.Log, lines) }
-
-func (p *KubeProxy) stop() {
-	if p.cmd.Process == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
 }

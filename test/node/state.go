@@ -520,6 +520,23 @@ var iptablesTools = []string{"iptables", "ip6tables"}
 // rule carrying the comment.
 func taggedRules(comment string) ([][]string, error) {
 	var out [][]string
+	err := eachRule(func(tool, table, line string) error {
+		if !strings.HasPrefix(line, "-A ") || !hasComment(line, comment) {
+			return nil
+		}
+		args, err := splitRule(line[3:])
+		if err != nil {
+			return err
+		}
+		out = append(out, append([]string{tool, "-w", "-t", table, "-D"}, args...))
+		return nil
+	})
+	return out, err
+}
+
+// eachRule calls f with every line `-S` prints (chains and rules) of every
+// table of both front ends on this machine.
+func eachRule(f func(tool, table, line string) error) error {
 	for _, tool := range iptablesTools {
 		if _, err := exec.LookPath(tool); err != nil {
 			continue
@@ -530,18 +547,13 @@ func taggedRules(comment string) ([][]string, error) {
 				continue // a table this kernel does not have
 			}
 			for _, line := range strings.Split(string(b), "\n") {
-				if !strings.HasPrefix(line, "-A ") || !hasComment(line, comment) {
-					continue
+				if err := f(tool, table, line); err != nil {
+					return err
 				}
-				args, err := splitRule(line[3:])
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, append([]string{tool, "-w", "-t", table, "-D"}, args...))
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func hasComment(rule, comment string) bool {
@@ -605,31 +617,21 @@ const kubeChainPrefix = "KUBE-"
 // rules (as -S prints them) that jump to one from a built-in chain.
 func kubeChains() (chains map[[3]string]bool, jumps [][]string, err error) {
 	chains = map[[3]string]bool{}
-	for _, tool := range iptablesTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			continue
-		}
-		for _, table := range []string{"filter", "nat", "mangle", "raw"} {
-			b, err := exec.Command(tool, "-w", "-t", table, "-S").Output()
+	err = eachRule(func(tool, table, line string) error {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "-N" && strings.HasPrefix(f[1], kubeChainPrefix):
+			chains[[3]string{tool, table, f[1]}] = true
+		case len(f) >= 2 && f[0] == "-A" && !strings.HasPrefix(f[1], kubeChainPrefix) && strings.Contains(line, " -j "+kubeChainPrefix):
+			args, err := splitRule(line[3:])
 			if err != nil {
-				continue // a table this kernel does not have
+				return err
 			}
-			for _, line := range strings.Split(string(b), "\n") {
-				f := strings.Fields(line)
-				switch {
-				case len(f) >= 2 && f[0] == "-N" && strings.HasPrefix(f[1], kubeChainPrefix):
-					chains[[3]string{tool, table, f[1]}] = true
-				case len(f) >= 2 && f[0] == "-A" && !strings.HasPrefix(f[1], kubeChainPrefix) && strings.Contains(line, " -j "+kubeChainPrefix):
-					args, err := splitRule(line[3:])
-					if err != nil {
-						return nil, nil, err
-					}
-					jumps = append(jumps, append([]string{tool, "-w", "-t", table, "-D"}, args...))
-				}
-			}
+			jumps = append(jumps, append([]string{tool, "-w", "-t", table, "-D"}, args...))
 		}
-	}
-	return chains, jumps, nil
+		return nil
+	})
+	return chains, jumps, err
 }
 
 // KubeChainsPresent names the KUBE-* chains on this machine (kubelet's or
