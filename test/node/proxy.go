@@ -105,10 +105,7 @@ func (n *Node) StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubePr
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	var clusterCIDRs []string
-	for _, r := range n.ranges {
-		clusterCIDRs = append(clusterCIDRs, r)
-	}
+	clusterCIDRs := strings.Join(n.ranges, ",")
 	conf := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -129,7 +126,7 @@ conntrack:
   min: 0
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
-`, cfg.Kubeconfig, n.NodeName(), strings.Join(clusterCIDRs, ","))
+`, cfg.Kubeconfig, n.NodeName(), clusterCIDRs)
 	confPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -143,6 +140,6 @@ conntrack:
 	if err := n.update(func(r *record) { r.KubeProxy = proc.Pid() }); err != nil {
 		return p, err
 	}
-	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, proc.Pid(), strings.Join(clusterCIDRs, ","))
+	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, proc.Pid(), clusterCIDRs)
 	return p, nil
 }
