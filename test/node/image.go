@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -236,52 +237,125 @@ func CurlImage(ctx context.Context, name, busyboxPath string, applets []string) 
 		return nil, err
 	}
 	img.User = NonRootUser
-	seen := map[string]bool{}
+	libs := map[string]bool{}
 	for _, bin := range []string{"curl", "getent"} {
 		p, err := exec.LookPath(bin)
 		if err != nil {
 			return nil, err
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
+		if err := img.addWithLibs(ctx, "usr/bin/"+bin, p, libs); err != nil {
 			return nil, err
-		}
-		img.AddFile("usr/bin/"+bin, 0o755, b)
-		out, err := run(ctx, "ldd", p)
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			// "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or
-			// "/lib64/ld-linux-x86-64.so.2 (0x...)"
-			f := strings.Fields(line)
-			var lib string
-			switch {
-			case len(f) >= 3 && f[1] == "=>":
-				lib = f[2]
-			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-				lib = f[0]
-			}
-			if lib == "" || seen[lib] {
-				continue
-			}
-			seen[lib] = true
-			real, err := filepath.EvalSymlinks(lib)
-			if err != nil {
-				return nil, err
-			}
-			b, err := os.ReadFile(real)
-			if err != nil {
-				return nil, err
-			}
-			// The file under the path the binaries ask for (a link in the
-			// image would need its target's path too).
-			img.AddFile(lib, 0o755, b)
 		}
 	}
 	img.AddFile("etc/nsswitch.conf", 0o644, []byte("hosts: files dns\npasswd: files\ngroup: files\n"))
 	img.AddFile("etc/hosts", 0o644, []byte("127.0.0.1 localhost\n::1 localhost\n"))
 	return img, nil
+}
+
+// addWithLibs puts the file at src in the image as dst, and every shared
+// library it loads (ldd's list, and the loader) under the path it asks for,
+// once per image (libs holds those added already).
+func (img *Image) addWithLibs(ctx context.Context, dst, src string, libs map[string]bool) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	img.AddFile(dst, 0o755, b)
+	out, err := run(ctx, "ldd", src)
+	if err != nil {
+		if strings.Contains(err.Error(), "not a dynamic executable") {
+			return nil // static: nothing to load
+		}
+		return err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		// "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or
+		// "/lib64/ld-linux-x86-64.so.2 (0x...)"
+		f := strings.Fields(line)
+		var lib string
+		switch {
+		case len(f) >= 3 && f[1] == "=>":
+			lib = f[2]
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0]
+		}
+		if lib == "" || libs[lib] {
+			continue
+		}
+		libs[lib] = true
+		real, err := filepath.EvalSymlinks(lib)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(real)
+		if err != nil {
+			return err
+		}
+		// The file under the path the binaries ask for (a link in the
+		// image would need its target's path too).
+		img.AddFile(lib, 0o755, b)
+	}
+	return nil
+}
+
+// KubeProxyImageName is the image the node's kube-proxy DaemonSet runs.
+const KubeProxyImageName = "kds.local/kube-proxy:kds"
+
+// iptablesCommands are the names kube-proxy runs iptables by.
+var iptablesCommands = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
+
+// KubeProxyImage is what registry.k8s.io/kube-proxy holds, from this
+// machine: kube-proxy at /usr/local/bin/kube-proxy and the host's iptables
+// (the variant its alternatives choose, nft or legacy: the one whose rules
+// the host shows) with its extensions, each with the libraries it loads.
+func KubeProxyImage(ctx context.Context, name, kubeProxyBin string) (*Image, error) {
+	img := &Image{Name: name, Entrypoint: []string{"/usr/local/bin/kube-proxy"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	libs := map[string]bool{}
+	if err := img.addWithLibs(ctx, "usr/local/bin/kube-proxy", kubeProxyBin, libs); err != nil {
+		return nil, err
+	}
+	p, err := exec.LookPath("iptables")
+	if err != nil {
+		return nil, err
+	}
+	multi, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := img.addWithLibs(ctx, "usr/sbin/"+filepath.Base(multi), multi, libs); err != nil {
+		return nil, err
+	}
+	for _, c := range iptablesCommands {
+		img.AddSymlink("usr/sbin/"+c, filepath.Base(multi))
+	}
+	// The match and target extensions it loads at run time, from the
+	// directory it was built with.
+	exts, err := filepath.Glob("/usr/lib/*/xtables/*.so")
+	if err != nil || len(exts) == 0 {
+		return nil, fmt.Errorf("no iptables extensions under /usr/lib/*/xtables (%v)", err)
+	}
+	for _, e := range exts {
+		if err := img.addWithLibs(ctx, e, e, libs); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{"tmp", "run", "proc", "sys", "dev", "etc", "var/lib/kube-proxy"} {
+		img.AddDir(d, 0o755)
+	}
+	img.AddDir("tmp", 0o1777)
+	img.AddFile("etc/nsswitch.conf", 0o644, []byte("hosts: files dns\n"))
+	img.AddFile("etc/hosts", 0o644, []byte("127.0.0.1 localhost\n::1 localhost\n"))
+	return img, nil
+}
+
+// ImportKubeProxyImage builds KubeProxyImage from the kube-proxy at bin and
+// imports it as KubeProxyImageName.
+func (n *Node) ImportKubeProxyImage(ctx context.Context, bin string) error {
+	img, err := KubeProxyImage(ctx, KubeProxyImageName, bin)
+	if err != nil {
+		return err
+	}
+	return n.Import(ctx, img)
 }
 
 // BinaryImage holds one static binary as its entrypoint, run as nobody

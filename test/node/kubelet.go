@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // KubeletPackage is the kubelet the node runs, built from the test module
@@ -311,5 +312,20 @@ func restoreSysctls(saved map[string]string) error {
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}
+	return nil
+}
+
+// StopKubelet stops the node's kubelet; its pods keep running, as they do
+// when an admin restarts a kubelet. StartKubelet starts it again with the
+// same directories (and the flags given then: a new --node-ip, a new
+// kubeconfig), and it takes its pods back.
+func (n *Node) StopKubelet() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.kubelet == nil {
+		return errors.New("node: the kubelet is not running")
+	}
+	n.kubelet.Stop(10 * time.Second)
+	n.kubelet = nil
 	return nil
 }

@@ -100,6 +100,7 @@ type Node struct {
 	// serviceCIDRs get a route in pods created after SetServiceCIDRs.
 	serviceCIDRs []string
 	execSeq      int
+	forwarding   bool // PrepareKubeProxy ran
 	down         bool
 	downErr      error
 }

@@ -299,6 +299,13 @@ func TestNodeKilledRunHelper(t *testing.T) {
 			os.Exit(1)
 		}
 	}
+	// And the host made ready for kube-proxy's pod: forwarding on (its
+	// settings recorded first) and, when it was off, the rule that keeps
+	// it to the bridge.
+	if err := n.PrepareKubeProxy(ctx); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
 	fmt.Printf("READY %s %s pod %s\n", n.ID, c.IPs, pod.ips)
 	select {}
 }
@@ -476,6 +483,13 @@ func TestNodeKilledRunIsCleanedByTheNext(t *testing.T) {
 	if len(pids) == 0 || len(mps) == 0 || !linkExists(r.Bridge) || len(rules) == 0 || len(tasks) != 4 || len(shims) != 3 || len(cniCache) != 4 ||
 		len(chains) == 0 || len(changed) == 0 || !exists(r.DevicePluginSocket) {
 		t.Fatalf("expected a killed run to leave processes, mounts, its bridge, rules, four tasks, three shim sockets, four CNI cache files, the kubelet's chains, changed kernel settings and its socket; the test proves nothing otherwise")
+	}
+	// PrepareKubeProxy's part: the forwarding settings recorded, on now.
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		b, _ := os.ReadFile("/proc/sys/" + k)
+		if _, ok := r.Sysctls[k]; !ok || strings.TrimSpace(string(b)) != "1" {
+			t.Fatalf("the killed run's record has %s=%q, and it is %q now; want it recorded and on", k, r.Sysctls[k], strings.TrimSpace(string(b)))
+		}
 	}
 
 	// The next run cleans all of it and comes up.

@@ -66,14 +66,50 @@ func (n *Node) serviceRoutes() []map[string]string {
 	return out
 }
 
-// StartKubeProxy starts kube-proxy (iptables mode) for the node. The host
+// PrepareKubeProxy readies the host for a kube-proxy that runs in a pod
+// (a DaemonSet's, hostNetwork and privileged, from KubeProxyImage): what
+// StartKubeProxy does before it starts one as a child process. The host
 // forwards from then on, but only between the bridge's ports: when
 // forwarding was off before, a rule tagged with the run's comment drops
 // every other forwarded packet, so the machine routes nothing it did not
-// before. kube-proxy masquerades all Service traffic (--masquerade-all):
-// the backend answers the host, which undoes the translation; without it
-// a reply between two pods on the same bridge would skip the host (no
-// br_netfilter here). Conntrack limits and timeouts are left as they are.
+// before. The kernel settings are recorded first and the KUBE-* chains
+// removed at the end, as for a kubelet.
+func (n *Node) PrepareKubeProxy(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.prepareForwarding(ctx)
+}
+
+// prepareForwarding is PrepareKubeProxy with n.mu held; a second call does
+// nothing.
+func (n *Node) prepareForwarding(ctx context.Context) error {
+	if n.forwarding {
+		return nil
+	}
+	if err := n.claimHost(forwardingSysctls, "kube-proxy"); err != nil {
+		return err
+	}
+	if n.rec.Sysctls["net/ipv4/ip_forward"] == "0" || n.rec.Sysctls["net/ipv6/conf/all/forwarding"] == "0" {
+		for _, tool := range iptablesTools {
+			args := []string{"-w", "-t", "filter", "-I", "FORWARD", "1", "!", "-i", n.Bridge, "!", "-o", n.Bridge,
+				"-m", "comment", "--comment", n.rec.Comment, "-j", "DROP"}
+			if _, err := run(ctx, tool, args...); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		if err := os.WriteFile("/proc/sys/"+k, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("node: %s: %w", k, err)
+		}
+	}
+	n.forwarding = true
+	return nil
+}
+
+// StartKubeProxy starts kube-proxy for the node as a child process, with
+// KubeProxyConfiguration's settings for the node's pod ranges, after
+// PrepareKubeProxy's host changes.
 func (n *Node) StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubeProxy, error) {
 	if cfg.Binary == "" || cfg.Kubeconfig == "" {
 		return nil, errors.New("node: kube-proxy needs its binary and a kubeconfig")
@@ -83,22 +119,8 @@ func (n *Node) StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubePr
 	if n.kubeProxy != nil {
 		return nil, errors.New("node: kube-proxy is started already")
 	}
-	if err := n.claimHost(forwardingSysctls, "kube-proxy"); err != nil {
+	if err := n.prepareForwarding(ctx); err != nil {
 		return nil, err
-	}
-	if n.rec.Sysctls["net/ipv4/ip_forward"] == "0" || n.rec.Sysctls["net/ipv6/conf/all/forwarding"] == "0" {
-		for _, tool := range iptablesTools {
-			args := []string{"-w", "-t", "filter", "-I", "FORWARD", "1", "!", "-i", n.Bridge, "!", "-o", n.Bridge,
-				"-m", "comment", "--comment", n.rec.Comment, "-j", "DROP"}
-			if _, err := run(ctx, tool, args...); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
-		if err := os.WriteFile("/proc/sys/"+k, []byte("1"), 0o644); err != nil {
-			return nil, fmt.Errorf("node: %s: %w", k, err)
-		}
 	}
 
 	dir := filepath.Join(n.Dir, "kube-proxy")
@@ -106,13 +128,40 @@ func (n *Node) StartKubeProxy(ctx context.Context, cfg KubeProxyConfig) (*KubePr
 		return nil, err
 	}
 	clusterCIDRs := strings.Join(n.ranges, ",")
-	conf := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+	conf := KubeProxyConfiguration(cfg.Kubeconfig, clusterCIDRs)
+	confPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	proc, err := StartProcess("kube-proxy", filepath.Join(n.Dir, "kube-proxy.log"), "", cfg.Binary, "--config", confPath, "--hostname-override", n.NodeName(), "--v", "2")
+	if err != nil {
+		return nil, err
+	}
+	p := &KubeProxy{proc}
+	n.kubeProxy = p
+	if err := n.update(func(r *record) { r.KubeProxy = proc.Pid() }); err != nil {
+		return p, err
+	}
+	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, proc.Pid(), clusterCIDRs)
+	return p, nil
+}
+
+// KubeProxyConfiguration is the configuration the node's kube-proxy runs
+// with (a file for StartKubeProxy, the kube-proxy ConfigMap's config.conf
+// for a DaemonSet), for the cluster CIDRs given (comma-separated, as
+// kubeadm writes them). iptables mode; only on loopback, no health or
+// metrics server. It masquerades all Service traffic (masqueradeAll): the
+// backend answers the host, which undoes the translation; without it a
+// reply between two pods on the same bridge would skip the host (no
+// br_netfilter here). Localhost NodePorts are off (they need
+// route_localnet), and conntrack limits and timeouts are left as they are.
+func KubeProxyConfiguration(kubeconfig, clusterCIDRs string) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
   kubeconfig: %[1]q
 mode: iptables
-hostnameOverride: %[2]q
-clusterCIDR: %[3]q
+clusterCIDR: %[2]q
 bindAddress: 127.0.0.1
 healthzBindAddress: ""
 metricsBindAddress: ""
@@ -126,20 +175,5 @@ conntrack:
   min: 0
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
-`, cfg.Kubeconfig, n.NodeName(), clusterCIDRs)
-	confPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	proc, err := StartProcess("kube-proxy", filepath.Join(n.Dir, "kube-proxy.log"), "", cfg.Binary, "--config", confPath, "--v", "2")
-	if err != nil {
-		return nil, err
-	}
-	p := &KubeProxy{proc}
-	n.kubeProxy = p
-	if err := n.update(func(r *record) { r.KubeProxy = proc.Pid() }); err != nil {
-		return p, err
-	}
-	n.logf("node %s: kube-proxy started (pid %d, cluster CIDRs %s)", n.ID, proc.Pid(), clusterCIDRs)
-	return p, nil
+`, kubeconfig, clusterCIDRs)
 }
