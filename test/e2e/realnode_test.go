@@ -21,7 +21,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -95,28 +94,8 @@ func upRealNodeWith(t *testing.T, ctx context.Context, serviceCIDRs string, clus
 		t.Fatal(err)
 	}
 	rn := &realNode{api: api, node: n, kubelet: k}
-	var exited string
-	err = harness.WaitFor(ctx, 2*time.Minute, "node "+k.NodeName+" Ready", func(ctx context.Context) (bool, error) {
-		if gone, log := k.Exited(); gone {
-			exited = log
-			return true, nil
-		}
-		nd, err := api.Kube.CoreV1().Nodes().Get(ctx, k.NodeName, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range nd.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if exited != "" {
-		t.Fatalf("the kubelet exited: %s", exited)
-	}
-	if err != nil {
-		t.Fatalf("%v\nkubelet log:\n%s", err, k.LogTail(40))
+	if err := harness.WaitNodeReady(ctx, api.Kube, k, nil); err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("node %s Ready %s after the kubelet started", k.NodeName, time.Since(t0).Round(time.Millisecond))
 	return rn
@@ -512,27 +491,9 @@ func kubeDNS(t *testing.T, ctx context.Context, kc kubernetes.Interface, ips, en
 		t.Fatal(err)
 	}
 	for _, ep := range endpoints {
-		if _, err := kc.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, dnsSlice(ep), metav1.CreateOptions{}); err != nil {
+		if _, err := kc.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, harness.DNSEndpointSlice(ep), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// dnsSlice is kube-dns's EndpointSlice of ep's family, naming CoreDNS at ep.
-func dnsSlice(ep string) *discoveryv1.EndpointSlice {
-	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
-	dns, dnsTCP, port := "dns", "dns-tcp", int32(53)
-	host, _, _ := net.SplitHostPort(ep)
-	family, suffix := discoveryv1.AddressTypeIPv4, "ipv4"
-	if netip.MustParseAddr(host).Is6() {
-		family, suffix = discoveryv1.AddressTypeIPv6, "ipv6"
-	}
-	return &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns-" + suffix, Namespace: "kube-system", Labels: map[string]string{
-			discoveryv1.LabelServiceName: "kube-dns", discoveryv1.LabelManagedBy: "kubectl-dualstack-e2e"}},
-		AddressType: family,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{host}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: &dns, Protocol: &udp, Port: &port}, {Name: &dnsTCP, Protocol: &tcp, Port: &port}},
 	}
 }
 
@@ -651,7 +612,7 @@ func TestRealNodeValidateProvesTheNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rn.api.Kube.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, dnsSlice(coredns.Addrs[1]), metav1.CreateOptions{}); err != nil {
+	if _, err := rn.api.Kube.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, harness.DNSEndpointSlice(coredns.Addrs[1]), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r, v = validate()

@@ -27,6 +27,25 @@ func WriteSandboxEnv(stateDir, binDir string, s *ConversionSandbox, awsEnv []str
 		"KUBECONFIG="+kubeconfig,
 		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		SandboxDNSEnv+"="+s.DNSAddr())
+	path, err := writeEnvFile(stateDir, env)
+	return path, env, err
+}
+
+// WriteKubeadmNodeEnv is WriteSandboxEnv for the kubeadm-like cluster on
+// the real node (`make sandbox REAL_NODE=1`): its kubeconfig (written again
+// after ConvertHosts restarts the API server) and PATH.
+func WriteKubeadmNodeEnv(stateDir, binDir string, k *KubeadmNode) (string, []string, error) {
+	kubeconfig := filepath.Join(stateDir, "kubeconfig")
+	if err := WriteKubeconfig(kubeconfig, k.API.Config, "sandbox"); err != nil {
+		return "", nil, err
+	}
+	env := []string{"KUBECONFIG=" + kubeconfig, "PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH")}
+	path, err := writeEnvFile(stateDir, env)
+	return path, env, err
+}
+
+// writeEnvFile writes env as export lines to stateDir/env.
+func writeEnvFile(stateDir string, env []string) (string, error) {
 	var b strings.Builder
 	b.WriteString("# The kubectl-dualstack sandbox: `source` this file in your shell.\n")
 	for _, kv := range env {
@@ -35,9 +54,9 @@ func WriteSandboxEnv(stateDir, binDir string, s *ConversionSandbox, awsEnv []str
 	}
 	path := filepath.Join(stateDir, "env")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		return "", nil, err
+		return "", err
 	}
-	return path, env, nil
+	return path, nil
 }
 
 // ReadSandboxEnv reads an env file WriteSandboxEnv wrote, as a shell that
