@@ -106,11 +106,17 @@ faults: moto ## every fault-injection point of the upgrade flow (~21 min on 2 co
 	  status=$$?; grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)|converged after|did not converge|fault injection:' $(BIN_DIR)/faults.log; \
 	  echo "(full log: $(BIN_DIR)/faults.log)"; exit $$status
 
-demo: build moto ## start the sandbox, convert it with the plugin (status, aws plan, upgrade, status, validate), print a summary, stop
-	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox
+# REAL_NODE=1: the sandbox is a kubeadm-like cluster on a real node on this
+# machine (as root; node-deps installs its packages) instead of the simulated
+# OpenShift on AWS.
+SANDBOX_DEPS := build $(if $(REAL_NODE),node-deps,moto)
+SANDBOX_FLAGS := $(if $(REAL_NODE),-real-node)
 
-sandbox: build moto ## start the sandbox IPv4-only and keep it up until Ctrl-C for your own commands (source .sandbox/env)
-	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox -hold
+demo: $(SANDBOX_DEPS) ## start the sandbox, convert it with the plugin (status, aws plan, upgrade, status, validate), print a summary, stop (REAL_NODE=1: on a real node, kubeadm-like)
+	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox $(SANDBOX_FLAGS)
+
+sandbox: $(SANDBOX_DEPS) ## start the sandbox IPv4-only and keep it up until Ctrl-C for your own commands (source .sandbox/env; REAL_NODE=1: on a real node)
+	cd test && go run -ldflags "$(KUBE_LDFLAGS)" ./cmd/sandbox -bin-dir $(BIN_DIR) -state-dir $(CURDIR)/.sandbox -hold $(SANDBOX_FLAGS)
 
 vet: ## go vet both modules and check formatting
 	@echo "==> [1/5] vet: go vet on the three modules, gofmt"

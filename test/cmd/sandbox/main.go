@@ -7,6 +7,15 @@
 // plugin as a user would (status, aws plan, upgrade, status, validate) and
 // ends with a summary. With -hold (make sandbox) it leaves the cluster
 // IPv4-only, prints the commands to try, and stays up until Ctrl-C.
+//
+// With -real-node (make demo/sandbox REAL_NODE=1; root, and the node's
+// packages from make node-deps) the cluster is instead a kubeadm-like one
+// on a real node on this machine (harness.StartKubeadmNode: containerd, a
+// kubelet, kube-proxy's DaemonSet, the real controllers, CoreDNS), with no
+// AWS: the demo takes it through the network, services and workloads
+// phases and validate --no-mesh, making the host-side changes the network
+// phase asks for as an admin would; the held sandbox makes them when Enter
+// is pressed.
 package main
 
 import (
@@ -32,39 +41,52 @@ func main() {
 	binDir := flag.String("bin-dir", "../bin", "directory with the built kubectl-dualstack (make build)")
 	stateDir := flag.String("state-dir", "../.sandbox", "where to write the kubeconfig and env file")
 	hold := flag.Bool("hold", false, "keep the sandbox running until Ctrl-C")
+	realNode := flag.Bool("real-node", false, "a kubeadm-like cluster on a real node on this machine (root; make node-deps) instead of the simulated OpenShift on AWS")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *binDir, *stateDir, *hold); err != nil {
+	runner := run
+	if *realNode {
+		runner = runRealNode
+	}
+	if err := runner(ctx, *binDir, *stateDir, *hold); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
-	binDir, _ = filepath.Abs(binDir)
-	stateDir, _ = filepath.Abs(stateDir)
-	if _, err := os.Stat(filepath.Join(binDir, "kubectl-dualstack")); err != nil {
-		return fmt.Errorf("no plugin binary in %s: run make build first", binDir)
+// prepare checks the plugin binary, empties stateDir of what an earlier
+// demo or sandbox wrote (its processes ended with it) and sends the
+// in-process API server's logs to stateDir/apiserver.log.
+func prepare(binDir, stateDir *string) (*os.File, error) {
+	*binDir, _ = filepath.Abs(*binDir)
+	*stateDir, _ = filepath.Abs(*stateDir)
+	if _, err := os.Stat(filepath.Join(*binDir, "kubectl-dualstack")); err != nil {
+		return nil, fmt.Errorf("no plugin binary in %s: run make build first", *binDir)
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return err
+	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+		return nil, err
 	}
-
-	// A sandbox starts clean: nothing an earlier demo or sandbox wrote
-	// stays (its processes ended with it).
 	for _, f := range []string{"kubeconfig", "env", "apiserver.log"} {
-		if err := os.Remove(filepath.Join(stateDir, f)); err != nil && !os.IsNotExist(err) {
-			return err
+		if err := os.Remove(filepath.Join(*stateDir, f)); err != nil && !os.IsNotExist(err) {
+			return nil, err
 		}
 	}
-	logFile, err := os.Create(filepath.Join(stateDir, "apiserver.log"))
+	logFile, err := os.Create(filepath.Join(*stateDir, "apiserver.log"))
+	if err != nil {
+		return nil, err
+	}
+	quietKlog(logFile)
+	return logFile, nil
+}
+
+func run(ctx context.Context, binDir, stateDir string, hold bool) (err error) {
+	logFile, err := prepare(&binDir, &stateDir)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	quietKlog(logFile)
 
 	tb := harness.NewProcessTB("sandbox", nil)
 	defer tb.Close()
@@ -113,21 +135,35 @@ The sandbox is up, IPv4-only, until Ctrl-C. In another shell:
 		return nil
 	}
 
-	var summary []string
-	for _, c := range []struct {
-		args []string
-		what string
-	}{
+	summary, err := showAll(ctx, env, []command{
 		{[]string{"kubectl", "dualstack", "status"}, "status before (IPv4-only: FAILs expected)"},
 		{[]string{"kubectl", "dualstack", "aws", "plan"}, "aws plan"},
 		{[]string{"kubectl", "dualstack", "upgrade", "--yes", "--recreate-gateway"}, "upgrade (every phase but the ones run only when asked)"},
 		{[]string{"kubectl", "dualstack", "policies", "apply", "--yes"}, "policies apply (the NetworkPolicy's IPv6 twin)"},
 		{[]string{"kubectl", "dualstack", "status"}, "status after"},
 		{[]string{"kubectl", "dualstack", "validate"}, "validate (the proof over IPv4 and IPv6)"},
-	} {
+	})
+	if err != nil {
+		return err
+	}
+	quietStderr(logFile)
+	fmt.Printf("\n==> summary (the commands' own output is above)\n%s\n", strings.Join(summary, "\n"))
+	return nil
+}
+
+// A command of a demo, and what the summary calls it.
+type command struct {
+	args []string
+	what string
+}
+
+// showAll runs the commands with show and returns the summary's lines.
+func showAll(ctx context.Context, env []string, cmds []command) ([]string, error) {
+	var summary []string
+	for _, c := range cmds {
 		code, err := show(ctx, env, c.args)
 		if err != nil {
-			return err
+			return summary, err
 		}
 		verdict := "ok"
 		if code != 0 {
@@ -135,9 +171,7 @@ The sandbox is up, IPv4-only, until Ctrl-C. In another shell:
 		}
 		summary = append(summary, fmt.Sprintf("  %-45s %s", c.what, verdict))
 	}
-	quietStderr(logFile)
-	fmt.Printf("\n==> summary (the commands' own output is above)\n%s\n", strings.Join(summary, "\n"))
-	return nil
+	return summary, nil
 }
 
 // quietStderr sends what the in-process etcd and apiserver still print
