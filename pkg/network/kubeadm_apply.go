@@ -260,6 +260,7 @@ func (o *Overlay) ConvertKubeadm(ctx context.Context, res *Result, nodes []corev
 		return o.report(res, nil)
 	}
 	res.Outcome, res.Message = OutcomeConverted, msg
+	o.findIPv4OnlyPods(ctx, res)
 	return o.report(res, nil)
 }
 

@@ -136,9 +136,18 @@ func TestConvertKubeadmUpdatesTheAPIWaitsAndReverts(t *testing.T) {
 	if _, err := kc.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A pod made before the conversion, IPv4-only: the converted result
+	// names its namespace.
+	if _, err := kc.CoreV1().Pods("apps").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "apps"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: "10.244.1.5"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	res = &Result{Cluster: platform.Info{Kind: platform.Kubeadm}}
 	if err := ov.ConvertKubeadm(ctx, res, nodes()); err != nil || res.Outcome != OutcomeConverted {
 		t.Fatalf("after the host-side changes: %v %+v", err, res)
+	}
+	if !res.PodsChecked || len(res.IPv4OnlyPods) != 1 || res.IPv4OnlyPods[0] != (NamespacePods{Namespace: "apps", Pods: 1}) {
+		t.Errorf("IPv4-only pods after the conversion: checked %v, %+v; want apps (1)", res.PodsChecked, res.IPv4OnlyPods)
 	}
 	ds, _ = kc.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
 	if ds.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {

@@ -98,7 +98,10 @@ type Result struct {
 	Status       *Status         `json:"status,omitempty"`
 	Operator     *OperatorStatus `json:"operator,omitempty"`
 	IPv4OnlyPods []NamespacePods `json:"ipv4OnlyPods,omitempty"`
-	Plan         *Plan           `json:"plan,omitempty"`
+	// PodsChecked: IPv4OnlyPods is the result of listing the pods (not
+	// empty for want of it).
+	PodsChecked bool  `json:"-"`
+	Plan        *Plan `json:"plan,omitempty"`
 }
 
 // Status is the applied networks of the OpenShift Network config.
@@ -311,12 +314,20 @@ func (o *Overlay) waitConverted(ctx context.Context, res *Result, added *Added) 
 	res.Outcome = OutcomeConverted
 	res.Message = fmt.Sprintf("dual-stack: status.clusterNetwork [%s], status.serviceNetwork [%s]; network operator %s",
 		strings.Join(CIDRs(seen.Network.StatusClusterNetwork), ", "), strings.Join(seen.Network.StatusServiceNetwork, ", "), seen.Operator)
+	o.findIPv4OnlyPods(ctx, res)
+	return o.report(res, nil)
+}
+
+// findIPv4OnlyPods lists, once the pod network is dual-stack, the running
+// pods that still have only IPv4 (per namespace); when the list fails it
+// warns, and res says the pods were not checked.
+func (o *Overlay) findIPv4OnlyPods(ctx context.Context, res *Result) {
 	pods, err := IPv4OnlyPods(ctx, o.Kube)
 	if err != nil {
 		fmt.Fprintf(o.Log, "warning: could not list pods to find IPv4-only ones: %v\n", kube.Explain("listing pods", err))
+		return
 	}
-	res.IPv4OnlyPods = pods
-	return o.report(res, nil)
+	res.IPv4OnlyPods, res.PodsChecked = pods, true
 }
 
 func (o *Overlay) Revert(ctx context.Context, res *Result) error {

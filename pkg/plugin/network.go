@@ -293,9 +293,12 @@ func printNetworkResult(w io.Writer, res *NetworkResult) error {
 	fmt.Fprintln(w, res.Message)
 	if res.Outcome == network.OutcomeConverted {
 		fmt.Fprintln(w, "Existing pods keep their IPv4-only addresses: re-create them (e.g. kubectl rollout restart) to get IPv6.")
-		if len(res.IPv4OnlyPods) == 0 {
+		switch {
+		case !res.PodsChecked:
+			// the warning said why the pods were not listed
+		case len(res.IPv4OnlyPods) == 0:
 			fmt.Fprintln(w, "No running pod on the pod network is IPv4-only.")
-		} else {
+		default:
 			parts := make([]string, 0, len(res.IPv4OnlyPods))
 			for _, p := range res.IPv4OnlyPods {
 				parts = append(parts, fmt.Sprintf("%s (%d)", p.Namespace, p.Pods))
