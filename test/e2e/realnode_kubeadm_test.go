@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -156,6 +157,16 @@ func TestRealNodeKubeadmConverts(t *testing.T) {
 	r = plugin(t, rn.api.Kubeconfig, nil, append(network, "--yes", "--timeout", "2m", "-o", "json")...)
 	if n = parseNetwork(t, r); r.Code != 0 || n.Outcome != "converted" || !strings.Contains(n.Message, "restarted kube-system/kube-proxy") {
 		t.Fatalf("network --yes after the host-side changes:\n%s\nkubelet log:\n%s", r, rn.kubelet.LogTail(20))
+	}
+	// and names the pods that still have one family: the app's.
+	var conv struct {
+		IPv4OnlyPods []struct {
+			Namespace string `json:"namespace"`
+			Pods      int    `json:"pods"`
+		} `json:"ipv4OnlyPods"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &conv); err != nil || len(conv.IPv4OnlyPods) != 1 || conv.IPv4OnlyPods[0].Namespace != ns || conv.IPv4OnlyPods[0].Pods != 1 {
+		t.Errorf("network's converted result names IPv4-only pods %+v (%v); want %s (1):\n%s", conv.IPv4OnlyPods, err, ns, r.Stdout)
 	}
 	proxy2, err := k.KubeProxyPod(ctx, string(proxy1.UID))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/version"
+	"k8s.io/kubernetes/pkg/capabilities"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/kubectl-dualstack/kubectl-dualstack/test/node"
@@ -86,6 +87,11 @@ func StartKubeadmNode(ctx context.Context, tb ktesting.TB, opts KubeadmNodeOptio
 		opts.Logf = tb.Logf
 	}
 	k := &KubeadmNode{tb: tb, opts: opts, bins: map[string]string{}}
+	// --allow-privileged sets a process-wide setting once: the first API
+	// server this process started decided it. Clear it so that this one's
+	// flag holds, and again at the end for the next one's.
+	capabilities.ResetForTest()
+	tb.Cleanup(capabilities.ResetForTest)
 	api, err := StartAPIServer(tb, k.apiOptions(KubeadmServices4))
 	if err != nil {
 		return nil, err
