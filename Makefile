@@ -49,7 +49,7 @@ install: build ## install every name in INSTALL_DIR (default: $(go env GOPATH)/b
 uninstall:
 	rm -f $(addprefix $(INSTALL_DIR)/,$(PLUGINS) $(COMPLETION_SHIM))
 
-test: test-start vet unit krew-validate release-check e2e ## everything CI runs (37 min warm, 52 with a cold race build, ~67 fully cold on 2 cores)
+test: test-start vet unit krew-validate release-check e2e ## everything CI runs (~39 min warm, 49 with a cold race build, ~64 fully cold on 2 cores)
 	@cd test && go run ./cmd/testsum -total $(COUNTS)
 
 test-start:
