@@ -36,9 +36,10 @@ import (
 // Service range, the manifests' flags, the kubelet restarted with its
 // IPv6 --node-ip), and `network --yes` sees them and restarts kube-proxy:
 // a new pod, whose rules now know the IPv6 cluster CIDR (ip6tables'
-// local-traffic rule with -s fd10:244::/56, where the pod before had none
-// for IPv6). `services` and `workloads` then give the app a dual-stack
-// Service and pods with both families.
+// rule for traffic from the cluster's pods, -s fd10:244::/56, as the pod
+// before wrote iptables' with -s 10.244.0.0/16). `services` and
+// `workloads` then give the app a dual-stack Service and pods with both
+// families.
 func TestRealNodeKubeadmConverts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -155,7 +155,7 @@ func StartKubeadmNode(ctx context.Context, tb ktesting.TB, opts KubeadmNodeOptio
 		return nil, fmt.Errorf("the API server's kubeconfig is %s; kube-proxy's pods read %s", api.Kubeconfig, kubeProxyKubeconfig)
 	}
 	for name, data := range map[string]map[string]string{
-		"kubeadm-config": {"ClusterConfiguration": KubeadmClusterConfiguration(KubeadmPods4, KubeadmServices4)},
+		"kubeadm-config": {"ClusterConfiguration": kubeadmClusterConfiguration(KubeadmPods4, KubeadmServices4)},
 		"kube-proxy":     {"config.conf": node.KubeProxyConfiguration(kubeProxyKubeconfig, KubeadmPods4)},
 	} {
 		if _, err := kc.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: data}, metav1.CreateOptions{}); err != nil {
@@ -165,10 +165,10 @@ func StartKubeadmNode(ctx context.Context, tb ktesting.TB, opts KubeadmNodeOptio
 	if err := k.writeManifests(KubeadmServices4, KubeadmPods4); err != nil {
 		return nil, err
 	}
-	if err := k.WaitMirrorPods(ctx, KubeadmServices4); err != nil {
+	if err := k.waitMirrorPods(ctx, KubeadmServices4); err != nil {
 		return nil, err
 	}
-	if _, err := kc.AppsV1().DaemonSets("kube-system").Create(ctx, KubeProxyDaemonSet(filepath.Dir(api.Kubeconfig)), metav1.CreateOptions{}); err != nil {
+	if _, err := kc.AppsV1().DaemonSets("kube-system").Create(ctx, kubeProxyDaemonSet(filepath.Dir(api.Kubeconfig)), metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
 	if _, err := k.KubeProxyPod(ctx, ""); err != nil {
@@ -183,9 +183,9 @@ func StartKubeadmNode(ctx context.Context, tb ktesting.TB, opts KubeadmNodeOptio
 	return k, nil
 }
 
-// KubeadmClusterConfiguration is kubeadm-config's ClusterConfiguration with
+// kubeadmClusterConfiguration is kubeadm-config's ClusterConfiguration with
 // the given ranges.
-func KubeadmClusterConfiguration(pods, services string) string {
+func kubeadmClusterConfiguration(pods, services string) string {
 	return "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: " + pods + "\n  serviceSubnet: " + services + "\n"
 }
 
@@ -306,8 +306,8 @@ func (k *KubeadmNode) writeManifests(services, pods string) error {
 	return nil
 }
 
-// MirrorFlag returns a flag of a control-plane component's mirror pod.
-func (k *KubeadmNode) MirrorFlag(ctx context.Context, component, flag string) string {
+// mirrorFlag returns a flag of a control-plane component's mirror pod.
+func (k *KubeadmNode) mirrorFlag(ctx context.Context, component, flag string) string {
 	l, err := k.API.Kube.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "component=" + component})
 	if err != nil || len(l.Items) != 1 {
 		return fmt.Sprintf("(%d mirror pods, %v)", len(l.Items), err)
@@ -320,23 +320,23 @@ func (k *KubeadmNode) MirrorFlag(ctx context.Context, component, flag string) st
 	return ""
 }
 
-// WaitMirrorPods waits until both mirror pods show the Service range.
-func (k *KubeadmNode) WaitMirrorPods(ctx context.Context, services string) error {
+// waitMirrorPods waits until both mirror pods show the Service range.
+func (k *KubeadmNode) waitMirrorPods(ctx context.Context, services string) error {
 	if err := WaitFor(ctx, 2*time.Minute, "the mirror pods with --service-cluster-ip-range="+services, func(ctx context.Context) (bool, error) {
-		return k.MirrorFlag(ctx, "kube-apiserver", "service-cluster-ip-range") == services &&
-			k.MirrorFlag(ctx, "kube-controller-manager", "service-cluster-ip-range") == services, nil
+		return k.mirrorFlag(ctx, "kube-apiserver", "service-cluster-ip-range") == services &&
+			k.mirrorFlag(ctx, "kube-controller-manager", "service-cluster-ip-range") == services, nil
 	}); err != nil {
 		return fmt.Errorf("%v: kube-apiserver's %q, kube-controller-manager's %q\nkubelet log:\n%s", err,
-			k.MirrorFlag(ctx, "kube-apiserver", "service-cluster-ip-range"), k.MirrorFlag(ctx, "kube-controller-manager", "service-cluster-ip-range"), k.Kubelet.LogTail(20))
+			k.mirrorFlag(ctx, "kube-apiserver", "service-cluster-ip-range"), k.mirrorFlag(ctx, "kube-controller-manager", "service-cluster-ip-range"), k.Kubelet.LogTail(20))
 	}
 	return nil
 }
 
-// KubeProxyDaemonSet is kubeadm's kube-proxy DaemonSet on the node's image:
+// kubeProxyDaemonSet is kubeadm's kube-proxy DaemonSet on the node's image:
 // host network, privileged, its config from the kube-proxy ConfigMap, the
 // API server's kubeconfig from the host directory kubeconfigDir (the
 // harness rewrites the file when the API server restarts).
-func KubeProxyDaemonSet(kubeconfigDir string) *appsv1.DaemonSet {
+func kubeProxyDaemonSet(kubeconfigDir string) *appsv1.DaemonSet {
 	labels := map[string]string{"k8s-app": "kube-proxy"}
 	privileged, no := true, false
 	var grace int64 = 1
@@ -509,7 +509,7 @@ func (k *KubeadmNode) ConvertHosts(ctx context.Context) error {
 	if err := k.startControllers(); err != nil {
 		return err
 	}
-	if err := k.WaitMirrorPods(ctx, KubeadmServices4+","+KubeadmServices6); err != nil {
+	if err := k.waitMirrorPods(ctx, KubeadmServices4+","+KubeadmServices6); err != nil {
 		return err
 	}
 	if k.opts.DNS {
